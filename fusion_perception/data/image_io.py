@@ -1,0 +1,184 @@
+"""Image reading and writing for fusion: 8/16-bit IR, gray-as-3-channel, colour VI, YCrCb.
+
+Arrays are numpy ``HxW`` (gray) or ``HxWx3`` in **RGB** order. Tensor colour conversions
+are batched ``(..., 3, H, W)`` functions in [0, 1] that run on any device.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fusion_perception.errors import ImageReadError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+# ITU-R BT.601, the coefficients OpenCV's YCrCb conversion (and the fusion literature) uses.
+_KR, _KG, _KB = 0.299, 0.587, 0.114
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _looks_truncated(data: bytes, suffix: str) -> bool:
+    """Cheap end-of-stream checks: decoders often return half an image for a cut file."""
+    tail = data[-64:].rstrip(b"\x00")
+    if suffix in (".jpg", ".jpeg"):
+        return not tail.endswith(b"\xff\xd9")
+    if suffix == ".png":
+        return b"IEND" not in tail
+    return False
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image, keeping its bit depth: ``uint8``/``uint16``, ``HxW`` or ``HxWx3`` RGB.
+
+    Raises :class:`ImageReadError` naming the file when it is missing, empty, truncated or
+    not an image. An alpha channel is dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    data = path.read_bytes()
+    if not data:
+        raise ImageReadError(path, "file is empty")
+    if _looks_truncated(data, path.suffix.lower()):
+        raise ImageReadError(path, "file is truncated (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ImageReadError(path, "cannot be decoded as an image")
+    if img.dtype not in (np.uint8, np.uint16):
+        if img.dtype in (np.float32, np.float64):
+            img = np.clip(img, 0.0, 1.0 if img.max() <= 1.0 else 65535.0)
+            img = (img * 65535.0).astype(np.uint16) if img.max() <= 1.0 else img.astype(np.uint16)
+        else:
+            raise ImageReadError(path, f"unsupported pixel type {img.dtype}")
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+        elif img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        elif img.shape[2] == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        else:
+            raise ImageReadError(path, f"unsupported channel count {img.shape[2]}")
+    return np.ascontiguousarray(img)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file, reading the whole file (validation, not a hot path)."""
+    img = read_image(path)
+    return img.shape[1], img.shape[0]
+
+
+def is_gray(img: np.ndarray) -> bool:
+    """True for a single-channel image or a 3-channel one whose channels are equal."""
+    if img.ndim == 2:
+        return True
+    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+
+
+def to_float01(img: np.ndarray, uint16_mode: str = "minmax") -> np.ndarray:
+    """Scale an image to float32 in [0, 1].
+
+    8-bit divides by 255. 16-bit thermal frames hold raw counts in a narrow band of the
+    0..65535 range, so by default (``uint16_mode="minmax"``) they are stretched per image;
+    ``"full"`` divides by 65535 instead.
+    """
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        x = img.astype(np.float32)
+        if uint16_mode == "full":
+            return x / 65535.0
+        if uint16_mode != "minmax":
+            raise ValueError(f"uint16_mode must be 'minmax' or 'full', not {uint16_mode!r}")
+        lo, hi = float(x.min()), float(x.max())
+        return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+def luminance01(img: np.ndarray) -> np.ndarray:
+    """Float32 ``HxW`` luminance in [0, 1]: the image itself when gray, else BT.601 Y."""
+    x = to_float01(img)
+    if x.ndim == 2:
+        return x
+    if is_gray(img):
+        return np.ascontiguousarray(x[..., 0])
+    return (_KR * x[..., 0] + _KG * x[..., 1] + _KB * x[..., 2]).astype(np.float32)
+
+
+def read_gray01(path: str | Path) -> np.ndarray:
+    """Read a file and return its float32 luminance in [0, 1] (the fusion networks' input)."""
+    return luminance01(read_image(path))
+
+
+def to_uint8(x01: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Round a [0, 1] image to 8 bits (tensor ``(C,H,W)`` becomes ``HxWxC``)."""
+    if isinstance(x01, torch.Tensor):
+        x01 = x01.detach().float().cpu()
+        if x01.ndim == 3:
+            x01 = x01.permute(1, 2, 0)
+            if x01.shape[2] == 1:
+                x01 = x01[..., 0]
+        x01 = x01.numpy()
+    return np.clip(np.rint(x01 * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_image(path: str | Path, img: np.ndarray) -> Path:
+    """Write ``HxW`` or ``HxWx3`` RGB atomically: a temp file in the same folder, then rename.
+
+    An interrupted write leaves either the old file or none, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    ok, buf = cv2.imencode(path.suffix.lower() or ".png", bgr)
+    if not ok:
+        raise ValueError(f"{path}: cannot encode an image with this extension")
+    atomic_write_bytes(path, buf.tobytes())
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------- tensor colour conversions
+def rgb_to_ycrcb(rgb: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` RGB in [0, 1] to YCrCb (OpenCV's convention, chroma offset 0.5)."""
+    r, g, b = rgb.unbind(-3)
+    y = _KR * r + _KG * g + _KB * b
+    cr = (r - y) * 0.713 + 0.5
+    cb = (b - y) * 0.564 + 0.5
+    return torch.stack((y, cr, cb), dim=-3)
+
+
+def ycrcb_to_rgb(ycrcb: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycrcb`; the result is clamped to [0, 1]."""
+    y, cr, cb = ycrcb.unbind(-3)
+    r = y + 1.403 * (cr - 0.5)
+    g = y - 0.714 * (cr - 0.5) - 0.344 * (cb - 0.5)
+    b = y + 1.773 * (cb - 0.5)
+    return torch.stack((r, g, b), dim=-3).clamp_(0.0, 1.0)

@@ -1,0 +1,151 @@
+"""The fuser interface, the registry of fusion methods, and central colour handling.
+
+A fuser maps batches of IR and visible *luminance* tensors ``(B, 1, H, W)`` in [0, 1], on
+any device, to fused luminance of the same shape. Colour is handled once, here: a colour
+visible image is fused on its Y channel and recombined with its Cr/Cb.
+
+A new method is one registered class::
+
+    @FUSERS.register_module(name="mymethod")
+    class MyFuser(Fuser):
+        def fuse(self, ir, vi, names=None):
+            return torch.maximum(ir, vi)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from mmengine.registry import Registry
+
+from fusion_perception.data.image_io import rgb_to_ycrcb, ycrcb_to_rgb
+from fusion_perception.errors import ConfigError
+
+FUSERS = Registry("fuser")
+
+
+class Fuser:
+    """Base class of every fusion method.
+
+    Subclasses implement :meth:`fuse`. ``color_output`` says whether the result is
+    recombined with the visible image's chroma (``False`` for the ``ir`` baseline, whose
+    output must stay a thermal image).
+    """
+
+    name: str = "fuser"
+    color_output: bool = True
+
+    def __init__(self, device: str | torch.device = "cpu", **params: Any):
+        self.device = torch.device(device)
+        self.params: dict[str, Any] = dict(params)
+
+    def fuse(self, ir: torch.Tensor, vi: torch.Tensor, names: Sequence[str] | None = None) -> torch.Tensor:
+        """Fuse ``(B, 1, H, W)`` IR and visible luminance in [0, 1]; ``names`` are file stems."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description of the method and its parameters (for manifests)."""
+        return {"method": self.name, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+
+    def checkpoint_sha256(self) -> str | None:
+        """sha256 of the weights file the method loaded, where it has one."""
+        return None
+
+    def to(self, device: str | torch.device) -> "Fuser":
+        self.device = torch.device(device)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, params={self.params})"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def registered_methods() -> list[str]:
+    """Names ``build_fuser`` accepts (``folder:NAME=PATH`` comes on top)."""
+    _import_builtin_methods()
+    return sorted(FUSERS.module_dict)
+
+
+def _import_builtin_methods() -> None:
+    # Registration happens on import; keep the imports here so ``base`` stays import-light.
+    import fusion_perception.fusion.classical  # noqa: F401
+    import fusion_perception.fusion.folder  # noqa: F401
+    try:
+        import fusion_perception.fusion.emma  # noqa: F401
+    except ImportError:  # EMMA's module may be absent in a partial install
+        pass
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"mean"`` -> ("mean", {}); ``"folder:CDDFuse=/p"`` -> ("folder", {"label": "CDDFuse", "root": "/p"})."""
+    if spec.startswith("folder:"):
+        body = spec[len("folder:"):]
+        if "=" not in body or not body.split("=", 1)[0] or not body.split("=", 1)[1]:
+            raise ConfigError(f"method {spec!r}: a folder method is written folder:NAME=PATH")
+        label, root = body.split("=", 1)
+        return "folder", {"label": label, "root": root}
+    return spec, {}
+
+
+def method_label(spec: str) -> str:
+    """The name a method goes by in tables and output folders (``folder:X=...`` -> ``X``)."""
+    name, extra = parse_method_spec(spec)
+    return extra.get("label", name)
+
+
+def build_fuser(spec: str, device: str | torch.device = "cpu", **params: Any) -> Fuser:
+    """Build a registered fuser from a method spec such as ``"emma"`` or ``"folder:CDDFuse=PATH"``.
+
+    Unknown names raise :class:`ConfigError` listing the registered ones.
+    """
+    name, extra = parse_method_spec(spec)
+    available = registered_methods()
+    if name not in FUSERS.module_dict:
+        raise ConfigError(
+            f"unknown fusion method {name!r}; registered methods: {', '.join(available)} "
+            "(or folder:NAME=PATH for precomputed results)"
+        )
+    cls = FUSERS.get(name)
+    return cls(device=device, **extra, **params)
+
+
+def fuse_with_colour(
+    fuser: Fuser,
+    ir: torch.Tensor,
+    vi: torch.Tensor,
+    names: Sequence[str] | None = None,
+    gray_output: bool = False,
+) -> torch.Tensor:
+    """Fuse a batch where the visible images may be colour.
+
+    ``ir``: ``(B, 1, H, W)``; ``vi``: ``(B, 1, H, W)`` gray or ``(B, 3, H, W)`` RGB, in [0, 1].
+    Returns ``(B, 3, H, W)`` RGB when ``vi`` is colour and the method keeps colour (and
+    ``gray_output`` is false), else ``(B, 1, H, W)``.
+    """
+    if vi.shape[1] == 3:
+        ycrcb = rgb_to_ycrcb(vi)
+        fused_y = fuser.fuse(ir, ycrcb[:, :1], names)
+        if fuser.color_output and not gray_output:
+            return ycrcb_to_rgb(torch.cat((fused_y.to(ycrcb.dtype), ycrcb[:, 1:]), dim=1))
+        return fused_y
+    return fuser.fuse(ir, vi, names)
