@@ -1,0 +1,138 @@
+"""Method-against-method tables: mean ± std across seeds, best and second best marked.
+
+Input is a list of run results (the ``results.json`` each detection/segmentation run writes);
+output is Markdown, CSV and JSON in the paper's Table 3 / Table 4 layouts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
+
+# The paper's column order: Table 3 lists the M3FD classes alphabetically, Table 4 in id order.
+DET_COLUMNS: tuple[str, ...] = tuple(sorted(M3FD_CLASSES)) + ("mAP@0.5",)
+SEG_COLUMNS: tuple[str, ...] = MSRS_CLASSES + ("mIoU",)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table entry: mean and sample standard deviation over ``n`` seeds (values 0..1)."""
+
+    mean: float
+    std: float
+    n: int
+
+    @property
+    def defined(self) -> bool:
+        return self.n > 0 and not math.isnan(self.mean)
+
+
+def run_values(result: dict) -> dict[str, float]:
+    """The table columns of one run's ``results.json`` (fractions in 0..1; NaN where undefined)."""
+    if result["task"] == "det":
+        values = {c: result["per_class_AP50"].get(c, math.nan) for c in DET_COLUMNS[:-1]}
+        values["mAP@0.5"] = result["mAP50"]
+    elif result["task"] == "seg":
+        values = {c: result["per_class_IoU"].get(c, math.nan) for c in SEG_COLUMNS[:-1]}
+        values["mIoU"] = result["mIoU"]
+    else:
+        raise ValueError(f"unknown task {result['task']!r} in a results file")
+    return {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+
+
+def aggregate(results: Iterable[dict], columns: Sequence[str]) -> dict[str, dict[str, Cell]]:
+    """Group runs by method label and reduce each column to mean ± std over seeds.
+
+    Methods keep the order in which they first appear; a NaN value (class absent from a
+    test split) is left out of that column's statistics.
+    """
+    grouped: dict[str, list[dict[str, float]]] = {}
+    for r in results:
+        grouped.setdefault(r["label"], []).append(run_values(r))
+    table: dict[str, dict[str, Cell]] = {}
+    for label, runs in grouped.items():
+        row = {}
+        for col in columns:
+            vals = [v[col] for v in runs if not math.isnan(v.get(col, math.nan))]
+            if not vals:
+                row[col] = Cell(math.nan, math.nan, 0)
+                continue
+            mean = sum(vals) / len(vals)
+            std = math.sqrt(sum((x - mean) ** 2 for x in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+            row[col] = Cell(mean, std, len(vals))
+        table[label] = row
+    return table
+
+
+def ranks(table: dict[str, dict[str, Cell]], column: str) -> dict[str, int]:
+    """1 for the best method in a column, 2 for the second best (ties share a rank); higher is better."""
+    means = sorted({round(r[column].mean, 12) for r in table.values() if r[column].defined}, reverse=True)
+    out = {}
+    for label, row in table.items():
+        if row[column].defined:
+            out[label] = means.index(round(row[column].mean, 12)) + 1
+    return out
+
+
+def format_cell(cell: Cell, percent: bool = True, digits: int = 1) -> str:
+    if not cell.defined:
+        return "–"
+    scale = 100.0 if percent else 1.0
+    text = f"{cell.mean * scale:.{digits}f}"
+    if cell.n > 1:
+        text += f" ± {cell.std * scale:.{digits}f}"
+    return text
+
+
+def markdown_table(
+    table: dict[str, dict[str, Cell]], columns: Sequence[str], percent: bool = True, digits: int = 1,
+    first_header: str = "Method",
+) -> str:
+    """A Markdown table; the best value of each column in **bold**, the second best in _italics_."""
+    rank = {c: ranks(table, c) for c in columns}
+    lines = [
+        "| " + " | ".join((first_header, *columns)) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, row in table.items():
+        cells = []
+        for c in columns:
+            text = format_cell(row[c], percent, digits)
+            r = rank[c].get(label)
+            cells.append(f"**{text}**" if r == 1 else f"_{text}_" if r == 2 else text)
+        lines.append("| " + " | ".join((label, *cells)) + " |")
+    n = max((cell.n for row in table.values() for cell in row.values()), default=0)
+    note = f"Values in %, mean ± std over {n} seeds" if n > 1 else "Values in %"
+    if not percent:
+        note = "Mean ± std over seeds" if n > 1 else "Values"
+    lines.append("")
+    lines.append(f"{note}; **best**, _second best_.")
+    return "\n".join(lines)
+
+
+def csv_table(table: dict[str, dict[str, Cell]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method"] + [f"{c}{suffix}" for c in columns for suffix in ("_mean", "_std")] + ["seeds"])
+    for label, row in table.items():
+        n = max((row[c].n for c in columns), default=0)
+        w.writerow([label] + [f"{v:.6f}" for c in columns for v in (row[c].mean, row[c].std)] + [n])
+    return buf.getvalue()
+
+
+def json_table(table: dict[str, dict[str, Cell]], columns: Sequence[str]) -> str:
+    data = {
+        label: {c: {"mean": _nan_none(row[c].mean), "std": _nan_none(row[c].std), "n": row[c].n} for c in columns}
+        for label, row in table.items()
+    }
+    return json.dumps(data, indent=2)
+
+
+def _nan_none(x: float) -> float | None:
+    return None if math.isnan(x) else x

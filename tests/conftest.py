@@ -1,0 +1,42 @@
+"""Shared fixtures: the real samples in ../shared (skipped where absent) and synthetic data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FUSION_PERCEPTION_SHARED", REPO.parent / "shared"))
+
+# Two cores here and in CI: one intra-op thread per test process keeps timings sane.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"real sample data not found at {SHARED} (set FUSION_PERCEPTION_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_data(shared_dir: Path) -> Path:
+    return shared_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures(shared_dir: Path) -> Path:
+    return shared_dir / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic M3FD-layout and MSRS-layout set, made once per test session."""
+    from fusion_perception.data.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synthetic")
+    generate(out, task="both", count=24, size=(160, 128), seed=0)
+    return out
