@@ -26,13 +26,25 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _looks_truncated(data: bytes, suffix: str) -> bool:
-    """Cheap end-of-stream checks: decoders often return half an image for a cut file."""
-    tail = data[-64:].rstrip(b"\x00")
-    if suffix in (".jpg", ".jpeg"):
-        return not tail.endswith(b"\xff\xd9")
-    if suffix == ".png":
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def looks_truncated(head: bytes, tail: bytes) -> bool:
+    """Cheap end-of-stream check from a file's first and last bytes (16 and 64 are enough).
+
+    Decoders often return half an image for a cut file, so PNG and JPEG are checked for
+    their end marker. The format is told by the magic number, not the suffix, because
+    files are often misnamed (a JPEG saved as ``.png``). Formats without an end marker
+    (TIFF, BMP) return False here; their decoders fail on a cut file instead.
+    """
+    tail = tail[-64:]
+    if head.startswith(_PNG_MAGIC):
         return b"IEND" not in tail
+    if head.startswith(_JPEG_MAGIC):
+        # In entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so
+        # FF D9 in the tail is the end-of-image marker even if some padding follows it.
+        return b"\xff\xd9" not in tail
     return False
 
 
@@ -48,7 +60,7 @@ def read_image(path: str | Path) -> np.ndarray:
     data = path.read_bytes()
     if not data:
         raise ImageReadError(path, "file is empty")
-    if _looks_truncated(data, path.suffix.lower()):
+    if looks_truncated(data[:16], data[-64:]):
         raise ImageReadError(path, "file is truncated (no end-of-image marker)")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:

@@ -37,6 +37,7 @@ class PairRecord:
     annotation_path: Path | None = None  # the VOC XML / YOLO txt the boxes came from
     mask_path: Path | None = None  # segmentation layouts: label PNG with class ids
     tags: dict[str, str] = field(default_factory=dict)  # e.g. {"time": "day"|"night"}
+    size: tuple[int, int] | None = None  # (width, height) the reader validated, shared by IR and VI
 
 
 @dataclass
