@@ -11,8 +11,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FUSION_PERCEPTION_SHARED", REPO.parent / "shared"))
 
-# Two cores here and in CI: one intra-op thread per test process keeps timings sane.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: on two shared cores, two torch threads mostly wait on each other.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

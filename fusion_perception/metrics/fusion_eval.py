@@ -1,0 +1,348 @@
+"""Score folders of fused images with the fusion-quality metrics, method against method.
+
+``evaluate_fused_folders`` matches each fused folder's images to the source pairs by file
+stem (any image extension), reads every source pair once, scores all methods of a pair as one
+batch with :func:`~fusion_perception.metrics.fusion_quality.compute_fusion_metrics`, and
+returns per-image values and per-method means; ``write_tables`` writes them as Markdown, CSV
+and JSON. ``tools/eval_fusion.py`` and the comparison tool are thin wrappers around the two.
+
+Images are prepared as the reference values in ``shared/fixtures`` were (and as the papers'
+evaluation scripts do): read as 3-channel BGR (a gray file replicated), cast to float32,
+``cv2.COLOR_BGR2GRAY``, rounded; values stay on the 0..255 scale. Fused colour images go
+through the same conversion.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fusion_perception.data.image_io import atomic_write_text, is_image_file, looks_truncated
+from fusion_perception.data.records import PairDataset
+from fusion_perception.errors import ConfigError, DatasetError, ImageReadError
+from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
+
+MANIFEST = "manifest.json"  # written by the fuse stage (fusion_perception.fusion.stage)
+FUSED_DIR = "fused"
+_LIST_MISSING = 10  # missing names quoted in an error message
+
+
+# ------------------------------------------------------------------------------ reading
+def read_gray255(path: str | Path) -> np.ndarray:
+    """``HxW`` float32 gray image on the 0..255 scale, prepared as the reference values were.
+
+    ``cv2.imread``'s default (3-channel BGR, 8-bit) -> float32 -> ``COLOR_BGR2GRAY`` -> round
+    (half to even). Raises :class:`ImageReadError` naming the file when it is missing, empty,
+    truncated or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    data = path.read_bytes()
+    if not data:
+        raise ImageReadError(path, "file is empty")
+    if looks_truncated(data[:16], data[-64:]):
+        raise ImageReadError(path, "file is truncated (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise ImageReadError(path, "cannot be decoded as an image")
+    return np.round(cv2.cvtColor(img.astype(np.float32), cv2.COLOR_BGR2GRAY))
+
+
+# ------------------------------------------------------------------------------ method folders
+@dataclass
+class FusedFolder:
+    """One method's fused images: a name for the tables and the images by file stem."""
+
+    name: str
+    root: Path
+    images: dict[str, Path]
+    manifest: dict | None = None
+
+
+def parse_fused_arg(arg: str) -> tuple[str | None, Path]:
+    """``NAME=DIR`` -> (NAME, DIR); a plain ``DIR`` -> (None, DIR) (the name comes later)."""
+    name, sep, folder = arg.partition("=")
+    if sep and name and not Path(arg).exists():
+        return name.strip(), Path(folder).expanduser()
+    return None, Path(arg).expanduser()
+
+
+def _read_manifest(root: Path) -> dict | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        m = json.loads(path.read_text())
+    except ValueError as e:
+        raise DatasetError(path, f"manifest is not valid JSON ({e})") from None
+    if not isinstance(m, dict):
+        raise DatasetError(path, "manifest is not a JSON object")
+    return m
+
+
+def _image_folders(root: Path) -> list[Path]:
+    """Where a method's images are: ``root/fused``, ``root/**/fused`` (split layouts), or ``root``."""
+    found = sorted({p for p in root.rglob(FUSED_DIR) if p.is_dir()})
+    return found or [root]
+
+
+def open_fused_folder(folder: str | Path, name: str | None = None) -> FusedFolder:
+    """Index a fused folder's images by stem; the name defaults to the manifest's label or the folder name."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DatasetError(root, "fused folder not found")
+    # given the fused/ image folder of a fuse-stage output itself: the run folder names it
+    named_by = root.resolve().parent if root.resolve().name == FUSED_DIR else root.resolve()
+    manifest = _read_manifest(named_by)
+    if name is None:
+        name = str(manifest.get("label") or "") if manifest else ""
+        name = name or named_by.name
+    images: dict[str, Path] = {}
+    for d in _image_folders(root):
+        for p in sorted(d.iterdir()):
+            if not (p.is_file() and is_image_file(p)) or p.name.startswith("."):
+                continue
+            if p.stem in images:
+                raise DatasetError(p, f"two fused images named {p.stem!r}: {images[p.stem]} and {p}")
+            images[p.stem] = p
+    if not images:
+        raise DatasetError(root, "no fused images found (looked in fused/, */fused/ and the folder itself)")
+    return FusedFolder(name=name, root=root, images=images, manifest=manifest)
+
+
+def _as_folders(fused: Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path] | FusedFolder]
+                ) -> list[FusedFolder]:
+    items = list(fused.items()) if isinstance(fused, Mapping) else list(fused)
+    folders: list[FusedFolder] = []
+    for item in items:
+        if isinstance(item, FusedFolder):
+            folders.append(item)
+        elif isinstance(item, tuple):
+            folders.append(open_fused_folder(item[1], item[0]))
+        else:
+            n, d = parse_fused_arg(str(item))
+            folders.append(open_fused_folder(d, n))
+    if not folders:
+        raise ConfigError("no fused folder given")
+    names = [f.name for f in folders]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"two fused folders share the name {', '.join(dup)}: give them names with NAME=DIR")
+    return folders
+
+
+# ------------------------------------------------------------------------------ source pairs
+def _source_pairs(source: str | Path | PairDataset | None, layout: str, folders: list[FusedFolder]
+                  ) -> tuple[str, list[tuple[str, Path, Path, str | None]]]:
+    """(description, [(name, ir path, vi path, split)]) of the source dataset."""
+    if isinstance(source, PairDataset):
+        ds = source
+    elif source is not None:
+        from fusion_perception.data.readers import load_dataset
+
+        ds = load_dataset(source, layout)
+    else:  # the fuse stage's manifest records where each pair came from
+        m = next((f.manifest for f in folders if f.manifest), None)
+        if m is None:
+            raise ConfigError("give the source dataset (--source): no fused folder has a fuse-stage manifest")
+        try:
+            pairs = [(e["name"], Path(e["source"]["ir"]), Path(e["source"]["vi"]), e.get("split"))
+                     for e in m["records"]]
+            root = str(m["source"]["root"])
+        except (KeyError, TypeError) as e:
+            raise DatasetError(next(f.root for f in folders if f.manifest) / MANIFEST,
+                               f"manifest lacks the source pairs ({type(e).__name__}: {e})") from None
+        return root, pairs
+    return str(ds.root), [(r.name, r.ir_path, r.vi_path, r.split) for r in ds.records]
+
+
+def _missing_error(folder: FusedFolder, missing: list[str], total: int) -> DatasetError:
+    shown = ", ".join(missing[:_LIST_MISSING])
+    more = f", ... ({len(missing) - _LIST_MISSING} more)" if len(missing) > _LIST_MISSING else ""
+    return DatasetError(folder.root, f"{len(missing)} of {total} fused images missing for method "
+                                     f"{folder.name!r}: {shown}{more}")
+
+
+# ------------------------------------------------------------------------------ evaluation
+@dataclass
+class FusionEvalResult:
+    """Per-image metric values and per-method means of one or more fused folders."""
+
+    metrics: tuple[str, ...]
+    source: str
+    names: list[str]  # the source pairs scored, in order
+    per_image: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method -> image -> metric
+    folders: dict[str, str] = field(default_factory=dict)  # method -> folder
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.per_image)
+
+    def mean(self, method: str) -> dict[str, float]:
+        rows = self.per_image[method].values()
+        return {m: float(np.mean([r[m] for r in rows])) for m in self.metrics}
+
+    def means(self) -> dict[str, dict[str, float]]:
+        return {method: self.mean(method) for method in self.per_image}
+
+    def to_json(self) -> dict:
+        """JSON-ready dict; a NaN value (e.g. SCD of a constant image) becomes null."""
+
+        def clean(row: dict[str, float]) -> dict[str, float | None]:
+            return {k: None if math.isnan(v) else v for k, v in row.items()}
+
+        return {
+            "source": self.source,
+            "metrics": list(self.metrics),
+            "images": len(self.names),
+            "methods": {
+                m: {"folder": self.folders.get(m), "mean": clean(self.mean(m)),
+                    "per_image": {n: clean(r) for n, r in self.per_image[m].items()}}
+                for m in self.per_image
+            },
+        }
+
+
+def _parse_metrics(metrics: Sequence[str] | str | None) -> tuple[str, ...]:
+    if metrics is None:
+        return METRIC_NAMES
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.split(",") if m.strip()]
+    lookup = {m.lower(): m for m in METRIC_NAMES}
+    out = []
+    for m in metrics:
+        key = m.strip().lower()
+        if key not in lookup:
+            raise ConfigError(f"unknown metric {m.strip()!r}; choose from {','.join(METRIC_NAMES)}")
+        out.append(lookup[key])
+    return tuple(dict.fromkeys(out))
+
+
+def evaluate_fused_folders(
+    fused: Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path] | FusedFolder],
+    source: str | Path | PairDataset | None = None,
+    *,
+    layout: str = "auto",
+    split: str | None = None,
+    device: str | torch.device = "cpu",
+    metrics: Sequence[str] | str | None = None,
+    progress: bool = True,
+    workers: int = 2,
+) -> FusionEvalResult:
+    """Score every method's fused images against their source pairs.
+
+    ``fused``: ``{name: folder}``, or folders / ``"NAME=DIR"`` strings / ``(name, folder)``
+    tuples (a folder's name defaults to its fuse-stage manifest's label, else the folder name).
+    ``source``: the paired dataset root (any layout ``load_dataset`` reads) or a
+    :class:`PairDataset`; ``None`` takes the pairs from a fused folder's manifest. ``split``
+    keeps the pairs of that split (ignored where the dataset has no splits).
+    A method that lacks some of the pairs' images raises :class:`DatasetError` listing them.
+    """
+    names_metrics = _parse_metrics(metrics)
+    folders = _as_folders(fused)
+    src, pairs = _source_pairs(source, layout, folders)
+    if split is not None and any(p[3] is not None for p in pairs):
+        pairs = [p for p in pairs if p[3] == split]
+        if not pairs:
+            raise DatasetError(src, f"no pairs in split {split!r}")
+    if not pairs:
+        raise DatasetError(src, "the source dataset has no pairs")
+    for f in folders:
+        missing = [p[0] for p in pairs if p[0] not in f.images]
+        if missing:
+            raise _missing_error(f, missing, len(pairs))
+
+    result = FusionEvalResult(metrics=names_metrics, source=src, names=[p[0] for p in pairs],
+                              per_image={f.name: {} for f in folders},
+                              folders={f.name: str(f.root) for f in folders})
+    dev = torch.device(device)
+
+    def load(pair: tuple[str, Path, Path, str | None]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        name, ir_path, vi_path = pair[:3]
+        ir, vi = read_gray255(ir_path), read_gray255(vi_path)
+        if ir.shape != vi.shape:
+            raise DatasetError(vi_path, f"size {vi.shape[::-1]} differs from its IR image {ir_path} {ir.shape[::-1]}")
+        fused_imgs = []
+        for f in folders:
+            img = read_gray255(f.images[name])
+            if img.shape != ir.shape:
+                raise DatasetError(f.images[name], f"fused image is {img.shape[1]}x{img.shape[0]}, its source "
+                                                   f"pair is {ir.shape[1]}x{ir.shape[0]}")
+            fused_imgs.append(img)
+        return ir, vi, fused_imgs
+
+    # Decoding runs in threads (OpenCV releases the GIL) while the metrics of the previous pair run.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs = (pool.submit(load, p) for p in pairs)
+        window = [next(jobs) for _ in range(min(len(pairs), 2 * max(1, workers)))]
+        bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not progress)
+        for pair in pairs:
+            ir, vi, fused_imgs = window.pop(0).result()
+            nxt = next(jobs, None)
+            if nxt is not None:
+                window.append(nxt)
+            m = len(folders)
+            fu = torch.from_numpy(np.stack(fused_imgs)).to(dev)
+            values = compute_fusion_metrics(torch.from_numpy(ir).to(dev).expand(m, -1, -1),
+                                            torch.from_numpy(vi).to(dev).expand(m, -1, -1), fu, names_metrics)
+            host = {k: v.cpu().tolist() for k, v in values.items()}
+            for i, f in enumerate(folders):
+                result.per_image[f.name][pair[0]] = {k: host[k][i] for k in names_metrics}
+            bar.update(1)
+        bar.close()
+    return result
+
+
+# ------------------------------------------------------------------------------ tables
+def _fmt(v: float) -> str:
+    return "nan" if math.isnan(v) else f"{v:.4f}"
+
+
+def markdown_table(result: FusionEvalResult, per_image: bool = False) -> str:
+    """The per-method means (and optionally every image's values) as Markdown tables."""
+    cols = list(result.metrics)
+    head = "| Method | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
+    lines = [f"Fusion quality, mean over {len(result.names)} images\n", "\n", head]
+    for method, mean in result.means().items():
+        lines.append(f"| {method} | " + " | ".join(_fmt(mean[c]) for c in cols) + " |\n")
+    if per_image:
+        for method, rows in result.per_image.items():
+            lines += [f"\n### {method}\n", "\n", head.replace("| Method |", "| Image |")]
+            for name, row in rows.items():
+                lines.append(f"| {name} | " + " | ".join(_fmt(row[c]) for c in cols) + " |\n")
+    return "".join(lines)
+
+
+def csv_text(result: FusionEvalResult) -> str:
+    """One row per method and image, then one ``mean`` row per method."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "image", *result.metrics])
+    for method, rows in result.per_image.items():
+        for name, row in rows.items():
+            w.writerow([method, name, *(repr(row[c]) for c in result.metrics)])
+    for method, mean in result.means().items():
+        w.writerow([method, "mean", *(repr(mean[c]) for c in result.metrics)])
+    return buf.getvalue()
+
+
+def write_tables(result: FusionEvalResult, out: str | Path, *, stem: str = "fusion_metrics") -> str:
+    """Write ``out/{stem}.md`` (means and per image), ``.csv`` and ``.json``; return the means table."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{stem}.md", markdown_table(result, per_image=True))
+    atomic_write_text(out / f"{stem}.csv", csv_text(result))
+    atomic_write_text(out / f"{stem}.json", json.dumps(result.to_json(), indent=1))
+    return markdown_table(result)
