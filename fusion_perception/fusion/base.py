@@ -141,7 +141,13 @@ def fuse_with_colour(
     ``ir``: ``(B, 1, H, W)``; ``vi``: ``(B, 1, H, W)`` gray or ``(B, 3, H, W)`` RGB, in [0, 1].
     Returns ``(B, 3, H, W)`` RGB when ``vi`` is colour and the method keeps colour (and
     ``gray_output`` is false), else ``(B, 1, H, W)``.
+
+    A fuser whose results carry their own colour (the ``folder`` method reading another
+    method's colour outputs) may define ``fuse_colour(ir, vi, names, gray_output)``.
     """
+    own_colour = getattr(fuser, "fuse_colour", None)
+    if own_colour is not None:
+        return own_colour(ir, vi, names, gray_output)
     if vi.shape[1] == 3:
         ycrcb = rgb_to_ycrcb(vi)
         fused_y = fuser.fuse(ir, ycrcb[:, :1], names)

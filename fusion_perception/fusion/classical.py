@@ -1,0 +1,460 @@
+"""Classical fusion baselines as batched torch functions: ir, vi, mean, max, Laplacian pyramid,
+wavelet (DWT) and guided-filter fusion (GFF).
+
+Every function takes ``(B, 1, H, W)`` (any channel count works) tensors in [0, 1] on any
+device and returns the same shape; nothing leaves the device. The registered ``Fuser``
+classes at the bottom are thin wrappers that hold the parameters (they go into manifests).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from fusion_perception.errors import ConfigError
+from fusion_perception.fusion.base import FUSERS, Fuser
+
+# ----------------------------------------------------------------------------- filtering helpers
+
+
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    # Running sums over a 1000-pixel row lose ~1e-4 in float32; the guided filter's variance
+    # with eps = 1e-6 needs better, so accumulate in float64 wherever the device has it.
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def _window_sum_valid(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Sums over every length-``k`` window along ``dim`` ("valid": the output is k-1 shorter)."""
+    c = torch.cumsum(x, dim)
+    n = c.shape[dim] + 1
+    c = F.pad(c, (1, 0) if dim in (-1, x.ndim - 1) else (0, 0, 1, 0))  # a leading 0: sums start empty
+    return c.narrow(dim, k, n - k) - c.narrow(dim, 0, n - k)
+
+
+def box_sum(x: torch.Tensor, r: int, mode: str = "zeros") -> torch.Tensor:
+    """Sum over the ``(2r+1)^2`` window around each pixel, O(1) per pixel (cumulative sums).
+
+    ``mode``: ``"zeros"`` (pixels outside the image count as 0) or ``"replicate"``.
+    Accumulates in float64 (float32 on MPS) and returns that dtype.
+    """
+    k = 2 * r + 1
+    x = x.to(_acc_dtype(x))
+    if mode == "zeros":
+        x = F.pad(x, (r, r, r, r))
+    elif mode == "replicate":
+        x = _pad_replicate(x, r)
+    else:
+        raise ValueError(f"mode must be 'zeros' or 'replicate', not {mode!r}")
+    return _window_sum_valid(_window_sum_valid(x, k, -1), k, -2)
+
+
+def _pad_replicate(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Replicate padding by index (F.pad's replicate mode is not implemented for float64 on every device)."""
+    h, w = x.shape[-2:]
+    rows = torch.arange(-p, h + p, device=x.device).clamp_(0, h - 1)
+    cols = torch.arange(-p, w + p, device=x.device).clamp_(0, w - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over the part of the ``(2r+1)^2`` window inside the image (He et al.'s box filter)."""
+    h, w = x.shape[-2:]
+    dtype = _acc_dtype(x)
+    return (box_sum(x, r) / _window_counts(h, w, r, dtype, x.device)).to(x.dtype)
+
+
+def _window_counts(h: int, w: int, r: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """How many pixels of each (2r+1)^2 window lie inside an h x w image."""
+
+    def count(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device)
+        return ((i + r).clamp(max=n - 1) - (i - r).clamp(min=0) + 1).to(dtype)
+
+    return torch.outer(count(h), count(w))
+
+
+def average_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``size x size`` average filter with replicated borders (MATLAB ``imfilter(.., 'replicate')``)."""
+    if size % 2 != 1:
+        raise ValueError(f"average filter size must be odd, not {size}")
+    r = size // 2
+    return (box_sum(x, r, mode="replicate") / float(size * size)).to(x.dtype)
+
+
+def _conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Depth-wise 2-D correlation with a small kernel, replicated borders, same size out."""
+    kh, kw = kernel.shape
+    c = x.shape[1]
+    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate")
+    weight = kernel.to(x).expand(c, 1, kh, kw)
+    return F.conv2d(xp, weight, groups=c)
+
+
+def gaussian_kernel1d(radius: int, sigma: float, device: torch.device | None = None) -> torch.Tensor:
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    g = torch.exp(-(t * t) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def gaussian_blur(x: torch.Tensor, radius: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian filter of size ``2*radius+1`` (``fspecial('gaussian')``), replicated borders."""
+    g = gaussian_kernel1d(radius, sigma, x.device)
+    return _conv_same(_conv_same(x, g[None, :]), g[:, None])
+
+
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def laplacian(x: torch.Tensor) -> torch.Tensor:
+    """3x3 Laplacian (``fspecial('laplacian', 0)``), replicated borders."""
+    return _conv_same(x, _LAPLACIAN.to(x.device))
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> torch.Tensor:
+    """He et al.'s guided filter (gray guide, per channel), batched: filters ``src`` edge-aware
+    along ``guide`` (both ``(B, C, H, W)``)."""
+    dtype, c = src.dtype, src.shape[1]
+    i = guide.to(_acc_dtype(guide))
+    p = src.to(i.dtype)
+    # one box filter pass over the four statistics (fewer kernel launches than four passes)
+    mean_i, mean_p, corr_ip, corr_ii = box_mean(torch.cat((i, p, i * p, i * i), 1), r).split(c, 1)
+    a = (corr_ip - mean_i * mean_p) / (corr_ii - mean_i * mean_i + eps)
+    b = mean_p - a * mean_i
+    mean_a, mean_b = box_mean(torch.cat((a, b), 1), r).split(c, 1)
+    return (mean_a * i + mean_b).to(dtype)
+
+
+# ----------------------------------------------------------------------------- simple rules
+
+
+def fuse_mean(ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+    return (ir + vi) * 0.5
+
+
+def fuse_max(ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(ir, vi)
+
+
+def _max_abs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Choose, per coefficient, the one with the larger magnitude (ties go to ``a``)."""
+    return torch.where(a.abs() >= b.abs(), a, b)
+
+
+# ----------------------------------------------------------------------------- Laplacian pyramid
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0  # Burt & Adelson's 5-tap kernel
+
+
+def _blur5(x: torch.Tensor) -> torch.Tensor:
+    k = _BINOMIAL.to(x.device)
+    return _conv_same(_conv_same(x, k[None, :]), k[:, None])
+
+
+def pyr_down(x: torch.Tensor) -> torch.Tensor:
+    return _blur5(x)[..., ::2, ::2]
+
+
+def pyr_up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-insertion upsampling to ``size`` followed by the (gain 4) binomial blur."""
+    b, c, h, w = x.shape
+    up = x.new_zeros((b, c, 2 * h, 2 * w))
+    up[..., ::2, ::2] = x * 4.0
+    return _blur5(up[..., : size[0], : size[1]])
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """``levels`` band-pass layers followed by the low-pass residual (``levels + 1`` tensors)."""
+    pyr = []
+    cur = x
+    for _ in range(levels):
+        down = pyr_down(cur)
+        pyr.append(cur - pyr_up(down, cur.shape[-2:]))
+        cur = down
+    pyr.append(cur)
+    return pyr
+
+
+def reconstruct_laplacian(pyr: Sequence[torch.Tensor]) -> torch.Tensor:
+    cur = pyr[-1]
+    for band in reversed(pyr[:-1]):
+        cur = band + pyr_up(cur, band.shape[-2:])
+    return cur
+
+
+def fuse_laplacian(ir: torch.Tensor, vi: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """Laplacian-pyramid fusion: base level averaged, detail levels by max-absolute."""
+    pa, pb = laplacian_pyramid(ir, levels), laplacian_pyramid(vi, levels)
+    fused = [_max_abs(a, b) for a, b in zip(pa[:-1], pb[:-1])]
+    fused.append((pa[-1] + pb[-1]) * 0.5)
+    return reconstruct_laplacian(fused)
+
+
+# ----------------------------------------------------------------------------- wavelets
+
+
+def wavelet_filters(wavelet: str, device: torch.device | None = None, dtype=torch.float32) -> torch.Tensor:
+    """The 2-D analysis filter bank ``(4, 1, L, L)`` (LL, LH, HL, HH) of an orthogonal wavelet.
+
+    Coefficients come from PyWavelets; the transform itself runs in torch.
+    """
+    import pywt
+
+    try:
+        w = pywt.Wavelet(wavelet)
+    except ValueError as e:
+        raise ConfigError(f"unknown wavelet {wavelet!r} ({e}); e.g. haar, db2, sym4, coif1") from None
+    if not w.orthogonal:
+        raise ConfigError(f"wavelet {wavelet!r} is not orthogonal; use haar, dbN, symN or coifN")
+    # torch convolutions correlate: flip so that out[k] = sum_j dec[j] * x[2k + L/2 - j] (pywt's periodization)
+    lo = torch.tensor(w.dec_lo[::-1], dtype=torch.float64)
+    hi = torch.tensor(w.dec_hi[::-1], dtype=torch.float64)
+    bank = torch.stack([torch.outer(a, b) for a in (lo, hi) for b in (lo, hi)])  # rows x cols
+    return bank[:, None].to(device=device, dtype=dtype)
+
+
+def _periodic_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(-before, n + after, device=device) % n
+
+
+def dwt2(x: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """One level of the periodized 2-D DWT: ``(B, C, H, W)`` (H, W even) -> ``(B, C, 4, H/2, W/2)``."""
+    b, c, h, w = x.shape
+    length = bank.shape[-1]
+    p = length // 2 - 1
+    xp = x.index_select(-2, _periodic_index(h, p, p, x.device)).index_select(-1, _periodic_index(w, p, p, x.device))
+    out = F.conv2d(xp.reshape(b * c, 1, h + 2 * p, w + 2 * p), bank, stride=2)
+    return out.reshape(b, c, 4, h // 2, w // 2)
+
+
+def idwt2(coeffs: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`dwt2`: for an orthogonal wavelet the inverse is the adjoint
+    (transposed convolution, then the periodic padding folded back)."""
+    b, c, _, h2, w2 = coeffs.shape
+    h, w = 2 * h2, 2 * w2
+    length = bank.shape[-1]
+    p = length // 2 - 1
+    full = F.conv_transpose2d(coeffs.reshape(b * c, 4, h2, w2), bank, stride=2)  # (.., h+2p, w+2p)
+    rows = _periodic_index(h, p, p, coeffs.device)
+    cols = _periodic_index(w, p, p, coeffs.device)
+    folded = full.new_zeros((b * c, 1, h, w + 2 * p)).index_add_(-2, rows, full)
+    folded = full.new_zeros((b * c, 1, h, w)).index_add_(-1, cols, folded)
+    return folded.reshape(b, c, h, w)
+
+
+def fuse_dwt(ir: torch.Tensor, vi: torch.Tensor, wavelet: str = "db2", levels: int = 3) -> torch.Tensor:
+    """Multi-level wavelet fusion: low band averaged, every high band by max-absolute.
+
+    Periodized transform (PyWavelets' ``mode="periodization"``); sizes not divisible by
+    ``2**levels`` are padded by replication and cropped back.
+    """
+    bank = wavelet_filters(wavelet, ir.device, ir.dtype)
+    h, w = ir.shape[-2:]
+    m = 2**levels
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        ir = F.pad(ir, (0, pw, 0, ph), mode="replicate")
+        vi = F.pad(vi, (0, pw, 0, ph), mode="replicate")
+    highs = []
+    a, b = ir, vi
+    for _ in range(levels):
+        ca, cb = dwt2(a, bank), dwt2(b, bank)
+        highs.append(_max_abs(ca[:, :, 1:], cb[:, :, 1:]))
+        a, b = ca[:, :, 0], cb[:, :, 0]
+    low = (a + b) * 0.5
+    for high in reversed(highs):
+        low = idwt2(torch.cat((low[:, :, None], high), dim=2), bank)
+    return low[..., :h, :w]
+
+
+# ----------------------------------------------------------------------------- guided filter fusion
+
+
+def fuse_gff(
+    ir: torch.Tensor,
+    vi: torch.Tensor,
+    r1: int = 45,
+    eps1: float = 0.3,
+    r2: int = 7,
+    eps2: float = 1e-6,
+    avg_size: int = 31,
+    gauss_radius: int = 5,
+    gauss_sigma: float = 5.0,
+) -> torch.Tensor:
+    """Guided filtering based fusion (Li, Kang & Hu, IEEE TIP 2013).
+
+    Two-scale decomposition with an average filter; saliency = Gaussian-smoothed |Laplacian|;
+    binary weight maps (the more salient source wins, ties to IR) refined by guided
+    filtering with each source as its own guide: (r1, eps1) for the base layers, (r2, eps2)
+    for the detail layers; weights normalised to sum to one per pixel.
+    """
+    b = ir.shape[0]
+    x = torch.cat((ir, vi), 0)  # both sources in one batch: half the kernel launches
+    base = average_filter(x, avg_size)
+    detail = x - base
+    sal = gaussian_blur(laplacian(x).abs(), gauss_radius, gauss_sigma)
+    p_ir = (sal[:b] >= sal[b:]).to(x.dtype)
+    maps = torch.cat((p_ir, 1.0 - p_ir), 0)
+    wb = guided_filter(x, maps, r1, eps1)
+    wd = guided_filter(x, maps, r2, eps2)
+
+    def blend(w: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+        total = w[:b] + w[b:]
+        # the refined maps of the two sources sum to ~1; guard the rare near-zero sum
+        total = torch.where(total.abs() < 1e-6, torch.full_like(total, 1e-6), total)
+        return (w[:b] * layers[:b] + w[b:] * layers[b:]) / total
+
+    return blend(wb, base) + blend(wd, detail)
+
+
+# ----------------------------------------------------------------------------- registered fusers
+
+
+def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
+    """Give ``value`` the type of the default (3 -> 3.0 for a float; 4.0 -> 4 for an int)."""
+    kind = type(default)
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ConfigError(f"method {method!r}: parameter {key}={value!r} must be {kind.__name__}")
+
+
+class ClassicalFuser(Fuser):
+    """A training-free method: ``defaults`` lists its parameters (unknown ones are rejected)."""
+
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, device: str | torch.device = "cpu", **params: Any):
+        if "weights" in params:
+            if params["weights"] is not None:
+                raise ConfigError(f"method {self.name!r} has no weights "
+                                  "(--weights is for learned methods such as emma)")
+            params.pop("weights")
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(self.defaults) or "none"
+            raise ConfigError(f"method {self.name!r} has no parameter(s) {', '.join(unknown)}; "
+                              f"its parameters: {allowed}")
+        merged = dict(self.defaults)
+        for key, value in params.items():
+            merged[key] = _coerce(self.name, key, value, self.defaults[key])
+        super().__init__(device, **merged)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check parameter values; raise ConfigError."""
+
+    def fuse(self, ir: torch.Tensor, vi: torch.Tensor, names: Sequence[str] | None = None) -> torch.Tensor:
+        return self.run(ir, vi, **self.params).clamp_(0.0, 1.0)
+
+    @staticmethod
+    def run(ir: torch.Tensor, vi: torch.Tensor, **params: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@FUSERS.register_module(name="ir")
+class IRFuser(ClassicalFuser):
+    """The infrared image alone (the 'IR' row of the paper's tables); stays a gray thermal image."""
+
+    name = "ir"
+    color_output = False
+
+    @staticmethod
+    def run(ir, vi, **params):
+        return ir.clone()
+
+
+@FUSERS.register_module(name="vi")
+class VIFuser(ClassicalFuser):
+    """The visible image alone; colour comes back through the central Y/CrCb recombination."""
+
+    name = "vi"
+
+    @staticmethod
+    def run(ir, vi, **params):
+        return vi.clone()
+
+
+@FUSERS.register_module(name="mean")
+class MeanFuser(ClassicalFuser):
+    name = "mean"
+
+    @staticmethod
+    def run(ir, vi, **params):
+        return fuse_mean(ir, vi)
+
+
+@FUSERS.register_module(name="max")
+class MaxFuser(ClassicalFuser):
+    name = "max"
+
+    @staticmethod
+    def run(ir, vi, **params):
+        return fuse_max(ir, vi)
+
+
+@FUSERS.register_module(name="laplacian")
+class LaplacianFuser(ClassicalFuser):
+    """Laplacian-pyramid fusion (Burt & Adelson pyramid; average base, max-abs details)."""
+
+    name = "laplacian"
+    defaults = {"levels": 4}
+
+    def validate(self) -> None:
+        if not 1 <= self.params["levels"] <= 12:
+            raise ConfigError(f"laplacian: levels must be in 1..12, not {self.params['levels']}")
+
+    @staticmethod
+    def run(ir, vi, levels):
+        return fuse_laplacian(ir, vi, levels)
+
+
+@FUSERS.register_module(name="dwt")
+class DWTFuser(ClassicalFuser):
+    """Wavelet fusion: periodized orthogonal DWT, average low band, max-abs high bands."""
+
+    name = "dwt"
+    defaults = {"wavelet": "db2", "levels": 3}
+
+    def validate(self) -> None:
+        wavelet_filters(self.params["wavelet"])  # raises ConfigError for an unusable wavelet
+        if not 1 <= self.params["levels"] <= 12:
+            raise ConfigError(f"dwt: levels must be in 1..12, not {self.params['levels']}")
+
+    @staticmethod
+    def run(ir, vi, wavelet, levels):
+        return fuse_dwt(ir, vi, wavelet, levels)
+
+
+@FUSERS.register_module(name="gff")
+class GFFFuser(ClassicalFuser):
+    """Guided filtering based fusion (Li et al. 2013) with the paper's parameters."""
+
+    name = "gff"
+    defaults = {"r1": 45, "eps1": 0.3, "r2": 7, "eps2": 1e-6, "avg_size": 31, "gauss_radius": 5, "gauss_sigma": 5.0}
+
+    def validate(self) -> None:
+        p = self.params
+        if p["r1"] < 1 or p["r2"] < 1 or p["gauss_radius"] < 1:
+            raise ConfigError("gff: r1, r2 and gauss_radius must be >= 1")
+        if p["avg_size"] < 1 or p["avg_size"] % 2 == 0:
+            raise ConfigError(f"gff: avg_size must be odd, not {p['avg_size']}")
+        if p["eps1"] <= 0 or p["eps2"] <= 0 or p["gauss_sigma"] <= 0:
+            raise ConfigError("gff: eps1, eps2 and gauss_sigma must be > 0")
+
+    @staticmethod
+    def run(ir, vi, **params):
+        return fuse_gff(ir, vi, **params)
+
+
+CLASSICAL_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff")
+
+__all__ = [
+    "CLASSICAL_METHODS", "box_mean", "box_sum", "average_filter", "gaussian_blur", "laplacian", "guided_filter",
+    "fuse_mean", "fuse_max", "laplacian_pyramid", "reconstruct_laplacian", "fuse_laplacian", "wavelet_filters",
+    "dwt2", "idwt2", "fuse_dwt", "fuse_gff", "ClassicalFuser",
+]

@@ -1,0 +1,153 @@
+"""Classical fusion methods: shapes, ranges, the properties each rule promises, references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fusion_perception.errors import ConfigError
+from fusion_perception.fusion import classical as C
+from fusion_perception.fusion.base import build_fuser, fuse_with_colour, registered_methods
+
+METHODS = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff")
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _pair(b=2, h=37, w=53, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth structure plus noise, so that pyramid levels and saliency have something to pick
+    base = F.interpolate(torch.rand(b, 1, 6, 8, generator=g), size=(h, w), mode="bilinear", align_corners=False)
+    ir = (0.7 * base + 0.3 * torch.rand(b, 1, h, w, generator=g)).clamp(0, 1)
+    vi = (0.5 * (1 - base) + 0.5 * torch.rand(b, 1, h, w, generator=g)).clamp(0, 1)
+    return ir, vi
+
+
+def _blob_scene(size=96):
+    """IR: a bright disc on a flat background; visible: a texture without the disc."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    d2 = (yy - size // 2) ** 2 + (xx - 40) ** 2
+    blob = (d2 <= 64).float()
+    ir = (0.25 + 0.6 * blob)[None, None]
+    vi = (0.5 + 0.2 * torch.sin(xx / 2.0) * torch.sin(yy / 3.0))[None, None].float()
+    return ir, vi, d2 <= 64, (d2 > 144) & (d2 < 400)
+
+
+def test_all_classical_methods_are_registered():
+    assert set(METHODS) <= set(registered_methods())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", METHODS)
+def test_shape_range_and_params(name, device):
+    ir, vi = _pair()
+    fuser = build_fuser(name, device)
+    out = fuser.fuse(ir.to(device), vi.to(device))
+    assert out.shape == ir.shape and out.dtype == torch.float32 and out.device.type == device
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    cfg = fuser.config()
+    assert cfg["method"] == name and cfg["params"] == fuser.params
+    if device == "cuda":  # device-agnostic: the same numbers as on the CPU
+        torch.testing.assert_close(out.cpu(), build_fuser(name).fuse(ir, vi), atol=1e-4, rtol=0)
+
+
+def test_simple_rules():
+    ir, vi = _pair()
+    assert torch.equal(build_fuser("ir").fuse(ir, vi), ir) and not build_fuser("ir").color_output
+    assert torch.equal(build_fuser("vi").fuse(ir, vi), vi)
+    assert torch.equal(build_fuser("mean").fuse(ir, vi), (ir + vi) / 2)
+    mx = build_fuser("max").fuse(ir, vi)
+    assert (mx >= ir).all() and (mx >= vi).all() and ((mx == ir) | (mx == vi)).all()
+
+
+@pytest.mark.parametrize("spec,params", [("laplacian", {"levels": 1}), ("laplacian", {"levels": 5}),
+                                         ("dwt", {"wavelet": "haar", "levels": 3}),
+                                         ("dwt", {"wavelet": "db2", "levels": 2}),
+                                         ("dwt", {"wavelet": "sym4", "levels": 4})])
+def test_multiscale_identical_inputs_reconstruct_the_input(spec, params):
+    x = _pair(h=61, w=47)[0]  # odd sizes exercise the padding
+    torch.testing.assert_close(build_fuser(spec, **params).fuse(x, x.clone()), x, atol=2e-6, rtol=0)
+
+
+def test_laplacian_pyramid_is_invertible_and_band_pass():
+    x = _pair(h=64, w=48)[0].double()
+    pyr = C.laplacian_pyramid(x, 3)
+    assert [p.shape[-2:] for p in pyr] == [(64, 48), (32, 24), (16, 12), (8, 6)]
+    torch.testing.assert_close(C.reconstruct_laplacian(pyr), x, atol=1e-12, rtol=0)
+    assert pyr[0].mean().abs() < 0.02  # detail bands carry no DC
+
+
+def test_dwt_matches_pywavelets():
+    pywt = pytest.importorskip("pywt")
+    ir, vi = (t.double() for t in _pair(b=1, h=64, w=48, seed=3))
+    a = pywt.wavedec2(ir[0, 0].numpy(), "db2", mode="periodization", level=3)
+    b = pywt.wavedec2(vi[0, 0].numpy(), "db2", mode="periodization", level=3)
+    fused = [(a[0] + b[0]) / 2] + [
+        tuple(np.where(np.abs(x) >= np.abs(y), x, y) for x, y in zip(da, db)) for da, db in zip(a[1:], b[1:])
+    ]
+    ref = pywt.waverec2(fused, "db2", mode="periodization")
+    ours = C.fuse_dwt(ir, vi, "db2", 3)[0, 0].numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    # the single-level coefficients match too (the same filter bank and alignment)
+    ca, (ch, cv, cd) = pywt.dwt2(ir[0, 0].numpy(), "db2", mode="periodization")
+    co = C.dwt2(ir, C.wavelet_filters("db2", dtype=torch.float64))[0, 0].numpy()
+    np.testing.assert_allclose(co[0], ca, atol=1e-12)
+    for band in (ch, cv, cd):
+        assert min(np.abs(co[k] - band).max() for k in (1, 2, 3)) < 1e-12
+
+
+def test_box_filters_match_direct_windows():
+    x = torch.rand(2, 1, 23, 31, dtype=torch.float64)
+    direct = F.avg_pool2d(x, 7, stride=1, padding=3, count_include_pad=False)
+    torch.testing.assert_close(C.box_mean(x, 3), direct)
+    padded = F.pad(x, (5, 5, 5, 5), mode="replicate")
+    torch.testing.assert_close(C.average_filter(x, 11), F.avg_pool2d(padded, 11, stride=1))
+
+
+def test_guided_filter_limits():
+    x = _pair(h=40, w=40)[0].double()
+    # tiny eps with the image as its own guide keeps the image (edge-preserving) ...
+    torch.testing.assert_close(C.guided_filter(x, x, 4, 1e-9), x, atol=1e-5, rtol=0)
+    # ... a huge eps degenerates to (twice) box filtering
+    torch.testing.assert_close(C.guided_filter(x, x, 4, 1e9), C.box_mean(C.box_mean(x, 4), 4), atol=1e-6, rtol=0)
+
+
+def test_gff_stays_in_range_and_keeps_a_salient_ir_target():
+    ir, vi, inside, ring = _blob_scene()
+    out = build_fuser("gff").fuse(ir, vi)
+    lo, hi = torch.minimum(ir, vi), torch.maximum(ir, vi)
+    assert ((out >= lo - 0.05) & (out <= hi + 0.05)).float().mean() > 0.99
+
+    def contrast(f):
+        return (f[0, 0][inside].mean() - f[0, 0][ring].mean()).item()
+
+    mean_contrast = contrast(build_fuser("mean").fuse(ir, vi))
+    assert contrast(out) > mean_contrast + 0.05, (contrast(out), mean_contrast)
+    assert contrast(out) <= contrast(ir) + 1e-6
+
+
+def test_colour_is_handled_centrally():
+    ir, _ = _pair(b=2, h=16, w=20)
+    rgb = torch.rand(2, 3, 16, 20)
+    assert fuse_with_colour(build_fuser("mean"), ir, rgb).shape == (2, 3, 16, 20)
+    assert fuse_with_colour(build_fuser("mean"), ir, rgb, gray_output=True).shape == (2, 1, 16, 20)
+    assert fuse_with_colour(build_fuser("ir"), ir, rgb).shape == (2, 1, 16, 20)
+    # the visible baseline gives the visible image back, colour included (to well under 1/255)
+    assert (fuse_with_colour(build_fuser("vi"), ir, rgb) - rgb).abs().max() < 0.5 / 255
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ConfigError, match="levels"):
+        build_fuser("mean", levels=3)
+    with pytest.raises(ConfigError, match="no weights"):
+        build_fuser("gff", weights="x.pth")
+    with pytest.raises(ConfigError, match="wavelet"):
+        build_fuser("dwt", wavelet="nope")
+    with pytest.raises(ConfigError, match="orthogonal"):
+        build_fuser("dwt", wavelet="bior2.2")
+    with pytest.raises(ConfigError, match="int"):
+        build_fuser("laplacian", levels="many")
+    assert build_fuser("gff", r1=30, eps1=1).params["eps1"] == 1.0
+    with pytest.raises(ConfigError, match="registered methods: .*gff"):
+        build_fuser("no_such_method")
