@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""The pipeline's main job on the built-in synthetic default (about 15 minutes on a 2-core CPU).
+
+Generates the synthetic IR/visible scenes, trains the small EMMA (sensing modules, then the
+U-Fuser), fuses with EMMA, the classical methods, IR and VI, trains a small YOLO detector and a
+small DeepLabV3+ segmenter on each method's fused images, and prints the detection (mAP@0.5),
+segmentation (mIoU) and fusion-quality tables. Everything is cached under --out: re-running
+resumes or only re-prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fusion_perception.benchmark.demo import DEMO_METHODS, run_demo
+from fusion_perception.errors import FusionPerceptionError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated fusion methods")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = run_demo(a.out, a.methods.split(","), a.device)
+    except FusionPerceptionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    titles = {"det": "Detection on synthetic M3FD (YOLO, AP@0.5 %)",
+              "seg": "Segmentation on synthetic MSRS (DeepLabV3+, IoU %)",
+              "fusion_quality": "Fusion quality (test images)"}
+    for key, md in result.tables.items():
+        print(f"\n## {titles.get(key, key)}\n\n{md}")
+    print("\nTimings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    print(f"Tables: {a.out}/tables   Plots (bar charts, qualitative grid): {a.out}/plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
