@@ -1,0 +1,598 @@
+"""The detection protocol: fuse M3FD, train a YOLO detector on the fused images, score it with pycocotools.
+
+One call, :func:`run_detection`, does the whole protocol for one fusion method and seed:
+
+1. read the source dataset (M3FD original or TarDAL layout; anything without boxes is refused);
+2. fuse it with the method (``fuse_dataset``; its cache is reused when the manifest matches and
+   recomputed when it is stale, e.g. after a new fusion checkpoint);
+3. split 8:1:1 by seed (split files stored and reused) and write the YOLO layout;
+4. train ultralytics YOLO from a model YAML (or local weights), offline, single GPU, multi-GPU
+   DDP (``device="0,1,2,3"``) or CPU; an interrupted training resumes from ``last.pt``;
+5. predict on the test split at a low confidence threshold, score with pycocotools, write
+   ``results.json`` (last, atomically), ``results.md`` (a Table 3 row) and ``predictions.png``.
+
+A finished run with the same settings is not redone: its ``results.json`` is returned.
+
+Run directory layout (``out``)::
+
+    run.json                  settings of the run (what eval_det.py reads)
+    fused/<label>/            fused dataset cache (unless ``fused_dir`` is given)
+    splits/seed<S>/           train/val/test name lists (unless ``split_dir`` is given)
+    yolo/                     YOLO layout + dataset.yaml
+    train/weights/{best,last}.pt
+    eval/<split>/{ground_truth,predictions}.json
+    predictions.png, results.md, results.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.data.records import M3FD_CLASSES, FusedDataset
+from fusion_perception.downstream.det_data import (
+    SPLITS,
+    YoloDataset,
+    clean_boxes,
+    export_yolo,
+    fused_fingerprint,
+    image_size,
+    load_or_make_split,
+    split_digest,
+)
+from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.fusion.base import file_sha256, method_label, parse_method_spec, registered_methods
+from fusion_perception.metrics.detection import (
+    Detection,
+    ImageEntry,
+    coco_detections,
+    coco_ground_truth,
+    evaluate_coco,
+    table3_header,
+    table3_row,
+)
+
+_LOG = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "configs" / "det"
+DEFAULT_CONFIG = "yolov5s_m3fd"
+
+# The paper's recipe; a config file overrides any of these keys.
+DEFAULTS: dict[str, Any] = {
+    "model": "yolov5s.yaml",
+    "epochs": 400,
+    "batch": 8,
+    "imgsz": 640,
+    "optimizer": "SGD",
+    "lr0": 1e-2,
+    "workers": 8,
+    "split_ratio": (8, 1, 1),
+    "train_args": {},  # passed to ultralytics' train() as they are (mosaic, close_mosaic, ...)
+    "eval_args": {"conf": 0.001, "iou": 0.7, "max_det": 300, "batch": 8},
+    "vis": {"num_images": 4, "conf": 0.25},
+}
+
+# Keys whose change makes a finished run stale (device and workers only change speed).
+_RESULT_KEYS = ("model", "epochs", "batch", "imgsz", "optimizer", "lr0", "split_ratio", "train_args", "eval_args")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def resolve_config_path(config: str | Path | None) -> Path | None:
+    """A config given by path, or by name in ``configs/det`` (``"small_cpu"``); ``None`` -> the paper recipe."""
+    if config is None:
+        config = DEFAULT_CONFIG
+    path = Path(config)
+    if path.is_file():
+        return path.resolve()
+    for candidate in (CONFIG_DIR / f"{config}", CONFIG_DIR / f"{config}.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    if str(config) == DEFAULT_CONFIG:
+        return None  # configs/ not shipped (non-editable install): the built-in defaults are the recipe
+    raise ConfigError(f"detection config {str(config)!r} not found (a file, or one of {available_configs()})")
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.py")) if CONFIG_DIR.is_dir() else []
+
+
+def load_config(config: str | Path | dict | None = None, **overrides: Any) -> dict[str, Any]:
+    """The run's settings: :data:`DEFAULTS`, then the config file, then non-``None`` ``overrides``."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    source = None
+    if isinstance(config, dict):
+        loaded = config
+    else:
+        source = resolve_config_path(config)
+        loaded = {}
+        if source is not None:
+            from mmengine.config import Config
+
+            loaded = Config.fromfile(str(source)).to_dict()
+    for key, value in loaded.items():
+        if key in ("train_args", "eval_args", "vis") and isinstance(value, dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    for key, value in overrides.items():
+        if value is not None:
+            cfg[key] = value
+    cfg["split_ratio"] = tuple(float(x) for x in cfg["split_ratio"])
+    cfg["model"] = _resolve_model(str(cfg["model"]), source.parent if source else None)
+    cfg["config_file"] = str(source) if source else None
+    return cfg
+
+
+def _resolve_model(model: str, config_dir: Path | None) -> str:
+    """A local YAML/.pt path (absolute, or beside the config), else a name ultralytics ships (``yolov5s.yaml``).
+
+    Never a URL and never a weights name that ultralytics would download.
+    """
+    if "://" in model:
+        raise ConfigError(f"model {model!r}: URLs are not allowed (nothing is downloaded); give a local file")
+    for base in (Path.cwd(), config_dir):
+        if base is None:
+            continue
+        p = (base / model).expanduser()
+        if p.is_file():
+            return str(p.resolve())
+    if model.endswith(".pt"):
+        raise ConfigError(f"model weights {model!r} not found locally (nothing is downloaded)")
+    if not model.endswith((".yaml", ".yml")):
+        raise ConfigError(f"model {model!r}: expected a model YAML (e.g. yolov5s.yaml) or a local .pt file")
+    _ultralytics()
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        yaml_model_load(model)  # resolves ultralytics' packaged cfgs (yolov5s.yaml -> v5/yolov5.yaml, scale s)
+    except (FileNotFoundError, OSError) as exc:
+        raise ConfigError(f"model YAML {model!r} not found locally or among ultralytics' packaged cfgs") from exc
+    return model
+
+
+def check_fusion_method(spec: str) -> tuple[str, str]:
+    """``(method name, label)`` for a method spec; unknown names -> ConfigError listing the registered ones."""
+    name, _ = parse_method_spec(spec)
+    known = registered_methods()
+    if name not in known:
+        raise ConfigError(
+            f"unknown fusion method {name!r}; registered methods: {', '.join(known)} "
+            "(or folder:NAME=PATH for precomputed results)"
+        )
+    return name, method_label(spec)
+
+
+def _ultralytics():
+    from fusion_perception.downstream.det_offline import ultralytics_offline
+
+    return ultralytics_offline()
+
+
+def torch_device(device: str | int | None) -> str:
+    """The fusion/inference device for an ultralytics device string (``"0,1"`` -> ``"cuda:0"``)."""
+    d = "cpu" if device is None else str(device).strip().lower()
+    if d in ("", "cpu", "mps") or d.startswith("cuda"):
+        return d or "cpu"
+    return f"cuda:{d.split(',')[0]}"
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = False):
+    """Read the source dataset and make sure it is a detection dataset (M3FD / TarDAL with boxes)."""
+    from fusion_perception.data.readers import load_dataset
+
+    if data_root is None:
+        from fusion_perception.data.synthetic import ensure_default
+
+        data_root = Path(ensure_default("det")) / "m3fd"
+    ds = load_dataset(data_root, skip_bad=skip_bad)
+    if ds.layout not in ("m3fd", "m3fd_tardal"):
+        raise DatasetError(
+            ds.root,
+            f"no detection annotations: this is a {ds.layout!r} dataset; detection needs the M3FD layout "
+            "(Ir/, Vis/, Annotation/*.xml) or the TarDAL one (ir/, vi/, labels/*.txt, meta/)",
+        )
+    if not ds.records:
+        raise DatasetError(ds.root, "the dataset has no image pairs")
+    for rec in ds.records:
+        if rec.boxes is None:
+            raise DatasetError(rec.annotation_path or rec.ir_path, "no annotation for this pair")
+    return ds
+
+
+def prepare_detection_data(
+    data_root: str | Path | None,
+    fusion: str,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    fused_dir: str | Path | None = None,
+    split_dir: str | Path | None = None,
+    split_ratio: Sequence[float] = (8, 1, 1),
+    fuse_batch_size: int = 4,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> tuple[FusedDataset, YoloDataset, dict[str, Any]]:
+    """Steps 1–3: read, fuse (cached), split (stored) and export the YOLO layout.
+
+    Returns the fused dataset, the YOLO layout and a dict of what was reused.
+    """
+    from fusion_perception.fusion.stage import fuse_dataset
+
+    _, label = check_fusion_method(fusion)
+    out = Path(out)
+    fused_dir = Path(fused_dir) if fused_dir is not None else out / "fused" / label
+    split_dir = Path(split_dir) if split_dir is not None else out / "splits" / f"seed{seed}"
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"fusion checkpoint {str(weights)!r} not found")
+
+    source = load_detection_source(data_root, skip_bad=skip_bad)
+    before = _manifest_stamp(fused_dir)
+    t0 = time.time()
+    fused = fuse_dataset(
+        source, fusion, fused_dir, device=torch_device(device), batch_size=fuse_batch_size,
+        weights=str(weights) if weights is not None else None, skip_bad=skip_bad,
+        on_mismatch="replace", progress=progress,
+    )
+    fused_reused = before is not None and before == _manifest_stamp(fused_dir)
+    _LOG.info("%s fused cache %s (%.1fs)", "reused" if fused_reused else "wrote", fused_dir, time.time() - t0)
+
+    classes = tuple(fused.classes) or M3FD_CLASSES
+    split, split_reused = load_or_make_split(fused, split_dir, seed, split_ratio)
+    yolo = export_yolo(fused, split, out / "yolo", classes)
+    info = {"fused_dir": str(fused_dir.resolve()), "split_dir": str(split_dir.resolve()),
+            "fused_reused": fused_reused, "split_reused": split_reused, "yolo_reused": yolo.reused,
+            "source_root": str(Path(source.root).resolve()), "source_layout": source.layout}
+    return fused, yolo, info
+
+
+def _manifest_stamp(fused_dir: Path) -> tuple[int, int] | None:
+    m = fused_dir / "manifest.json"
+    try:
+        st = m.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_yolo(
+    yolo: YoloDataset,
+    run_dir: str | Path,
+    cfg: dict[str, Any],
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    det_weights: str | Path | None = None,
+    resume: bool = False,
+) -> Path:
+    """Train ultralytics YOLO on the exported layout; returns ``run_dir/train/weights/best.pt``."""
+    _ultralytics()
+    from ultralytics import YOLO
+
+    from fusion_perception.downstream.det_trainer import OfflineDetectionTrainer
+
+    run_dir = Path(run_dir)
+    weights_dir = run_dir / "train" / "weights"
+    on_cpu = torch_device(device) == "cpu"
+    if resume and (weights_dir / "last.pt").is_file():
+        _LOG.info("resuming training from %s", weights_dir / "last.pt")
+        model = YOLO(str(weights_dir / "last.pt"))
+        model.train(resume=True, trainer=OfflineDetectionTrainer, device=device, workers=cfg["workers"], plots=False)
+    else:
+        shutil.rmtree(run_dir / "train", ignore_errors=True)
+        model = YOLO(cfg["model"], task="detect")
+        args = {
+            "data": str(yolo.yaml_path),
+            "epochs": int(cfg["epochs"]),
+            "batch": int(cfg["batch"]),
+            "imgsz": int(cfg["imgsz"]),
+            "optimizer": cfg["optimizer"],
+            "lr0": float(cfg["lr0"]),
+            "workers": int(cfg["workers"]),
+            "device": device,
+            "seed": int(seed),
+            "deterministic": True,
+            "project": str(run_dir.resolve()),
+            "name": "train",
+            "exist_ok": True,
+            "plots": False,  # plots need fonts and time; our own predictions.png is drawn with cv2
+            "amp": not on_cpu,
+            "pretrained": str(det_weights) if det_weights else False,
+            "verbose": True,
+            **cfg["train_args"],
+        }
+        model.train(trainer=OfflineDetectionTrainer, **args)
+    best = weights_dir / "best.pt"
+    if not best.is_file():
+        best = weights_dir / "last.pt"
+    if not best.is_file():
+        raise RuntimeError(f"training finished without a checkpoint in {weights_dir}")
+    return best
+
+
+def training_state(weights_dir: str | Path) -> str:
+    """``"done"`` (ultralytics strips the optimizer from last.pt at the end), ``"partial"`` (resumable) or ``"none"``."""
+    import torch
+
+    last = Path(weights_dir) / "last.pt"
+    if not last.is_file():
+        return "none"
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a checkpoint cut by a crash: start over
+        _LOG.warning("cannot read %s (%s); training from scratch", last, exc)
+        return "none"
+    if ckpt.get("epoch", -1) >= 0 and ckpt.get("optimizer") is not None:
+        return "partial"
+    return "done"
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def predict_images(
+    weights: str | Path, images: Sequence[Path], *, imgsz: int, device: str = "cpu",
+    conf: float = 0.001, iou: float = 0.7, max_det: int = 300, batch: int = 8,
+) -> list[list[tuple[int, float, float, float, float, float]]]:
+    """Per image, ``(class, score, x1, y1, x2, y2)`` in the image's pixel coordinates."""
+    _ultralytics()
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights), task="detect")
+    out: list[list[tuple[int, float, float, float, float, float]]] = []
+    dev = torch_device(device)
+    dev = "cpu" if dev == "cpu" else dev.split(":")[-1]
+    for start in range(0, len(images), batch):
+        chunk = [str(p) for p in images[start:start + batch]]
+        for res in model.predict(chunk, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=dev,
+                                 batch=len(chunk), verbose=False, save=False, stream=True):
+            b = res.boxes
+            xyxy = b.xyxy.cpu().numpy().tolist()
+            cls = b.cls.cpu().numpy().astype(int).tolist()
+            score = b.conf.cpu().numpy().tolist()
+            out.append([(c, s, *box) for c, s, box in zip(cls, score, xyxy)])
+    return out
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None = None,
+                 write_results: bool | None = None) -> dict[str, Any]:
+    """Score a trained run on ``split`` (no training); ``results.json`` is (re)written for the test split."""
+    from fusion_perception.fusion.stage import load_fused_dataset
+
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise DatasetError(run_dir, "not a detection run directory (run.json missing)")
+    run = json.loads(run_file.read_text())
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r}: one of {', '.join(SPLITS)}")
+    weights = run_dir / "train" / "weights" / "best.pt"
+    if not weights.is_file():
+        weights = run_dir / "train" / "weights" / "last.pt"
+    if not weights.is_file():
+        raise DatasetError(run_dir / "train" / "weights", "no trained weights (best.pt/last.pt); train first")
+    fused = load_fused_dataset(run["fused_dir"])
+    split_names = _read_names(Path(run["split_dir"]) / f"{split}.txt")
+    classes = tuple(run["classes"])
+    cfg = run["config"]
+    device = device or run.get("device", "cpu")
+    write_results = (split == "test") if write_results is None else write_results
+
+    t0 = time.time()
+    by_name = {r.name: r for r in fused.records}
+    missing = [n for n in split_names if n not in by_name]
+    if missing:
+        raise DatasetError(run["fused_dir"], f"fused dataset lacks {len(missing)} {split} sample(s), e.g. {missing[:3]}")
+    entries, paths = [], []
+    for i, name in enumerate(split_names, start=1):
+        rec = by_name[name]
+        w, h = image_size(rec.image_path)
+        entries.append(ImageEntry(i, Path(rec.image_path).name, w, h, clean_boxes(rec, w, h, classes)))
+        paths.append(Path(rec.image_path))
+    ev = cfg["eval_args"]
+    preds = predict_images(weights, paths, imgsz=int(cfg["imgsz"]), device=device, conf=ev["conf"],
+                           iou=ev["iou"], max_det=int(ev["max_det"]), batch=int(ev.get("batch", 8)))
+    detections = [Detection(e.image_id, c, s, x1, y1, x2, y2)
+                  for e, p in zip(entries, preds) for (c, s, x1, y1, x2, y2) in p]
+    gt = coco_ground_truth(entries, classes)
+    dt = coco_detections(detections)
+    metrics = evaluate_coco(gt, dt, classes)
+
+    eval_dir = run_dir / "eval" / split
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(eval_dir / "ground_truth.json", json.dumps(gt))
+    atomic_write_text(eval_dir / "predictions.json", json.dumps(dt))
+    vis_path = run_dir / ("predictions.png" if split == "test" else f"predictions_{split}.png")
+    vis = cfg.get("vis", DEFAULTS["vis"])
+    from fusion_perception.downstream.det_visualize import draw_predictions_grid
+
+    draw_predictions_grid(paths[: int(vis["num_images"])], preds[: int(vis["num_images"])], classes, vis_path,
+                          conf=float(vis["conf"]), ground_truth=[e.boxes for e in entries[: int(vis["num_images"])]])
+
+    results = {
+        "task": "det",
+        "method": run["method"],
+        "label": run["label"],
+        "seed": run["seed"],
+        "split": split,
+        "mAP50": metrics["mAP50"],
+        "mAP50_95": metrics["mAP50_95"],
+        "per_class_AP50": metrics["per_class_AP50"],
+        "per_class_AP50_95": metrics["per_class_AP50_95"],
+        "classes": list(classes),
+        "num_images": metrics["num_images"],
+        "num_instances": metrics["num_instances"],
+        "num_detections": metrics["num_detections"],
+        "markdown_row": table3_row(run["label"], metrics),
+        "model": cfg["model"],
+        "epochs": cfg["epochs"],
+        "batch": cfg["batch"],
+        "imgsz": cfg["imgsz"],
+        "optimizer": cfg["optimizer"],
+        "lr0": cfg["lr0"],
+        "config_file": cfg.get("config_file"),
+        "device": device,
+        "fusion_weights": run.get("fusion_weights"),
+        "det_weights": run.get("det_weights"),
+        "settings_key": run["settings_key"],
+        "run_dir": str(run_dir.resolve()),
+        "files": {
+            "weights": str(weights.resolve()),
+            "ground_truth": str((eval_dir / "ground_truth.json").resolve()),
+            "predictions": str((eval_dir / "predictions.json").resolve()),
+            "visualisation": str(vis_path.resolve()),
+            "dataset_yaml": run["dataset_yaml"],
+            "fused_dir": run["fused_dir"],
+            "split_dir": run["split_dir"],
+        },
+        "times_s": {**run.get("times_s", {}), "eval": round(time.time() - t0, 2)},
+        "versions": _versions(),
+    }
+    if write_results:
+        atomic_write_text(run_dir / "results.md", table3_header() + "\n" + results["markdown_row"] + "\n")
+        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))  # last: marks the run finished
+    else:
+        atomic_write_text(eval_dir / "results.json", json.dumps(results, indent=2))
+    _LOG.info("%s %s: mAP@0.5 %.1f, mAP@0.5:0.95 %.1f", run["label"], split, 100 * results["mAP50"],
+              100 * results["mAP50_95"])
+    return results
+
+
+def _read_names(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DatasetError(path, "split file missing")
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("ultralytics", "torch", "pycocotools"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+def default_out(label: str, seed: int) -> Path:
+    return Path("work_dirs") / "det" / f"{label}_seed{seed}"
+
+
+def run_detection(
+    data_root: str | Path | None = None,
+    fusion: str = "vi",
+    out: str | Path | None = None,
+    *,
+    config: str | Path | dict | None = None,
+    seed: int = 0,
+    weights: str | Path | None = None,
+    det_weights: str | Path | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    imgsz: int | None = None,
+    workers: int | None = None,
+    device: str = "cpu",
+    fused_dir: str | Path | None = None,
+    split_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fuse, split, train and evaluate one detection run; returns the results dict (``results.json``).
+
+    ``data_root=None`` uses the synthetic default's M3FD set. ``weights`` is the fusion checkpoint
+    (EMMA); ``det_weights`` optional local YOLO weights to start from. A finished run with the same
+    settings returns its stored results at once (``force=True`` retrains).
+    """
+    _, label = check_fusion_method(fusion)
+    cfg = load_config(config, model=model, epochs=epochs, batch=batch, imgsz=imgsz, workers=workers)
+    if det_weights is not None and not Path(det_weights).is_file():
+        raise ConfigError(f"detector weights {str(det_weights)!r} not found locally (nothing is downloaded)")
+    out = Path(out) if out is not None else default_out(label, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+
+    t0 = time.time()
+    fused, yolo, info = prepare_detection_data(
+        data_root, fusion, out, seed=seed, weights=weights, device=device, fused_dir=fused_dir,
+        split_dir=split_dir, split_ratio=cfg["split_ratio"], skip_bad=skip_bad, progress=progress,
+    )
+    times["prepare"] = round(time.time() - t0, 2)
+
+    settings = {
+        "method": fusion,
+        "seed": int(seed),
+        "config": {k: cfg[k] for k in _RESULT_KEYS},
+        "model_sha256": file_sha256(cfg["model"]) if Path(cfg["model"]).is_file() else cfg["model"],
+        "det_weights_sha256": file_sha256(det_weights) if det_weights else None,
+        "fused": fused_fingerprint(fused),
+        "split": split_digest(yolo.split),
+    }
+    key = _sha(settings)
+    results_file = out / "results.json"
+    if not force and results_file.is_file():
+        try:
+            stored = json.loads(results_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            stored = {}
+        if stored.get("settings_key") == key:
+            _LOG.info("run %s already finished with these settings; returning its results", out)
+            return stored
+    run_file = out / "run.json"
+    previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    if results_file.exists():
+        results_file.unlink()  # stale results must not mark the new run finished
+
+    run = {
+        "task": "det",
+        "method": fusion,
+        "label": label,
+        "seed": int(seed),
+        "settings_key": key,
+        "config": cfg,
+        "classes": list(yolo.classes),
+        "device": device,
+        "fusion_weights": str(Path(weights).resolve()) if weights else None,
+        "det_weights": str(Path(det_weights).resolve()) if det_weights else None,
+        "dataset_yaml": str(yolo.yaml_path.resolve()),
+        **info,
+        "times_s": times,
+    }
+    state = training_state(out / "train" / "weights") if previous.get("settings_key") == key and not force else "none"
+    atomic_write_text(run_file, json.dumps(run, indent=2, default=str))
+
+    if state == "done":
+        _LOG.info("training already finished in %s; evaluating only", out / "train")
+    else:
+        t0 = time.time()
+        train_yolo(yolo, out, cfg, seed=seed, device=device, det_weights=det_weights, resume=state == "partial")
+        times["train"] = round(time.time() - t0, 2)
+        run["times_s"] = times
+        atomic_write_text(run_file, json.dumps(run, indent=2, default=str))
+    return evaluate_run(out, "test", device=device)
