@@ -109,6 +109,10 @@ def compare_methods(
     check_methods(specs, per_method_weights)
     out = Path(out)
     comparison = Comparison()
+    if det_config is None and device == "cpu" and "det" in tasks:
+        # As segmentation does: the paper's 400-epoch recipe is for GPUs.
+        _LOG.info("detection on CPU: using configs/det/small_cpu.py (pass --det-config for another)")
+        det_config = "small_cpu"
 
     for t in tasks:
         results = []

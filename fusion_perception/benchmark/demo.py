@@ -54,7 +54,8 @@ def run_demo(
         weights["emma"] = str(train_small_emma(out))
         steps["EMMA training"] = time.time() - t
     t = time.time()
-    result = compare_methods(list(methods), out, task="both", seeds=seeds, weights=weights, device=device)
+    result = compare_methods(list(methods), out, task="both", seeds=seeds, weights=weights, device=device,
+                             det_config="small_cpu", seg_config="small_cpu.py")
     steps["fusion + detection + segmentation"] = time.time() - t
     steps["total"] = time.time() - t0
     result.timings = steps  # type: ignore[attr-defined]

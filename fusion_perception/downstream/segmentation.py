@@ -1,0 +1,477 @@
+"""The segmentation protocol (the paper's Table 4): fuse MSRS, train DeepLabV3+, score IoU.
+
+``run_segmentation`` fuses the MSRS-layout dataset with a fusion method (``fuse_dataset``, cached
+by manifest), trains an smp DeepLabV3+ on the fused training split through mmengine's Runner
+(config files in ``configs/seg``), evaluates the test split with one confusion matrix over all
+its pixels, and writes into the run folder::
+
+    OUT/fused/            the fused dataset (unless ``fused_dir`` points elsewhere)
+    OUT/train/            mmengine work_dir: checkpoints, logs
+    OUT/config.py         the resolved config (what eval_seg.py re-reads)
+    OUT/run_settings.json what the run depends on (a finished run is reused only if it matches)
+    OUT/predictions/      MSRS-palette PNGs and fused|truth|prediction panels for a few test images
+    OUT/results.md        the Table 4 row
+    OUT/results.json      written last and atomically: its presence means the run finished
+
+``evaluate_segmentation`` re-scores a checkpoint of a run (``tools/eval_seg.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch  # noqa: E402
+
+from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
+from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
+from fusion_perception.errors import ConfigError, DatasetError  # noqa: E402
+from fusion_perception.fusion.base import build_fuser, file_sha256, method_label  # noqa: E402
+
+__all__ = ["run_segmentation", "evaluate_segmentation", "default_config", "CONFIG_DIR", "DEFAULT_WORK_ROOT"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "seg"
+PAPER_CONFIG = "deeplabv3plus_r50_msrs.py"
+SMALL_CONFIG = "small_cpu.py"
+DEFAULT_WORK_ROOT = Path("work_dirs") / "seg"
+SETTINGS_FILE = "run_settings.json"
+
+log = logging.getLogger(__name__)
+
+
+def _register_components() -> None:
+    # Importing registers the dataset, collate function, model, hooks and metric with mmengine.
+    import fusion_perception.downstream.seg_data  # noqa: F401
+    import fusion_perception.downstream.seg_metric  # noqa: F401
+    import fusion_perception.downstream.seg_model  # noqa: F401
+
+
+def default_config(device: str) -> Path:
+    """The paper's recipe on a GPU, the small CPU config otherwise."""
+    return CONFIG_DIR / (PAPER_CONFIG if device.startswith("cuda") else SMALL_CONFIG)
+
+
+def _resolve_device(device: str | None) -> str:
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for but torch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+def _load_config(config: Any, device: str):
+    from mmengine.config import Config
+
+    if isinstance(config, Config):
+        cfg = config.copy() if hasattr(config, "copy") else Config(config.to_dict())
+        name = "custom"
+    else:
+        path = Path(config) if config is not None else default_config(device)
+        if not path.is_file() and (CONFIG_DIR / path).is_file():
+            path = CONFIG_DIR / path
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        cfg = Config.fromfile(str(path))
+        name = path.stem
+    return cfg, name
+
+
+def _apply_overrides(cfg, epochs: int | None, batch: int | None, workers: int | None) -> None:
+    """``epochs``: train that many epochs, with the cosine schedule, the frozen-encoder phase and
+    the checkpoint interval scaled to it; ``batch``: total training batch; ``workers``: loader
+    processes (train and test)."""
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, not {epochs}")
+        old = int(cfg.train_cfg.max_epochs)
+        cfg.train_cfg.max_epochs = int(epochs)
+        if "val_interval" in cfg.train_cfg and cfg.get("val_dataloader"):
+            cfg.train_cfg.val_interval = max(1, min(int(cfg.train_cfg.val_interval), epochs))
+        for sch in cfg.get("param_scheduler") or []:
+            if sch.get("by_epoch", True):
+                sch["begin"], sch["end"] = 0, int(epochs)
+                if "T_max" in sch:
+                    sch["T_max"] = int(epochs)
+        for hook in cfg.get("custom_hooks") or []:
+            if hook.get("type") == "SegFreezeEncoderHook":
+                hook["frozen_epochs"] = int(round(int(hook.get("frozen_epochs", 0)) * epochs / max(old, 1)))
+        ck = cfg.get("default_hooks", {}).get("checkpoint")
+        if ck is not None and int(ck.get("interval", 1)) > epochs:
+            ck["interval"] = int(epochs)
+    if batch is not None:
+        if batch < 1:
+            raise ConfigError(f"batch must be >= 1, not {batch}")
+        cfg.train_dataloader.batch_size = int(batch)
+    if workers is not None:
+        for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            if cfg.get(key):
+                cfg[key].num_workers = int(workers)
+
+
+def _cfg_sha256(cfg) -> str:
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _msrs_source(data_root: str | Path | None) -> Path:
+    """The MSRS-layout folder to fuse: the synthetic default's ``msrs`` part when none is given;
+    a multi-task root holding ``msrs/`` is accepted as well."""
+    if data_root is None:
+        from fusion_perception.data.synthetic import ensure_default
+
+        return (Path(ensure_default("seg")) / "msrs").resolve()
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(root, "dataset folder not found")
+    if (root / "msrs").is_dir() and not (root / "train").is_dir():
+        root = root / "msrs"
+    return root.resolve()
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+@contextlib.contextmanager
+def _device_scope(device: str) -> Iterator[None]:
+    """mmengine puts models on ``get_device()`` (CUDA whenever present); honour ``device='cpu'``."""
+    if device == "cpu" and torch.cuda.is_available():
+        from unittest import mock
+
+        import mmengine.runner.runner as runner_mod
+
+        with mock.patch.object(runner_mod, "get_device", lambda: "cpu"):
+            yield
+    else:
+        yield
+
+
+def _fill_config(cfg, *, fused_root: Path, out: Path, seed: int, amp: bool, launcher: str,
+                 encoder_weights: str | Path | None, resume: bool, num_pred_images: int | None,
+                 label: str) -> None:
+    """Put the run's paths and switches into the config (in place)."""
+    cfg.work_dir = str(out / "train")
+    cfg.experiment_name = f"seg_{label}_seed{seed}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{time.time_ns() % 10**6}"
+    cfg.launcher = launcher
+    cfg.resume = bool(resume)
+    cfg.load_from = None
+    cfg.randomness = dict(cfg.get("randomness", {}), seed=int(seed))
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        dl = cfg.get(key)
+        if dl:
+            dl.dataset.root = str(fused_root)
+            if key == "train_dataloader":
+                dl.dataset.seed = int(seed)
+                ws = _world_size()
+                if ws > 1:  # the config's batch size is the total over all processes
+                    dl.batch_size = max(1, int(dl.batch_size) // ws)
+    if encoder_weights is not None:
+        cfg.model.encoder_weights = str(Path(encoder_weights).resolve())
+    if amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if cfg.get("test_evaluator"):
+        cfg.test_evaluator.pred_dir = str(out / "predictions")
+        if num_pred_images is not None:
+            cfg.test_evaluator.num_pred_images = int(num_pred_images)
+    # param schedulers with no end run to the last epoch
+    max_epochs = int(cfg.train_cfg.max_epochs)
+    for sch in cfg.get("param_scheduler") or []:
+        if sch.get("by_epoch", True) and sch.get("end") is None:
+            sch["end"] = max_epochs
+
+
+def _clear_run(out: Path) -> None:
+    """Remove a previous run's training state and results (not the fused cache)."""
+    for name in ("results.json", "results.md", SETTINGS_FILE, "config.py"):
+        (out / name).unlink(missing_ok=True)
+    for name in ("train", "predictions"):
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {json.dumps(old.get(k), default=str)[:80]} -> {json.dumps(new.get(k), default=str)[:80]}"
+                     for k in keys) or "none"
+
+
+def _versions() -> dict[str, str]:
+    import mmengine
+    import segmentation_models_pytorch as smp
+
+    import fusion_perception
+
+    return {"fusion_perception": fusion_perception.__version__, "torch": torch.__version__,
+            "mmengine": mmengine.__version__, "smp": smp.__version__}
+
+
+def run_segmentation(
+    data_root: str | Path | None = None,
+    fusion: str = "mean",
+    out: str | Path | None = None,
+    *,
+    config: Any = None,
+    seed: int = 0,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    launcher: str = "none",
+    amp: bool = False,
+    encoder_weights: str | Path | None = None,
+    fused_dir: str | Path | None = None,
+    cfg_options: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    num_pred_images: int | None = None,
+    skip_bad: bool = False,
+    force: bool = False,
+    fuse_batch_size: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the segmentation protocol for one fusion method and seed; return results.json's content.
+
+    Args:
+        data_root: MSRS-layout folder (``{train,test}/{ir,vi,Segmentation_labels}``); ``None``
+            for the synthetic default's ``msrs`` set.
+        fusion: a registered fusion method (``registered_methods()``) or ``folder:NAME=PATH``.
+        out: run folder; default ``work_dirs/seg/<config>/<label>_seed<seed>``.
+        config: config file (path, or name in ``configs/seg``) or an mmengine ``Config``; default
+            the paper recipe on GPU, ``small_cpu.py`` on CPU.
+        seed: training seed (sampling, augmentation, initialisation).
+        weights: fusion checkpoint (e.g. EMMA's); a changed checkpoint re-fuses and retrains.
+        device: ``"cpu"`` or ``"cuda"``; default CUDA when present.
+        resume: continue an interrupted run from its last checkpoint.
+        launcher: ``"none"`` or ``"pytorch"`` (DDP under ``torchrun``; GPUs only).
+        amp: mixed precision (mmengine ``AmpOptimWrapper``; GPUs only).
+        encoder_weights: local file with pretrained encoder weights (never downloaded).
+        fused_dir: where the fused dataset is cached; default ``OUT/fused``. Runs of several
+            seeds may share one.
+        epochs: train this many epochs (schedule and frozen phase scaled to it).
+        batch: total training batch size; workers: data-loader processes.
+        cfg_options: overrides merged into the config last (mmengine ``--cfg-options`` keys).
+        num_pred_images: how many test images get prediction PNGs (config default otherwise).
+        skip_bad: leave out bad pairs (with a warning) instead of failing.
+        force: retrain even when a finished run with the same settings exists.
+
+    A run whose results.json exists and whose settings (method, fusion checkpoint, data,
+    config, seed, encoder weights, AMP, world size) match is returned without retraining;
+    a finished run with other settings is replaced.
+    """
+    _register_components()
+    from mmengine.runner import Runner
+
+    from fusion_perception.downstream.seg_checkpoint import mmengine_safe_globals
+    from fusion_perception.downstream.seg_report import build_results, read_results, write_results
+    from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
+
+    device = _resolve_device(device)
+    if launcher not in ("none", "pytorch"):
+        raise ConfigError(f"launcher must be 'none' or 'pytorch', not {launcher!r}")
+    if launcher == "pytorch" and not device.startswith("cuda"):
+        raise ConfigError("--launcher pytorch (DDP) needs CUDA GPUs")
+    if amp and not device.startswith("cuda"):
+        raise ConfigError("--amp needs a CUDA GPU")
+    cfg, cfg_name = _load_config(config, device)
+    _apply_overrides(cfg, epochs, batch, workers)
+    if cfg_options:  # explicit entries win over what --epochs/--batch derived
+        cfg.merge_from_dict(dict(cfg_options))
+    label = method_label(fusion)
+    # Building the fuser checks the method name (ConfigError listing the registered ones) and
+    # tells which checkpoint it would fuse with.
+    fuser = build_fuser(fusion, "cpu", **({"weights": str(weights)} if weights is not None else {}))
+    source = _msrs_source(data_root)
+    out = Path(out) if out is not None else DEFAULT_WORK_ROOT / cfg_name / f"{label}_seed{seed}"
+    out = out.expanduser().resolve()
+    if encoder_weights is not None and not Path(encoder_weights).is_file():
+        raise ConfigError(f"encoder weights file not found: {encoder_weights}")
+
+    settings = json.loads(json.dumps({
+        "task": "seg",
+        "method": fusion,
+        "label": label,
+        "seed": int(seed),
+        "source": str(source),
+        "fuser": fuser.config(),
+        "fusion_checkpoint_sha256": fuser.checkpoint_sha256(),
+        "config": cfg_name,
+        "config_sha256": _cfg_sha256(cfg),
+        "encoder_weights_sha256": file_sha256(encoder_weights) if encoder_weights else None,
+        "amp": bool(amp),
+        "skip_bad": bool(skip_bad),
+        "world_size": _world_size(),
+    }, default=str))
+    del fuser
+
+    done = read_results(out)
+    if done is not None and done.get("settings") == settings and not force:
+        log.info("segmentation run %s is finished with the same settings: reusing its results", out)
+        return done
+    old_settings = None
+    if (out / SETTINGS_FILE).is_file():
+        try:
+            old_settings = json.loads((out / SETTINGS_FILE).read_text())
+        except ValueError:
+            old_settings = {}
+    if resume and old_settings is not None and old_settings != settings:
+        raise ConfigError(f"cannot resume {out}: it was started with other settings ({_diff(old_settings, settings)})")
+    if _rank() == 0 and (done is not None or (old_settings is not None and not resume)):
+        if done is not None:
+            why = _diff(done.get("settings") or {}, settings) if done.get("settings") != settings else "--force"
+            print(f"[seg] {out} holds a finished run ({why}): replacing it")
+        _clear_run(out)
+
+    if launcher == "pytorch":
+        from mmengine.dist import init_dist, is_distributed
+
+        if not is_distributed():
+            init_dist("pytorch", backend=cfg.get("env_cfg", {}).get("dist_cfg", {}).get("backend", "nccl"))
+    fused_root = Path(fused_dir).expanduser().resolve() if fused_dir is not None else out / "fused"
+    fuse_device = device
+    if launcher == "pytorch":
+        fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if _rank() == 0:
+        fused = fuse_dataset(source, fusion, fused_root, layout="msrs", device=fuse_device,
+                             batch_size=fuse_batch_size, weights=weights, on_mismatch="replace",
+                             skip_bad=skip_bad, progress=progress)
+    if launcher == "pytorch":
+        from mmengine.dist import barrier
+
+        barrier()
+        fused = load_fused_dataset(fused_root)
+    if fused.source_layout != "msrs":
+        raise DatasetError(source, f"segmentation needs an MSRS-layout dataset, this one is {fused.source_layout!r}")
+
+    _fill_config(cfg, fused_root=fused_root, out=out, seed=seed, amp=amp, launcher=launcher,
+                 encoder_weights=encoder_weights, resume=resume, num_pred_images=num_pred_images, label=label)
+    if _rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+        cfg.dump(str(out / "config.py"))
+
+    with _device_scope(device), mmengine_safe_globals():
+        runner = Runner.from_cfg(cfg)
+        t0 = time.perf_counter()
+        runner.train()
+        t1 = time.perf_counter()
+        metrics = runner.test()
+        t2 = time.perf_counter()
+    metric = runner.test_loop.evaluator.metrics[0]
+    classes = tuple(getattr(runner.test_dataloader.dataset, "metainfo", {}).get("classes", MSRS_CLASSES))
+    results: dict[str, Any] = {}
+    if _rank() == 0:
+        ckpt = _latest_checkpoint(out / "train")
+        results = build_results(
+            metric.last_confusion, classes, method=fusion, label=label, seed=seed,
+            extra={
+                "num_test_images": len(runner.test_dataloader.dataset),
+                "config": cfg_name,
+                "checkpoint": str(ckpt) if ckpt else None,
+                "run_dir": str(out),
+                "fused_dir": str(fused_root),
+                "predictions_dir": str(out / "predictions"),
+                "epochs": int(cfg.train_cfg.max_epochs),
+                "train_time_s": round(t1 - t0, 2),
+                "eval_time_s": round(t2 - t1, 2),
+                "device": device,
+                "versions": _versions(),
+                "settings": settings,
+            },
+        )
+        write_results(out, results)
+        print(f"[seg] {label} seed {seed}: mIoU {100 * (results['mIoU'] or float('nan')):.1f} "
+              f"(train {t1 - t0:.1f} s, eval {t2 - t1:.1f} s) -> {out / 'results.json'}")
+    else:
+        results = {"task": "seg", "method": fusion, "label": label, "seed": seed, "mIoU": metrics.get("mIoU")}
+    return results
+
+
+def _latest_checkpoint(work_dir: Path) -> Path | None:
+    """The checkpoint mmengine's ``last_checkpoint`` file names, else the newest ``*.pth``."""
+    marker = work_dir / "last_checkpoint"
+    if marker.is_file():
+        p = Path(marker.read_text().strip())
+        if p.is_file():
+            return p
+    ckpts = sorted(work_dir.glob("*.pth"), key=lambda p: p.stat().st_mtime)
+    return ckpts[-1] if ckpts else None
+
+
+def evaluate_segmentation(
+    run: str | Path,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    device: str | None = None,
+    num_pred_images: int | None = None,
+) -> dict[str, Any]:
+    """Re-score a checkpoint of a finished or interrupted run on its test split.
+
+    ``run``: a run folder of :func:`run_segmentation`; ``checkpoint``: default the run's last
+    one; ``out``: default ``RUN/eval/<checkpoint name>``. Writes results.json/results.md and the
+    prediction PNGs there and returns the results.
+    """
+    _register_components()
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from fusion_perception.downstream.seg_checkpoint import mmengine_safe_globals
+    from fusion_perception.downstream.seg_report import build_results, write_results
+
+    run = Path(run).expanduser().resolve()
+    cfg_path = run / "config.py"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run} is not a segmentation run folder (no config.py)")
+    device = _resolve_device(device)
+    ckpt = Path(checkpoint).expanduser().resolve() if checkpoint else _latest_checkpoint(run / "train")
+    if ckpt is None or not ckpt.is_file():
+        raise ConfigError(f"no checkpoint to evaluate: {ckpt or run / 'train'}")
+    settings = json.loads((run / SETTINGS_FILE).read_text()) if (run / SETTINGS_FILE).is_file() else {}
+    out = Path(out).expanduser().resolve() if out else run / "eval" / ckpt.stem
+    cfg = Config.fromfile(str(cfg_path))
+    cfg.work_dir = str(out)
+    cfg.experiment_name = f"seg_eval_{ckpt.stem}_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns() % 10**6}"
+    cfg.launcher = "none"
+    cfg.resume = False
+    cfg.load_from = str(ckpt)
+    cfg.test_evaluator.pred_dir = str(out / "predictions")
+    if num_pred_images is not None:
+        cfg.test_evaluator.num_pred_images = int(num_pred_images)
+    # Evaluation needs no training parts (and must not build them).
+    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler", "val_dataloader",
+                "val_cfg", "val_evaluator"):
+        cfg.pop(key, None)
+    cfg.custom_hooks = []
+    with _device_scope(device), mmengine_safe_globals():
+        runner = Runner.from_cfg(cfg)
+        t0 = time.perf_counter()
+        runner.test()
+        t1 = time.perf_counter()
+    metric = runner.test_loop.evaluator.metrics[0]
+    classes = tuple(getattr(runner.test_dataloader.dataset, "metainfo", {}).get("classes", MSRS_CLASSES))
+    method = settings.get("method", "unknown")
+    results = build_results(
+        metric.last_confusion, classes, method=method, label=settings.get("label", method),
+        seed=settings.get("seed", 0),
+        extra={"num_test_images": len(runner.test_dataloader.dataset), "checkpoint": str(ckpt),
+               "run": str(run), "results_dir": str(out), "predictions_dir": str(out / "predictions"), "eval_time_s": round(t1 - t0, 2),
+               "device": device, "versions": _versions(), "settings": settings},
+    )
+    write_results(out, results)
+    return results

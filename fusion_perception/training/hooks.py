@@ -1,0 +1,67 @@
+"""A hook that keeps the per-epoch loss curve in ``work_dir/loss_history.json``.
+
+mmengine's logger averages over a sliding window of iterations; the acceptance checks
+(and users comparing ablations) want one number per term per epoch, plus the very first
+iteration's values, and a curve that a resumed run continues rather than restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from fusion_perception.data.image_io import atomic_write_text
+
+HISTORY_FILE = "loss_history.json"
+
+
+def read_loss_history(work_dir: str | Path) -> list[dict]:
+    """The per-epoch records a run wrote: ``[{"epoch": 1, "loss": ..., "loss_ir": ..., "first": {...}}, ...]``."""
+    path = Path(work_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())["epochs"]
+
+
+@HOOKS.register_module()
+class LossHistoryHook(Hook):
+    """Per-epoch means of every logged loss term (and of the first iteration), written atomically."""
+
+    priority = "LOW"
+
+    def before_train(self, runner) -> None:
+        # A resumed run keeps the epochs it has already done and drops any later record
+        # (left by a run that went further before the checkpoint it resumes from).
+        self._epochs = [r for r in read_loss_history(runner.work_dir) if r["epoch"] <= runner.epoch]
+
+    def before_train_epoch(self, runner) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self._first: dict[str, float] | None = None
+        self._t0 = time.time()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not outputs:
+            return
+        values = {k: float(v.detach()) if hasattr(v, "detach") else float(v)
+                  for k, v in outputs.items() if k.startswith("loss")}
+        if self._first is None:
+            self._first = values
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
+
+    def after_train_epoch(self, runner) -> None:
+        if self._count == 0:
+            return
+        record = {"epoch": runner.epoch + 1, "iters": self._count,
+                  **{k: s / self._count for k, s in self._sums.items()},
+                  "first": self._first, "seconds": round(time.time() - self._t0, 2)}
+        self._epochs = [r for r in self._epochs if r["epoch"] < record["epoch"]] + [record]
+        if is_main_process():
+            atomic_write_text(Path(runner.work_dir) / HISTORY_FILE, json.dumps({"epochs": self._epochs}, indent=1))

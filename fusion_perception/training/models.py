@@ -1,0 +1,127 @@
+"""mmengine models that train EMMA's networks: the sensing U-Nets, then the U-Fuser.
+
+Both are :class:`mmengine.model.BaseModel` subclasses in the ``MODELS`` registry, so
+configs name them (``model = dict(type="EMMAModel", ...)``) and mmengine's Runner drives
+optimisation, AMP, DDP, checkpoints and logging.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+from torch import nn
+
+from fusion_perception.models import SensingUNet, UFuser, load_official_checkpoint
+from fusion_perception.training.losses import emma_loss, freeze, weighted_total
+from fusion_perception.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
+
+
+@MODELS.register_module()
+class SensingModel(BaseModel):
+    """One pseudo-sensing U-Net (``A_i`` or ``A_v``): fused patch -> sensor patch, MSE loss.
+
+    The network is the attribute ``net``; its plain state dict is the official ``Ai.pth`` /
+    ``Av.pth`` format.
+    """
+
+    def __init__(self, widths: Sequence[int] = (64, 128, 256, 512, 1024), target: str = "ir",
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if target not in ("ir", "vi"):
+            raise ValueError(f"target must be 'ir' or 'vi', not {target!r}")
+        self.target = target
+        self.net = SensingUNet(widths=tuple(widths))
+
+    def forward(self, inputs: torch.Tensor, target: torch.Tensor | None = None, mode: str = "tensor") -> Any:
+        out = self.net(inputs)
+        if mode == "loss":
+            return {"loss_mse": F.mse_loss(out.float(), target.float())}
+        if mode == "predict":
+            return list(out)
+        return out
+
+
+def _sensing_net(spec: str | Path | dict | nn.Module) -> nn.Module:
+    """A sensing net from a checkpoint path (official or mmengine format), or fresh from ``dict(widths=...)``."""
+    if isinstance(spec, nn.Module):
+        return spec
+    if isinstance(spec, dict):
+        return SensingUNet(widths=tuple(spec.get("widths", (64, 128, 256, 512, 1024))))
+    return load_official_checkpoint(spec, "sensing")
+
+
+@MODELS.register_module()
+class EMMAModel(BaseModel):
+    """The U-Fuser ``F`` trained through two frozen sensing nets with EMMA's loss.
+
+    ``sensing_ir`` / ``sensing_vi``: checkpoint paths (or ``dict(widths=...)`` for a fresh,
+    untrained net, which only tests want). ``a1``, ``a2``: the loss weights.
+    ``equivariance=False`` is the ablation: the ``a2`` term leaves the optimisation but is
+    still measured and logged as ``loss_eq``. ``transform``: the group's ``shifts`` count,
+    rotation ``angles`` and ``flips``.
+
+    State-dict keys: ``fuser.*`` (what ``load_official_checkpoint`` takes), ``sensing_ir.*``,
+    ``sensing_vi.*``.
+    """
+
+    def __init__(
+        self,
+        fuser: dict | None = None,
+        sensing_ir: str | dict | None = None,
+        sensing_vi: str | dict | None = None,
+        a1: float = 1.0,
+        a2: float = 0.1,
+        equivariance: bool = True,
+        transform: dict | None = None,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if sensing_ir is None or sensing_vi is None:
+            raise ValueError(
+                "EMMAModel needs both sensing nets: pass checkpoint paths (train them first with "
+                "tools/train_sensing.py) as sensing_ir= and sensing_vi="
+            )
+        fuser = dict(fuser or {})
+        self.fuser = UFuser(channels=tuple(fuser.get("channels", (8, 16, 32, 32))), heads=int(fuser.get("heads", 8)))
+        self.sensing_ir = freeze(_sensing_net(sensing_ir))
+        self.sensing_vi = freeze(_sensing_net(sensing_vi))
+        self.a1, self.a2 = float(a1), float(a2)
+        self.equivariance = bool(equivariance)
+        t = dict(transform or {})
+        self.transform_cfg = dict(
+            shifts=int(t.get("shifts", 3)),
+            angles=tuple(float(a) for a in t.get("angles", DEFAULT_ANGLES)),
+            flips=tuple(t.get("flips", DEFAULT_FLIPS)),
+        )
+
+    def train(self, mode: bool = True) -> "EMMAModel":
+        # The Runner switches the whole model to train mode each epoch; the sensing nets'
+        # BatchNorm must keep its running statistics (frozen nets stay in eval mode).
+        super().train(mode)
+        self.sensing_ir.eval()
+        self.sensing_vi.eval()
+        return self
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return equivariant_batch(x, **self.transform_cfg)
+
+    def forward(self, ir: torch.Tensor, vi: torch.Tensor, mode: str = "tensor") -> Any:
+        if mode == "loss":
+            return emma_loss(self.fuser, self.sensing_ir, self.sensing_vi, ir, vi, self.transform,
+                             equivariance=self.equivariance)
+        out = self.fuser(ir, vi)
+        return list(out) if mode == "predict" else out
+
+    def parse_losses(self, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Log every term unweighted; optimise the weighted sum (without ``loss_eq`` in the ablation)."""
+        log_vars = OrderedDict((k, v.mean()) for k, v in losses.items())
+        total = weighted_total(log_vars, self.a1, self.a2, self.equivariance)
+        log_vars = OrderedDict([("loss", total), *log_vars.items()])
+        return total, log_vars

@@ -1,0 +1,260 @@
+"""Build mmengine Runners from config files and run EMMA's two training steps.
+
+``train_sensing`` trains the pseudo-sensing nets ``A_i`` and ``A_v`` on pseudo ground
+truth; ``train_emma`` trains the U-Fuser through them. Both write mmengine checkpoints
+every epoch, resume from the latest one (``resume=True``), and export the networks as
+plain official-format state dicts in the work dir (``sensing_ir.pth``, ``sensing_vi.pth``,
+``emma_fuser.pth``) that ``load_official_checkpoint`` and the ``emma`` fuser read.
+
+torch >= 2.6 loads with ``weights_only=True``; mmengine's checkpoints also hold a few
+plain data objects (its message hub's ``HistoryBuffer``, numpy arrays and scalars).
+:func:`allow_mmengine_checkpoints` allow-lists exactly those while the Runner loads,
+leaving torch's safe default in force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+import fusion_perception.training.hooks  # noqa: F401  (registers LossHistoryHook)
+import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
+import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
+from fusion_perception.errors import ConfigError
+from fusion_perception.models import save_official_state_dict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "configs"
+DEFAULT_SENSING_CONFIG = CONFIG_DIR / "sensing" / "small_cpu.py"
+DEFAULT_EMMA_CONFIG = CONFIG_DIR / "emma" / "small_cpu.py"
+
+SENSING_EXPORTS = {"ir": "sensing_ir.pth", "vi": "sensing_vi.pth"}
+EMMA_EXPORT = "emma_fuser.pth"
+
+log = logging.getLogger(__name__)
+_RUN_COUNT = 0
+
+
+# ------------------------------------------------------------------ safe checkpoint loading
+def checkpoint_safe_globals() -> list[Any]:
+    """The non-tensor globals an mmengine training checkpoint refers to, and nothing else.
+
+    Found by saving a checkpoint and asking ``torch.serialization.get_unsafe_globals_in_checkpoint``:
+    the message hub's ``HistoryBuffer`` (the logged scalars), the numpy arrays and scalars
+    inside it and in the runtime info (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype`` and
+    the classes of the dtypes used),
+    and ``builtins.getattr``, which pickle uses to store ``HistoryBuffer.min``/``max``/
+    ``mean``/``current`` (the buffer's statistics methods). ``getattr`` itself would let a
+    file reach any attribute of the allowed classes, so the name is bound to
+    :func:`_history_buffer_method`, which only returns those methods. Optimiser and
+    scheduler states are plain containers of tensors and numbers.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1
+    # The buffers hold float64 values and int64 counts (int32 where numpy's default int is 32-bit);
+    # numpy >= 1.25 pickles a dtype by its class.
+    dtype_classes = [type(np.dtype(t)) for t in ("float64", "int64", "float32", "int32")]
+    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes,
+            (_history_buffer_method, "builtins.getattr")]
+
+
+def _history_buffer_method(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to the statistics methods of mmengine's ``HistoryBuffer``."""
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer "
+                                 "statistics methods are allowed")
+
+
+@contextlib.contextmanager
+def allow_mmengine_checkpoints() -> Iterator[None]:
+    """Within the block, ``torch.load`` (still ``weights_only=True``) accepts mmengine checkpoints."""
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        yield
+
+
+# ------------------------------------------------------------------------------ configs
+def _config_path(config: str | Path, default_dir: str) -> Path:
+    path = Path(config)
+    if not path.is_file():
+        # Bare names ("small_cpu", "paper") refer to configs/<default_dir>/.
+        candidate = CONFIG_DIR / default_dir / (path.name if path.suffix else path.name + ".py")
+        if candidate.is_file():
+            return candidate
+        raise ConfigError(f"config file {config} not found (looked in {CONFIG_DIR / default_dir} too)")
+    return path
+
+
+def load_config(
+    config: str | Path,
+    *,
+    default_dir: str,
+    work_dir: str | Path,
+    cfg_options: Mapping[str, Any] | None = None,
+    amp: bool = False,
+    launcher: str = "none",
+    epochs: int | None = None,
+    max_patches: int | None = None,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> Config:
+    """Read a config and apply the command-line overrides (``cfg_options`` last, so they win)."""
+    cfg = Config.fromfile(str(_config_path(config, default_dir)))
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = launcher
+    ds = cfg.train_dataloader.dataset
+    if data_root is not None:
+        ds.data_root = str(data_root)
+    if ds.get("cache_dir") is None:
+        ds.cache_dir = str(cache_dir if cache_dir is not None else work_dir)
+    if epochs is not None:
+        cfg.train_cfg.max_epochs = int(epochs)
+    if max_patches is not None:
+        ds.max_patches = int(max_patches)
+    if launcher != "none" and not torch.cuda.is_available():
+        env = dict(cfg.get("env_cfg") or {})
+        env["dist_cfg"] = {**dict(env.get("dist_cfg") or {}), "backend": "gloo"}  # NCCL needs GPUs
+        cfg.env_cfg = env
+    if amp:
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.loss_scale = "dynamic"
+        else:
+            log.warning("--amp ignored: no CUDA device (mixed precision here is a GPU feature)")
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def _run(cfg: Config, name: str, resume: bool) -> torch.nn.Module:
+    """Train with mmengine's Runner; return the trained (unwrapped) model."""
+    # mmengine appends a timestamp; the counter keeps two runs in one second (sensing ir
+    # then vi, tests) from sharing a logger/visualizer instance.
+    global _RUN_COUNT
+    _RUN_COUNT += 1
+    cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
+    cfg.resume = bool(resume)
+    cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
+    runner = Runner.from_cfg(cfg)
+    with allow_mmengine_checkpoints():
+        runner.train()
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
+# ------------------------------------------------------------------------------ training
+def train_sensing(
+    config: str | Path = DEFAULT_SENSING_CONFIG,
+    *,
+    data_root: str | Path | None = None,
+    pseudo_gt: Sequence[str] | None = None,
+    target: str = "both",
+    work_dir: str | Path | None = None,
+    resume: bool = False,
+    launcher: str = "none",
+    amp: bool = False,
+    epochs: int | None = None,
+    max_patches: int | None = None,
+    cfg_options: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Train ``A_i`` and/or ``A_v``; returns ``{"ir": work_dir/sensing_ir.pth, "vi": ...}``.
+
+    ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) that
+    make the pseudo ground truth; default: the config's list. Each target trains in
+    ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared.
+    """
+    targets = {"both": ("ir", "vi"), "ir": ("ir",), "vi": ("vi",)}.get(target)
+    if targets is None:
+        raise ConfigError(f"target must be 'ir', 'vi' or 'both', not {target!r}")
+    work_dir = Path(work_dir or REPO_ROOT / "work_dirs" / f"sensing_{Path(str(config)).stem}")
+    out: dict[str, Path] = {}
+    for tgt in targets:
+        cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, cfg_options=cfg_options,
+                          amp=amp, launcher=launcher, epochs=epochs, max_patches=max_patches,
+                          data_root=data_root, cache_dir=work_dir)
+        cfg.model.target = tgt
+        cfg.train_dataloader.dataset.target = tgt
+        if pseudo_gt is not None:
+            if not pseudo_gt:
+                raise ConfigError("--pseudo-gt needs at least one fusion method")
+            cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
+        model = _run(cfg, f"sensing_{tgt}", resume)
+        out[tgt] = work_dir / SENSING_EXPORTS[tgt]
+        if is_main_process():
+            save_official_state_dict(model.net, out[tgt])
+    return out
+
+
+def resolve_sensing_paths(
+    sensing_dir: str | Path | None, sensing_ir: str | Path | None, sensing_vi: str | Path | None
+) -> tuple[Path, Path]:
+    """The two sensing checkpoints: explicit paths win, else ``sensing_dir/sensing_{ir,vi}.pth``."""
+    if sensing_dir is not None:
+        sensing_ir = sensing_ir or Path(sensing_dir) / SENSING_EXPORTS["ir"]
+        sensing_vi = sensing_vi or Path(sensing_dir) / SENSING_EXPORTS["vi"]
+    if sensing_ir is None or sensing_vi is None:
+        raise ConfigError(
+            "EMMA trains through frozen sensing nets: pass --sensing-dir DIR (the work dir of "
+            "tools/train_sensing.py) or both --sensing-ir and --sensing-vi"
+        )
+    for p in (sensing_ir, sensing_vi):
+        if not Path(p).is_file():
+            raise ConfigError(f"sensing checkpoint {p} not found; train it with tools/train_sensing.py")
+    return Path(sensing_ir), Path(sensing_vi)
+
+
+def train_emma(
+    config: str | Path = DEFAULT_EMMA_CONFIG,
+    *,
+    data_root: str | Path | None = None,
+    sensing_dir: str | Path | None = None,
+    sensing_ir: str | Path | None = None,
+    sensing_vi: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    equivariance: bool = True,
+    a1: float | None = None,
+    a2: float | None = None,
+    resume: bool = False,
+    launcher: str = "none",
+    amp: bool = False,
+    epochs: int | None = None,
+    max_patches: int | None = None,
+    cfg_options: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``."""
+    ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
+    work_dir = Path(work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}")
+    cfg = load_config(config, default_dir="emma", work_dir=work_dir, cfg_options=cfg_options, amp=amp,
+                      launcher=launcher, epochs=epochs, max_patches=max_patches, data_root=data_root)
+    cfg.model.sensing_ir = str(ir_path)
+    cfg.model.sensing_vi = str(vi_path)
+    cfg.model.equivariance = bool(equivariance)
+    if a1 is not None:
+        cfg.model.a1 = float(a1)
+    if a2 is not None:
+        cfg.model.a2 = float(a2)
+    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume)
+    out = work_dir / EMMA_EXPORT
+    if is_main_process():
+        save_official_state_dict(model.fuser, out)
+    return out
+
+
+__all__ = [
+    "allow_mmengine_checkpoints", "checkpoint_safe_globals", "load_config", "resolve_sensing_paths",
+    "train_emma", "train_sensing",
+]

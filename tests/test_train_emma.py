@@ -1,0 +1,129 @@
+"""EMMA training with mmengine: sensing nets, then the fuser; loss falls, ablation logs, resume, export.
+
+Tiny widths and a handful of 32x32 patches of the synthetic set keep this fast; the
+behaviour under test (Runner, checkpoints, resume under weights_only=True, exports) is
+the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from fusion_perception.models import load_official_checkpoint
+from fusion_perception.training.hooks import read_loss_history
+from fusion_perception.training.patches import EMMAPatchDataset, build_patches, low_contrast
+from fusion_perception.training.runner import allow_mmengine_checkpoints, train_emma, train_sensing
+
+TINY = dict(patch=32, stride=40, max_patches=8)
+SENSING_OPTS = {"model.widths": (4, 4, 8, 8, 8), "train_dataloader.batch_size": 8,
+                "optim_wrapper.optimizer.lr": 5e-3, "default_hooks.logger.interval": 1}
+EMMA_OPTS = {"model.fuser": dict(channels=(4, 4, 4, 4), heads=2), "train_dataloader.batch_size": 4,
+             "optim_wrapper.optimizer.lr": 5e-3, "default_hooks.logger.interval": 1,
+             "train_dataloader.dataset.patch_size": TINY["patch"], "train_dataloader.dataset.stride": TINY["stride"]}
+
+
+@pytest.fixture(scope="module")
+def msrs_root(synthetic_root: Path) -> Path:
+    return synthetic_root / "msrs"
+
+
+@pytest.fixture(scope="module")
+def sensing_dir(msrs_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("sensing")
+    opts = dict(SENSING_OPTS, **{"train_dataloader.dataset.patch_size": TINY["patch"],
+                                 "train_dataloader.dataset.stride": TINY["stride"]})
+    out = train_sensing(data_root=msrs_root, pseudo_gt=["mean", "max"], work_dir=work, epochs=2,
+                        max_patches=TINY["max_patches"], cfg_options=opts)
+    assert set(out) == {"ir", "vi"} and all(p.is_file() for p in out.values())
+    return work
+
+
+def test_low_contrast_filter():
+    flat = torch.full((16, 16), 0.5).numpy()
+    assert low_contrast(flat)
+    assert low_contrast(torch.zeros(16, 16).numpy())
+    assert not low_contrast(torch.linspace(0, 1, 256).reshape(16, 16).numpy())
+
+
+def test_patches_cached_and_pseudo_gt(msrs_root: Path, tmp_path: Path):
+    a = build_patches(msrs_root, patch_size=32, stride=40, pseudo_gt=("mean", "max"), max_patches=6,
+                      cache_dir=tmp_path, progress=False)
+    assert a.ir.shape == (6, 32, 32) and a.fused.shape == (2, 6, 32, 32) and a.methods == ("mean", "max")
+    assert a.path is not None and a.path.is_file()
+    # the pseudo-GT really is the method's fusion of the same patch (uint8 rounding aside)
+    mean = (a.ir.astype(float) + a.vi.astype(float)) / 2
+    assert abs(a.fused[0].astype(float) - mean).max() <= 1.0
+    assert (a.fused[1].astype(int) >= a.ir.astype(int) - 1).all()
+    stamp = a.path.stat().st_mtime_ns
+    b = build_patches(msrs_root, patch_size=32, stride=40, pseudo_gt=("mean", "max"), max_patches=6,
+                      cache_dir=tmp_path, progress=False)
+    assert b.path == a.path and b.path.stat().st_mtime_ns == stamp  # reused, not recomputed
+    assert (b.ir == a.ir).all() and (b.fused == a.fused).all()
+    ds = EMMAPatchDataset(str(msrs_root), patch_size=32, stride=40, max_patches=6, cache_dir=str(tmp_path))
+    item = ds[0]
+    assert item["ir"].shape == (1, 32, 32) and 0 <= float(item["vi"].min()) <= float(item["vi"].max()) <= 1
+
+
+def test_sensing_exports_load(sensing_dir: Path):
+    for tgt in ("ir", "vi"):
+        net = load_official_checkpoint(sensing_dir / f"sensing_{tgt}.pth", "sensing")
+        assert net.widths == (4, 4, 8, 8, 8)
+        hist = read_loss_history(sensing_dir / tgt)
+        assert [r["epoch"] for r in hist] == [1, 2] and "loss_mse" in hist[0]
+
+
+def _emma(msrs_root: Path, sensing_dir: Path, work: Path, epochs: int, **kw) -> Path:
+    return train_emma(data_root=msrs_root, sensing_dir=sensing_dir, work_dir=work, epochs=epochs,
+                      max_patches=TINY["max_patches"], cfg_options=EMMA_OPTS, **kw)
+
+
+def test_emma_trains_exports_and_resumes(msrs_root: Path, sensing_dir: Path, tmp_path: Path):
+    work = tmp_path / "emma"
+    out = _emma(msrs_root, sensing_dir, work, epochs=3)
+    hist = read_loss_history(work)
+    assert [r["epoch"] for r in hist] == [1, 2, 3]
+    assert {"loss", "loss_ir", "loss_vi", "loss_eq"} <= set(hist[0])
+    assert hist[-1]["loss"] < hist[0]["first"]["loss"]  # it learns
+
+    # export: a plain U-Fuser state dict that the official loader reads, equal to the checkpoint's fuser
+    fuser = load_official_checkpoint(out, "ufuser")
+    from_ckpt = load_official_checkpoint(work / "epoch_3.pth", "ufuser")
+    x = torch.rand(1, 1, 32, 32)
+    assert torch.equal(fuser(x, x), from_ckpt(x, x))
+
+    # torch's safe default is untouched: a bare torch.load of the mmengine checkpoint refuses it
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(work / "epoch_3.pth")
+
+    # resume from a mid-run checkpoint (as if the run had stopped after epoch 1)
+    (work / "last_checkpoint").write_text(str(work / "epoch_1.pth"))
+    stamps = {n: (work / f"epoch_{n}.pth").stat().st_mtime_ns for n in (1, 2, 3)}
+    _emma(msrs_root, sensing_dir, work, epochs=3, resume=True)
+    # epoch 1 was not redone (its checkpoint is untouched); epochs 2 and 3 were trained again
+    assert (work / "epoch_1.pth").stat().st_mtime_ns == stamps[1]
+    assert all((work / f"epoch_{n}.pth").stat().st_mtime_ns > stamps[n] for n in (2, 3))
+    resumed = read_loss_history(work)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert resumed[0] == hist[0]  # the curve before the checkpoint is kept
+    # epoch 2 came next (not 1), and continues from the trained state rather than a fresh start
+    assert resumed[1]["first"]["loss"] < hist[0]["first"]["loss"]
+    assert resumed[1]["loss"] == pytest.approx(hist[1]["loss"], rel=0.25)
+    with allow_mmengine_checkpoints():
+        ckpt = torch.load(work / "epoch_3.pth")
+    assert ckpt["meta"]["epoch"] == 3
+
+
+def test_no_equivariance_still_logs_eq(msrs_root: Path, sensing_dir: Path, tmp_path: Path):
+    work = tmp_path / "noeq"
+    _emma(msrs_root, sensing_dir, work, epochs=1, equivariance=False)
+    hist = read_loss_history(work)
+    assert hist[0]["loss_eq"] > 0
+    # the optimised total leaves the a2 term out
+    assert hist[0]["first"]["loss"] == pytest.approx(hist[0]["first"]["loss_ir"] + hist[0]["first"]["loss_vi"], rel=1e-5)
+    scalars = next(work.glob("*/vis_data/scalars.json")).read_text().splitlines()
+    assert all("loss_eq" in json.loads(line) for line in scalars if '"loss"' in line)

@@ -1,0 +1,127 @@
+"""EMMA's transform group and loss: shapes, exactness where the maths is exact, gradient flow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusion_perception.models import SensingUNet, UFuser
+from fusion_perception.training.losses import emma_loss, freeze, fusion_loss, sobel_gradient, weighted_total
+from fusion_perception.training.transforms import (
+    equivariant_batch,
+    flips,
+    group_size,
+    random_shifts,
+    rotate,
+    rotations,
+)
+
+
+def _img(b: int = 2, h: int = 12, w: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, 1, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_equivariant_batch_grows_10x_with_identity_first():
+    x = _img()
+    out = equivariant_batch(x, generator=torch.Generator().manual_seed(1))
+    assert out.shape == (20, 1, 12, 16)
+    assert torch.equal(out[:2], x)
+    assert group_size() == 10
+
+
+def test_equivariant_batch_counts_configurable():
+    x = _img()
+    out = equivariant_batch(x, shifts=1, angles=(45.0,), flips=("h",))
+    assert out.shape[0] == 2 * group_size(1, (45.0,), ("h",)) == 8
+    assert equivariant_batch(x, shifts=0, angles=(), flips=()).shape[0] == 2
+
+
+def test_shifts_are_circular_rolls_by_nonzero_offsets():
+    x = _img(b=1, h=6, w=7)
+    out = random_shifts(x, n=3, generator=torch.Generator().manual_seed(3))
+    assert out.shape == (3, 1, 6, 7)
+    for copy in out:
+        matches = [(r, c) for r in range(6) for c in range(7)
+                   if torch.equal(torch.roll(x[0], (r, c), dims=(-2, -1)), copy)]
+        assert len(matches) == 1  # a pure circular roll: nothing lost, nothing interpolated
+        r, c = matches[0]
+        assert r != 0 and c != 0
+
+
+def test_shifts_follow_the_generator():
+    x = _img()
+    a = random_shifts(x, 3, generator=torch.Generator().manual_seed(5))
+    b = random_shifts(x, 3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_flips_exact_and_involutive():
+    x = _img()
+    h, v, hv = flips(x).split(2)
+    assert torch.equal(h, x.flip(-1)) and torch.equal(v, x.flip(-2)) and torch.equal(hv, x.flip(-2, -1))
+    for kind in ("h", "v", "hv"):
+        assert torch.equal(flips(flips(x, (kind,)), (kind,)), x)
+        assert not torch.equal(flips(x, (kind,)), x)
+    with pytest.raises(ValueError):
+        flips(x, ("diagonal",))
+
+
+def test_rotation_by_180_equals_double_flip_and_90_equals_rot90():
+    x = _img(h=12, w=16)  # non-square: the grid is conjugated by the aspect ratio
+    assert torch.allclose(rotate(x, 180.0), x.flip(-2, -1), atol=1e-5)
+    sq = _img(h=9, w=9)
+    # counter-clockwise as displayed, like torch.rot90 over (H, W)
+    assert torch.allclose(rotate(sq, 90.0), torch.rot90(sq, 1, dims=(-2, -1)), atol=1e-5)
+    assert torch.allclose(rotate(rotate(sq, 90.0), -90.0), sq, atol=1e-5)
+
+
+def test_rotations_zero_fill_and_keep_centre():
+    x = torch.ones(1, 1, 33, 33)
+    out = rotations(x, (10.0, 130.0, 250.0))
+    assert out.shape == (3, 1, 33, 33)
+    assert torch.all(out[:, :, 16, 16] > 0.999)  # the centre is fixed
+    assert torch.all(out[:, :, 0, 0] < 1e-6)  # a corner comes from outside: zero fill
+
+
+def test_sobel_gradient_and_loss():
+    ramp = torch.arange(8.0).repeat(8, 1)[None, None] / 8  # grows along x only
+    g = sobel_gradient(ramp)
+    assert g.shape == (1, 2, 8, 8)
+    assert torch.allclose(g[0, 0, 1:-1, 1:-1], torch.full((6, 6), 8 / 8))  # Sobel x gain 8 * slope
+    assert torch.allclose(g[0, 1], torch.zeros(8, 8))
+    assert torch.count_nonzero(sobel_gradient(torch.full((1, 1, 5, 5), 0.3))) == 0
+    x, y = _img(seed=1), _img(seed=2)
+    assert fusion_loss(x, x) == 0
+    assert fusion_loss(x, y) > 0
+    # the gradient term matters: same mean error, different structure
+    assert fusion_loss(x, x + 0.1) < fusion_loss(x, x + 0.1 * torch.randn_like(x).sign())
+
+
+def test_gradient_reaches_fuser_through_frozen_sensing_nets():
+    torch.manual_seed(0)
+    fuser = UFuser(channels=(4, 4, 4, 4), heads=2)
+    a_i, a_v = freeze(SensingUNet((4, 4, 4, 4, 4))), freeze(SensingUNet((4, 4, 4, 4, 4)))
+    before = {k: v.clone() for k, v in a_i.state_dict().items()}
+    ir, vi = _img(2, 16, 16, 1), _img(2, 16, 16, 2)
+    opt = torch.optim.Adam([p for p in fuser.parameters()], lr=1e-2)
+    terms = emma_loss(fuser, a_i, a_v, ir, vi, lambda f: equivariant_batch(f, shifts=1, angles=(130.0,), flips=("h",)))
+    assert set(terms) == {"loss_ir", "loss_vi", "loss_eq"}
+    total = weighted_total(terms, 1.0, 0.1)
+    opt.zero_grad()
+    total.backward()
+    opt.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fuser.last.parameters())
+    assert all(p.grad is None for p in (*a_i.parameters(), *a_v.parameters()))
+    assert not a_i.training and not a_v.training
+    after = a_i.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats untouched too
+
+
+def test_no_equivariance_still_measures_eq_without_graph():
+    fuser = UFuser(channels=(4, 4, 4, 4), heads=2)
+    a_i, a_v = freeze(SensingUNet((4, 4, 4, 4, 4))), freeze(SensingUNet((4, 4, 4, 4, 4)))
+    ir, vi = _img(1, 16, 16, 1), _img(1, 16, 16, 2)
+    terms = emma_loss(fuser, a_i, a_v, ir, vi, equivariant_batch, equivariance=False)
+    assert terms["loss_eq"].grad_fn is None and terms["loss_eq"] > 0
+    assert terms["loss_ir"].grad_fn is not None
+    assert torch.equal(weighted_total(terms, 1.0, 0.1, equivariance=False), terms["loss_ir"] + terms["loss_vi"])

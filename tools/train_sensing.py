@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""Train EMMA's pseudo-sensing nets A_i and A_v (step 2 of the method) with mmengine.
+
+The inputs are fused images from other fusion methods (the pseudo ground truth), the
+targets the IR and visible patches. Exports work_dir/sensing_ir.pth and sensing_vi.pth
+(official Ai.pth/Av.pth format) for tools/train_emma.py --sensing-dir.
+
+Examples:
+  python tools/train_sensing.py                                   # small CPU config, synthetic data
+  python tools/train_sensing.py --config configs/sensing/paper.py --data /data/MSRS \\
+      --pseudo-gt mean,max,laplacian,dwt,gff,folder:CDDFuse=/results/cddfuse --amp
+  torchrun --nproc_per_node 4 tools/train_sensing.py --config paper --launcher pytorch --data /data/MSRS
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mmengine.config import DictAction
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/sensing/small_cpu.py",
+                   help="mmengine config file, or a name in configs/sensing/ (small_cpu, paper)")
+    p.add_argument("--data", default=None,
+                   help="training pairs: MSRS (its train split), TarDAL M3FD, or any ir/vi pair folder "
+                        "(default: the synthetic default set)")
+    p.add_argument("--pseudo-gt", default=None,
+                   help="comma-separated fusion methods giving the pseudo ground truth, e.g. "
+                        "mean,max,laplacian,folder:CDDFuse=/results (default: the config's list)")
+    p.add_argument("--target", choices=("ir", "vi", "both"), default="both", help="which net(s) to train")
+    p.add_argument("--work-dir", default=None, help="checkpoints, logs, patch cache and exports "
+                                                    "(default: work_dirs/sensing_<config>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the work dir")
+    p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
+                   help="distributed launcher (pytorch under torchrun)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
+    p.add_argument("--max-patches", type=int, default=None, help="override the config's patch count")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
+                   help="override config keys, e.g. train_dataloader.batch_size=32")
+    args = p.parse_args(argv)
+
+    from fusion_perception.training.runner import train_sensing
+
+    pseudo_gt = [m.strip() for m in args.pseudo_gt.split(",") if m.strip()] if args.pseudo_gt is not None else None
+    out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
+                        work_dir=args.work_dir, resume=args.resume, launcher=args.launcher, amp=args.amp,
+                        epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options)
+    for tgt, path in out.items():
+        print(f"sensing net {tgt}: {path}")
+
+
+if __name__ == "__main__":
+    main()
