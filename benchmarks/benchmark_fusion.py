@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from fusion_perception.fusion.emma import AMP_MODES, fuse_one_pass, minmax_per_image, public_four_crop_fuse
 from fusion_perception.models import UFuser, load_official_checkpoint
@@ -89,7 +90,7 @@ def run_workload(name: str, pairs: list[tuple[torch.Tensor, torch.Tensor]], base
         for _ in range(2 if args.compile else 1):
             fuse_one_pass(ours, *ours_in, normalize="none", amp=amp, channels_last=args.channels_last)
         _sync(device)
-        for gi, g in enumerate(groups):
+        for gi, g in enumerate(tqdm(groups, desc=name, unit="batch", leave=False, file=sys.stderr)):
             ir_b = torch.cat([pairs[i][0] for i in g])
             vi_b = torch.cat([pairs[i][1] for i in g])
             outs_base = []
