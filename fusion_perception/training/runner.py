@@ -15,9 +15,9 @@ leaving torch's safe default in force.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -41,7 +41,6 @@ DEFAULT_EMMA_CONFIG = CONFIG_DIR / "emma" / "small_cpu.py"
 SENSING_EXPORTS = {"ir": "sensing_ir.pth", "vi": "sensing_vi.pth"}
 EMMA_EXPORT = "emma_fuser.pth"
 
-log = logging.getLogger(__name__)
 _RUN_COUNT = 0
 
 
@@ -129,12 +128,15 @@ def load_config(
         env = dict(cfg.get("env_cfg") or {})
         env["dist_cfg"] = {**dict(env.get("dist_cfg") or {}), "backend": "gloo"}  # NCCL needs GPUs
         cfg.env_cfg = env
+        # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which DDP rejects for CPU modules.
+        cfg.setdefault("model_wrapper_cfg", dict(type="MMDistributedDataParallel", device_ids=None,
+                                                broadcast_buffers=False))
     if amp:
         if torch.cuda.is_available():
             cfg.optim_wrapper.type = "AmpOptimWrapper"
             cfg.optim_wrapper.loss_scale = "dynamic"
         else:
-            log.warning("--amp ignored: no CUDA device (mixed precision here is a GPU feature)")
+            warnings.warn("--amp ignored: no CUDA device (mixed precision here is a GPU feature)", stacklevel=2)
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     return cfg
@@ -149,11 +151,22 @@ def _run(cfg: Config, name: str, resume: bool) -> torch.nn.Module:
     cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
     cfg.resume = bool(resume)
     cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
+    if cfg.get("launcher", "none") == "pytorch" and not torch.cuda.is_available():
+        _init_cpu_process_group()
     runner = Runner.from_cfg(cfg)
     with allow_mmengine_checkpoints():
         runner.train()
     model = runner.model
     return model.module if is_model_wrapper(model) else model
+
+
+def _init_cpu_process_group() -> None:
+    """torchrun on CPU: mmengine's pytorch launcher calls ``torch.cuda.set_device``, so join the
+    gloo group here; the Runner then finds the group initialised and uses it."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
 
 
 # ------------------------------------------------------------------------------ training
