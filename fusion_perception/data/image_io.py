@@ -48,11 +48,11 @@ def looks_truncated(head: bytes, tail: bytes) -> bool:
     return False
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image, keeping its bit depth: ``uint8``/``uint16``, ``HxW`` or ``HxWx3`` RGB.
+def decode_image_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """``cv2.imdecode`` of a file with ``flags``, as OpenCV returns it (BGR order).
 
     Raises :class:`ImageReadError` naming the file when it is missing, empty, truncated or
-    not an image. An alpha channel is dropped.
+    not an image.
     """
     path = Path(path)
     if not path.is_file():
@@ -62,9 +62,19 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(path, "file is empty")
     if looks_truncated(data[:16], data[-64:]):
         raise ImageReadError(path, "file is truncated (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None or img.size == 0:
         raise ImageReadError(path, "cannot be decoded as an image")
+    return img
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image, keeping its bit depth: ``uint8``/``uint16``, ``HxW`` or ``HxWx3`` RGB.
+
+    Raises :class:`ImageReadError` naming the file when it is missing, empty, truncated or
+    not an image. An alpha channel is dropped.
+    """
+    img = decode_image_file(path, cv2.IMREAD_UNCHANGED)
     if img.dtype not in (np.uint8, np.uint16):
         if img.dtype in (np.float32, np.float64):
             img = np.clip(img, 0.0, 1.0 if img.max() <= 1.0 else 65535.0)

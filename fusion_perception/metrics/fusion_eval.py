@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fusion_perception.data.image_io import atomic_write_text, is_image_file, looks_truncated
+from fusion_perception.data.image_io import atomic_write_text, decode_image_file, is_image_file
 from fusion_perception.data.records import PairDataset
-from fusion_perception.errors import ConfigError, DatasetError, ImageReadError
+from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
 
 MANIFEST = "manifest.json"  # written by the fuse stage (fusion_perception.fusion.stage)
@@ -46,17 +46,7 @@ def read_gray255(path: str | Path) -> np.ndarray:
     (half to even). Raises :class:`ImageReadError` naming the file when it is missing, empty,
     truncated or not an image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file not found")
-    data = path.read_bytes()
-    if not data:
-        raise ImageReadError(path, "file is empty")
-    if looks_truncated(data[:16], data[-64:]):
-        raise ImageReadError(path, "file is truncated (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise ImageReadError(path, "cannot be decoded as an image")
+    img = decode_image_file(path, cv2.IMREAD_COLOR)
     return np.round(cv2.cvtColor(img.astype(np.float32), cv2.COLOR_BGR2GRAY))
 
 
