@@ -79,7 +79,8 @@ custom_hooks = [
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 sync_bn = 'torch'  # per-GPU batches are small under DDP
 
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+env_cfg = dict(cudnn_benchmark=True,  # fixed crop and test sizes
+               mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 randomness = dict(seed=0, deterministic=False)
 log_processor = dict(by_epoch=True)

@@ -26,7 +26,8 @@ from fusion_perception.data.image_io import read_image, to_float01, to_uint8  # 
 from fusion_perception.data.records import MSRS_CLASSES, FusedRecord  # noqa: E402
 from fusion_perception.errors import DatasetError  # noqa: E402
 
-__all__ = ["MSRSSegDataset", "build_train_transform", "read_label", "read_rgb", "seg_collate", "mix_seed"]
+__all__ = ["MSRSSegDataset", "build_train_transform", "read_label", "read_rgb", "seg_collate", "mix_seed",
+           "label_histogram", "median_frequency_weights"]
 
 
 def mix_seed(*values: int) -> int:
@@ -209,3 +210,25 @@ def seg_collate(batch: Sequence[dict[str, Any]], ignore_index: int = 255) -> dic
             "img_paths": [b["data_samples"]["img_path"] for b in batch],
         },
     }
+
+
+def label_histogram(mask_paths: Sequence[str | Path], num_classes: int) -> np.ndarray:
+    """Pixel count per class over label files (checked as :func:`read_label` does)."""
+    hist = np.zeros(num_classes, np.int64)
+    for path in mask_paths:
+        hist += np.bincount(read_label(path, num_classes).ravel(), minlength=num_classes)[:num_classes]
+    return hist
+
+
+def median_frequency_weights(hist: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """Cross-entropy class weights ``(median_freq / freq_c) ** power`` (median-frequency balancing,
+    Eigen & Fergus 2015; ``power=0.5`` softens it). Classes with no pixels get weight 1."""
+    hist = np.asarray(hist, np.float64)
+    freq = hist / max(hist.sum(), 1.0)
+    present = freq > 0
+    if not present.any():
+        return np.ones_like(freq)
+    med = float(np.median(freq[present]))
+    w = np.ones_like(freq)
+    w[present] = (med / freq[present]) ** power
+    return w

@@ -87,6 +87,9 @@ class SegSmpModel(BaseModel):
         ignore_index: target value excluded from the loss (padding).
         test_scale: predict on the image resized by this factor and upsample the logits back to
             the label's size (the score is always computed at full label resolution).
+        class_weight: per-class weights of the cross-entropy (``None``: plain CE, the paper's).
+            ``run_segmentation`` turns ``"auto"`` into square-root median-frequency weights computed
+            from the training labels.
         arch_kwargs: extra keyword arguments for the smp class (``decoder_channels`` ...).
 
     Inputs are uint8 ``(B, 3, H, W)`` batches; normalisation (ImageNet mean/std) happens here,
@@ -101,6 +104,7 @@ class SegSmpModel(BaseModel):
         encoder_weights: str | None = None,
         ignore_index: int = 255,
         test_scale: float = 1.0,
+        class_weight: list[float] | None = None,
         arch_kwargs: dict[str, Any] | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
@@ -122,6 +126,10 @@ class SegSmpModel(BaseModel):
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         self.test_scale = float(test_scale)
+        if class_weight is not None and len(class_weight) != num_classes:
+            raise ConfigError(f"class_weight has {len(class_weight)} entries for {num_classes} classes")
+        self.register_buffer("class_weight", None if class_weight is None else
+                             torch.tensor([float(w) for w in class_weight]), persistent=False)
         self.encoder_frozen = False
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
@@ -167,7 +175,8 @@ class SegSmpModel(BaseModel):
             if not bool((target != self.ignore_index).any()):
                 # an all-padding batch: cross_entropy would be NaN; a zero loss keeps the graph
                 return {"loss": logits.sum() * 0.0}
-            return {"loss": F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)}
+            return {"loss": F.cross_entropy(logits.float(), target, weight=self.class_weight,
+                                            ignore_index=self.ignore_index)}
         if mode == "predict":
             pred = self.logits(inputs, self.test_scale).argmax(1)
             out = []

@@ -79,10 +79,14 @@ def _load_config(config: Any, device: str):
         name = "custom"
     else:
         path = Path(config) if config is not None else default_config(device)
-        if not path.is_file() and (CONFIG_DIR / path).is_file():
-            path = CONFIG_DIR / path
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        # a bare name ("small_cpu" or "small_cpu.py") means a file in configs/seg
+        for cand in (path, CONFIG_DIR / path, CONFIG_DIR / f"{path}.py"):
+            if cand.is_file():
+                path = cand
+                break
+        else:
+            known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.py")))
+            raise ConfigError(f"config file not found: {path} (configs in {CONFIG_DIR}: {known})")
         cfg = Config.fromfile(str(path))
         name = path.stem
     return cfg, name
@@ -358,6 +362,11 @@ def run_segmentation(
     if fused.source_layout != "msrs":
         raise DatasetError(source, f"segmentation needs an MSRS-layout dataset, this one is {fused.source_layout!r}")
 
+    if cfg.model.get("class_weight") == "auto":
+        from fusion_perception.downstream.seg_data import label_histogram, median_frequency_weights
+
+        hist = label_histogram([r.mask_path for r in fused.split("train")], int(cfg.model.num_classes))
+        cfg.model.class_weight = [round(float(w), 4) for w in median_frequency_weights(hist)]
     _fill_config(cfg, fused_root=fused_root, out=out, seed=seed, amp=amp, launcher=launcher,
                  encoder_weights=encoder_weights, resume=resume, num_pred_images=num_pred_images, label=label)
     if _rank() == 0:
