@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 import shutil
 import socket
 from pathlib import Path
@@ -194,9 +195,9 @@ def test_gpu_only_options_refused_on_cpu(tiny_root, tmp_path):
 
 # ----------------------------------------------------------------------------------- training runs
 def _load(path: Path) -> dict:
-    from fusion_perception.downstream.seg_checkpoint import mmengine_safe_globals
+    from fusion_perception.training.runner import allow_mmengine_checkpoints
 
-    with mmengine_safe_globals():  # torch.load stays weights_only=True
+    with allow_mmengine_checkpoints():  # torch.load stays weights_only=True
         return torch.load(path, map_location="cpu")
 
 
@@ -219,6 +220,8 @@ def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
     kw = dict(config="small_cpu", epochs=3, cfg_options=opts, device="cpu", progress=False)
     run_segmentation(tiny_root, "mean", tmp_path / "A", **kw)
     a1, a2, a3 = (_load(tmp_path / "A" / "train" / f"epoch_{i}.pth") for i in (1, 2, 3))
+    with pytest.raises(pickle.UnpicklingError):  # torch's weights_only default is still in force
+        torch.load(tmp_path / "A" / "train" / "epoch_1.pth", map_location="cpu")
     # frozen: epoch 2 leaves every encoder tensor (BatchNorm statistics included) as epoch 1 left it
     assert _same(_part(a1, True), _part(a2, True))
     assert not _same(_part(a1, False), _part(a2, False))  # while the decoder trains
@@ -242,7 +245,8 @@ def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
     res_a = json.loads((tmp_path / "A" / "results.json").read_text())
     assert res_b["confusion_matrix"] == res_a["confusion_matrix"]
 
-    # resuming with other settings is refused rather than mixing two runs
+    # an unfinished run is not resumed under other settings (that would mix two runs)
+    (tmp_path / "B" / "results.json").unlink()
     with pytest.raises(ConfigError, match="cannot resume"):
         run_segmentation(tiny_root, "mean", tmp_path / "B", **{**kw, "resume": True, "seed": 5})
 
@@ -287,3 +291,10 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     ev = json.loads((out / "eval" / Path(res["checkpoint"]).stem / "results.json").read_text())
     assert ev["confusion_matrix"] == res["confusion_matrix"]
     assert ev["checkpoint"] == res["checkpoint"]
+
+    # other settings (here the number of epochs): the finished run is replaced, not reused
+    res2 = run_segmentation(synthetic_root / "msrs", "mean", out, config="small_cpu", epochs=2, device="cpu",
+                            num_pred_images=0, progress=False)
+    assert res2["epochs"] == 2 and res2["settings"]["config_sha256"] != res["settings"]["config_sha256"]
+    assert json.loads((out / "results.json").read_text()) == res2
+    assert not any((out / "predictions").glob("*_pred.png"))  # the old run's pictures went with it

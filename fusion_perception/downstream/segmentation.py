@@ -276,14 +276,16 @@ def run_segmentation(
 
     A run whose results.json exists and whose settings (method, fusion checkpoint, data,
     config, seed, encoder weights, AMP, world size) match is returned without retraining;
-    a finished run with other settings is replaced.
+    a finished run with other settings is replaced. An unfinished run continues from its last
+    checkpoint with ``resume=True`` (which is refused if its settings differ; with no checkpoint
+    yet it simply starts) and restarts from scratch without it.
     """
     _register_components()
     from mmengine.runner import Runner
 
-    from fusion_perception.downstream.seg_checkpoint import mmengine_safe_globals
     from fusion_perception.downstream.seg_report import build_results, read_results, write_results
     from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
+    from fusion_perception.training.runner import allow_mmengine_checkpoints
 
     device = _resolve_device(device)
     if launcher not in ("none", "pytorch"):
@@ -333,7 +335,8 @@ def run_segmentation(
             old_settings = json.loads((out / SETTINGS_FILE).read_text())
         except ValueError:
             old_settings = {}
-    if resume and old_settings is not None and old_settings != settings:
+    if resume and done is None and old_settings is not None and old_settings != settings:
+        # an unfinished run is not continued under other settings (a finished one is replaced)
         raise ConfigError(f"cannot resume {out}: it was started with other settings ({_diff(old_settings, settings)})")
     if _rank() == 0 and (done is not None or (old_settings is not None and not resume)):
         if done is not None:
@@ -374,7 +377,7 @@ def run_segmentation(
         atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
         cfg.dump(str(out / "config.py"))
 
-    with _device_scope(device), mmengine_safe_globals():
+    with _device_scope(device), allow_mmengine_checkpoints():
         runner = Runner.from_cfg(cfg)
         t0 = time.perf_counter()
         runner.train()
@@ -440,8 +443,8 @@ def evaluate_segmentation(
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from fusion_perception.downstream.seg_checkpoint import mmengine_safe_globals
     from fusion_perception.downstream.seg_report import build_results, write_results
+    from fusion_perception.training.runner import allow_mmengine_checkpoints
 
     run = Path(run).expanduser().resolve()
     cfg_path = run / "config.py"
@@ -467,7 +470,7 @@ def evaluate_segmentation(
                 "val_cfg", "val_evaluator"):
         cfg.pop(key, None)
     cfg.custom_hooks = []
-    with _device_scope(device), mmengine_safe_globals():
+    with _device_scope(device), allow_mmengine_checkpoints():
         runner = Runner.from_cfg(cfg)
         t0 = time.perf_counter()
         runner.test()
