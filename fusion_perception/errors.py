@@ -20,6 +20,9 @@ class DatasetError(FusionPerceptionError):
         self.problem = problem
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
+    def __reduce__(self):  # picklable, so a worker process can report it to the parent
+        return type(self), (self.path, self.problem)
+
 
 class ImageReadError(DatasetError):
     """An image file cannot be decoded (missing, truncated, not an image)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import cv2
 import pytest
 
 from fusion_perception.benchmark.compare import parse_methods
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, ImageReadError
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "compare_methods.py"
@@ -58,7 +59,8 @@ def test_interrupted_comparison_does_not_retrain_finished_methods(synthetic_root
     stamp = first.stat().st_mtime_ns
     first_results = json.loads(first.read_text())
 
-    done = subprocess.run(cmd[:-1], capture_output=True, text=True, env=env, timeout=300)  # with quality
+    # Resumed with quality, the remaining runs in two worker processes.
+    done = subprocess.run([*cmd[:-1], "--jobs", "2"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert first.stat().st_mtime_ns == stamp, "the finished method was retrained"
     assert json.loads(first.read_text()) == first_results
@@ -70,6 +72,12 @@ def test_interrupted_comparison_does_not_retrain_finished_methods(synthetic_root
     for png in ("seg_miou.png", "qualitative.png"):
         img = cv2.imread(str(out / "plots" / png))
         assert img is not None and min(img.shape[:2]) > 100
+
+
+def test_dataset_errors_survive_a_worker_process() -> None:
+    err = pickle.loads(pickle.dumps(ImageReadError("/data/x.png", "truncated")))
+    assert isinstance(err, ImageReadError) and err.path == Path("/data/x.png") and err.problem == "truncated"
+    assert str(err) == "/data/x.png: truncated"
 
 
 def test_method_list_errors() -> None:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""The pipeline's main job on the built-in synthetic default (about 15 minutes on a 2-core CPU).
+"""The pipeline's main job on the built-in synthetic default (about 12 minutes on a 2-core CPU).
 
 Generates the synthetic IR/visible scenes, trains the small EMMA (sensing modules, then the
 U-Fuser), fuses with EMMA, the classical methods, IR and VI, trains a small YOLO detector and a
 small DeepLabV3+ segmenter on each method's fused images, and prints the detection (mAP@0.5),
-segmentation (mIoU) and fusion-quality tables. Everything is cached under --out: re-running
+segmentation (mIoU) and fusion-quality tables. On a CPU, as many runs train at once as there
+are cores (up to 4), one thread each. Everything is cached under --out: re-running
 resumes or only re-prints.
 """
 

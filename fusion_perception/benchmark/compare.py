@@ -17,9 +17,13 @@ Layout of ``out``::
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from fusion_perception.benchmark.plots import bar_chart, qualitative_grid
 from fusion_perception.benchmark.tables import (
@@ -91,16 +95,19 @@ def compare_methods(
     samples: Sequence[str] | None = None,
     quality: bool = True,
     progress: bool = True,
+    jobs: int = 1,
 ) -> Comparison:
     """Run the protocols of ``task`` ("det", "seg" or "both") for every method and seed.
 
     ``det_data``/``seg_data``: M3FD and MSRS roots (``None``: the synthetic default's sets).
     ``weights``: fusion checkpoints by method label (e.g. ``{"emma": "EMMA.pth"}``).
     ``samples``: names for the qualitative grid (default: the first test images).
+    ``jobs``: (task, method) units run at once in separate processes, each with its share of
+    the CPU threads; small CPU runs use one core badly, so two jobs on two cores take about
+    half the time. Units share nothing but the detection split, which is deterministic.
     """
-    from fusion_perception.downstream.detection import run_detection
-    from fusion_perception.downstream.segmentation import run_segmentation
-
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {jobs}")
     tasks = TASKS if task == "both" else (task,)
     if any(t not in TASKS for t in tasks):
         raise ConfigError(f"task must be det, seg or both, not {task!r}")
@@ -114,23 +121,12 @@ def compare_methods(
         _LOG.info("detection on CPU: using configs/det/small_cpu.py (pass --det-config for another)")
         det_config = "small_cpu"
 
+    runs = dict(det_data=det_data, seg_data=seg_data, seeds=tuple(int(x) for x in seeds), out=out,
+                det_config=det_config, seg_config=seg_config, device=device, progress=progress and jobs == 1)
+    units = [(t, spec, per_method_weights[spec]) for t in tasks for spec in specs]
+    done = _run_units(units, runs, jobs)
     for t in tasks:
-        results = []
-        for spec in specs:
-            label = method_label(spec)
-            for seed in seeds:
-                _LOG.info("%s: %s, seed %d", t, label, seed)
-                common = dict(
-                    config=det_config if t == "det" else seg_config, seed=int(seed),
-                    weights=per_method_weights[spec], device=device,
-                    fused_dir=out / "fused" / t / label, progress=progress,
-                )
-                if t == "det":
-                    r = run_detection(det_data, spec, out / "det" / label / f"seed{seed}",
-                                      split_dir=out / "det" / "splits" / f"seed{seed}", **common)
-                else:
-                    r = run_segmentation(seg_data, spec, out / "seg" / label / f"seed{seed}", **common)
-                results.append(r)
+        results = [r for spec in specs for r in done[(t, spec)]]
         comparison.results[t] = results
         columns = DET_COLUMNS if t == "det" else SEG_COLUMNS
         table = aggregate(results, columns)
@@ -146,8 +142,79 @@ def compare_methods(
         md = fusion_quality_table(fused_roots, out / "tables" / "fusion_quality", progress=progress)
         comparison.tables["fusion_quality"] = md
         comparison.files += [out / "tables" / f"fusion_quality.{ext}" for ext in ("md", "csv", "json")]
-    comparison.files.append(qualitative_figure(fused_roots, out / "plots" / "qualitative.png", samples))
+    # ir and vi would repeat the grid's IR and VI source columns
+    shown = [method_label(s) for s in specs if parse_method_spec(s)[0] not in ("ir", "vi")]
+    comparison.files.append(qualitative_figure(fused_roots, out / "plots" / "qualitative.png", samples, shown))
     return comparison
+
+
+def run_unit(task: str, spec: str, weights: str | None, runs: dict[str, Any]) -> list[dict]:
+    """One method's runs of one task, seed after seed (its fused cache is built by the first)."""
+    from fusion_perception.downstream.detection import run_detection
+    from fusion_perception.downstream.segmentation import run_segmentation
+
+    out: Path = runs["out"]
+    label = method_label(spec)
+    results = []
+    for seed in runs["seeds"]:
+        _LOG.info("%s: %s, seed %d", task, label, seed)
+        common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed, weights=weights,
+                      device=runs["device"], fused_dir=out / "fused" / task / label, progress=runs["progress"])
+        if task == "det":
+            r = run_detection(runs["det_data"], spec, out / "det" / label / f"seed{seed}",
+                              split_dir=out / "det" / "splits" / f"seed{seed}", **common)
+        else:
+            r = run_segmentation(runs["seg_data"], spec, out / "seg" / label / f"seed{seed}", **common)
+        results.append(r)
+    return results
+
+
+def _run_units(units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any], jobs: int) -> dict[tuple[str, str], list[dict]]:
+    """Run every (task, method) unit, in this process or in ``jobs`` worker processes."""
+    if jobs == 1 or len(units) == 1:
+        return {(t, spec): run_unit(t, spec, w, runs) for t, spec, w in units}
+    if any(runs[f"{t}_data"] is None for t, _, _ in units):
+        from fusion_perception.data.synthetic import ensure_default
+
+        ensure_default("both")  # here, not in two workers at once
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    done: dict[tuple[str, str], list[dict]] = {}
+    # spawn: a clean interpreter per worker (no forked torch/OpenMP state); idle OpenMP threads
+    # must sleep, not spin, when processes share the cores (read when torch loads, so via env).
+    with _env(OMP_WAIT_POLICY="PASSIVE"), ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO),
+    ) as pool:
+        futures = {pool.submit(run_unit, t, spec, w, runs): (t, spec) for t, spec, w in units}
+        try:
+            for fut in as_completed(futures):
+                t, spec = futures[fut]
+                done[(t, spec)] = fut.result()
+                _LOG.info("%s: %s finished (%d of %d)", t, method_label(spec), len(done), len(units))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return done
+
+
+def _init_worker(threads: int, level: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=level, format="[%(processName)s] %(message)s")
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables (unless already set) for the duration of the block."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> list[Path]:
@@ -167,9 +234,10 @@ def fusion_quality_table(fused_roots: dict[str, Path], stem: Path, progress: boo
 
 
 def qualitative_figure(
-    fused_roots: dict[str, Path], path: Path, samples: Sequence[str] | None = None, count: int = 3
+    fused_roots: dict[str, Path], path: Path, samples: Sequence[str] | None = None,
+    shown: Sequence[str] | None = None, count: int = 3,
 ) -> Path:
-    """IR | VI | each method's fused image for a few test samples."""
+    """IR | VI | each method's fused image for a few test samples (``shown``: the method columns)."""
     from fusion_perception.fusion.stage import load_fused_dataset
 
     datasets = {label: load_fused_dataset(root) for label, root in fused_roots.items()}
@@ -188,7 +256,7 @@ def qualitative_figure(
         names,
         [source[n][0] for n in names],
         [source[n][1] for n in names],
-        {label: [by_name[label][n] for n in names] for label in datasets},
+        {label: [by_name[label][n] for n in names] for label in (datasets if shown is None else shown)},
         path,
     )
 

@@ -26,17 +26,18 @@ def _save(fig: "plt.Figure", path: Path) -> Path:
 
 
 def bar_chart(table: dict[str, dict[str, Cell]], column: str, path: str | Path, title: str) -> Path:
-    """One bar per method (in %), error bars = std over seeds, best bar highlighted."""
+    """One bar per method (in %), error bars = std over seeds (when more than one), best bar highlighted."""
     labels = [m for m, row in table.items() if row[column].defined]
     means = np.array([table[m][column].mean * 100 for m in labels])
-    stds = np.array([table[m][column].std * 100 for m in labels])
+    stds = np.array([table[m][column].std * 100 if table[m][column].n > 1 else 0.0 for m in labels])
+    seeds = max((table[m][column].n for m in labels), default=0)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(labels) + 1.5), 3.6))
     colours = ["#c44e52" if len(means) and v == means.max() else "#4c72b0" for v in means]
-    ax.bar(labels, means, yerr=stds, capsize=4, color=colours)
+    ax.bar(labels, means, yerr=stds if seeds > 1 else None, capsize=4, color=colours)
     for x, (m, s) in enumerate(zip(means, stds)):
         ax.text(x, m + s + 0.5, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(f"{column} (%)")
-    ax.set_title(title)
+    ax.set_title(f"{title}, mean ± std over {seeds} seeds" if seeds > 1 else f"{title}, one seed")
     ax.set_ylim(0, max(100.0, float((means + stds).max()) + 8) if len(means) else 100)
     ax.tick_params(axis="x", rotation=30)
     ax.grid(axis="y", alpha=0.3)

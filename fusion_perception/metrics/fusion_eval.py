@@ -297,7 +297,7 @@ def evaluate_fused_folders(
 
 # ------------------------------------------------------------------------------ tables
 def _fmt(v: float) -> str:
-    return "nan" if math.isnan(v) else f"{v:.4f}"
+    return "–" if math.isnan(v) else f"{v:.4f}"
 
 
 def markdown_table(result: FusionEvalResult, per_image: bool = False) -> str:
@@ -305,8 +305,12 @@ def markdown_table(result: FusionEvalResult, per_image: bool = False) -> str:
     cols = list(result.metrics)
     head = "| Method | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
     lines = [f"Fusion quality, mean over {len(result.names)} images\n", "\n", head]
-    for method, mean in result.means().items():
+    means = result.means()
+    for method, mean in means.items():
         lines.append(f"| {method} | " + " | ".join(_fmt(mean[c]) for c in cols) + " |\n")
+    if any(math.isnan(v) for mean in means.values() for v in mean.values()):
+        # e.g. SCD of ir/vi: F - IR = 0 has no correlation with anything
+        lines.append("\n– undefined (a constant image in the metric, e.g. SCD of a source image itself)\n")
     if per_image:
         for method, rows in result.per_image.items():
             lines += [f"\n### {method}\n", "\n", head.replace("| Method |", "| Image |")]
