@@ -57,6 +57,7 @@ from fusion_perception.metrics.detection import (
     table3_header,
     table3_row,
 )
+from fusion_perception.provenance import library_versions
 
 _LOG = logging.getLogger(__name__)
 
@@ -466,7 +467,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
             "split_dir": run["split_dir"],
         },
         "times_s": {**run.get("times_s", {}), "eval": round(time.time() - t0, 2)},
-        "versions": _versions(),
+        "versions": library_versions("ultralytics", "torch", "pycocotools"),
     }
     if write_results:
         atomic_write_text(run_dir / "results.md", table3_header() + "\n" + results["markdown_row"] + "\n")
@@ -482,18 +483,6 @@ def _read_names(path: Path) -> list[str]:
     if not path.is_file():
         raise DatasetError(path, "split file missing")
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("ultralytics", "torch", "pycocotools"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 # --------------------------------------------------------------------------- the protocol

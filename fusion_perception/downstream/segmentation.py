@@ -37,6 +37,7 @@ from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
 from fusion_perception.errors import ConfigError, DatasetError  # noqa: E402
 from fusion_perception.fusion.base import build_fuser, file_sha256, method_label  # noqa: E402
+from fusion_perception.provenance import library_versions  # noqa: E402
 
 __all__ = ["run_segmentation", "evaluate_segmentation", "default_config", "CONFIG_DIR", "DEFAULT_WORK_ROOT"]
 
@@ -213,16 +214,6 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k}: {json.dumps(old.get(k), default=str)[:80]} -> {json.dumps(new.get(k), default=str)[:80]}"
                      for k in keys) or "none"
-
-
-def _versions() -> dict[str, str]:
-    import mmengine
-    import segmentation_models_pytorch as smp
-
-    import fusion_perception
-
-    return {"fusion_perception": fusion_perception.__version__, "torch": torch.__version__,
-            "mmengine": mmengine.__version__, "smp": smp.__version__}
 
 
 def run_segmentation(
@@ -402,7 +393,7 @@ def run_segmentation(
                 "train_time_s": round(t1 - t0, 2),
                 "eval_time_s": round(t2 - t1, 2),
                 "device": device,
-                "versions": _versions(),
+                "versions": library_versions("torch", "mmengine", "segmentation-models-pytorch"),
                 "settings": settings,
             },
         )
@@ -483,7 +474,7 @@ def evaluate_segmentation(
         seed=settings.get("seed", 0),
         extra={"num_test_images": len(runner.test_dataloader.dataset), "checkpoint": str(ckpt),
                "run": str(run), "results_dir": str(out), "predictions_dir": str(out / "predictions"), "eval_time_s": round(t1 - t0, 2),
-               "device": device, "versions": _versions(), "settings": settings},
+               "device": device, "versions": library_versions("torch", "mmengine", "segmentation-models-pytorch"), "settings": settings},
     )
     write_results(out, results)
     return results

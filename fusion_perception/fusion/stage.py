@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from fusion_perception.data.image_io import (
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
 from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError
 from fusion_perception.fusion.base import Fuser, build_fuser, fuse_with_colour, method_label, parse_method_spec
+from fusion_perception.provenance import library_versions
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -139,20 +139,6 @@ def _describe_difference(old: dict, new: dict) -> str:
     diffs = [f"{k}: {json.dumps(a.get(k))[:100]} -> {json.dumps(b.get(k))[:100]}"
              for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return "; ".join(diffs) or "unknown difference"
-
-
-def _versions() -> dict[str, str]:
-    import cv2
-
-    import fusion_perception
-
-    return {
-        "fusion_perception": fusion_perception.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "python": platform.python_version(),
-    }
 
 
 # ----------------------------------------------------------------------------- output layout
@@ -479,7 +465,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
         },
         "counts": {"total": len(records), "done": len(records) - len(todo), "fused": 0,
                    "skipped": len(records) - len(todo), "bad": len(skipped_source)},
-        "versions": _versions(),
+        "versions": library_versions("torch", "numpy", "opencv-python-headless", "opencv-python"),
         "device": str(device),
         "complete": False,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
