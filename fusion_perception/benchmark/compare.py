@@ -173,10 +173,10 @@ def _run_units(units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any
     """Run every (task, method) unit, in this process or in ``jobs`` worker processes."""
     if jobs == 1 or len(units) == 1:
         return {(t, spec): run_unit(t, spec, w, runs) for t, spec, w in units}
-    if any(runs[f"{t}_data"] is None for t, _, _ in units):
-        from fusion_perception.data.synthetic import ensure_default
+    from fusion_perception.data.synthetic import ensure_default
 
-        ensure_default("both")  # here, not in two workers at once
+    for t in sorted({t for t, _, _ in units if runs[f"{t}_data"] is None}):
+        ensure_default(t)  # here, not in two workers at once
     threads = max(1, (os.cpu_count() or 1) // jobs)
     done: dict[tuple[str, str], list[dict]] = {}
     # spawn: a clean interpreter per worker (no forked torch/OpenMP state); idle OpenMP threads

@@ -216,6 +216,10 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
                      for k in keys) or "none"
 
 
+def _seg_versions() -> dict[str, str]:
+    return library_versions("torch", "mmengine", "segmentation_models_pytorch")
+
+
 def run_segmentation(
     data_root: str | Path | None = None,
     fusion: str = "mean",
@@ -393,7 +397,7 @@ def run_segmentation(
                 "train_time_s": round(t1 - t0, 2),
                 "eval_time_s": round(t2 - t1, 2),
                 "device": device,
-                "versions": library_versions("torch", "mmengine", "segmentation-models-pytorch"),
+                "versions": _seg_versions(),
                 "settings": settings,
             },
         )
@@ -474,7 +478,7 @@ def evaluate_segmentation(
         seed=settings.get("seed", 0),
         extra={"num_test_images": len(runner.test_dataloader.dataset), "checkpoint": str(ckpt),
                "run": str(run), "results_dir": str(out), "predictions_dir": str(out / "predictions"), "eval_time_s": round(t1 - t0, 2),
-               "device": device, "versions": library_versions("torch", "mmengine", "segmentation-models-pytorch"), "settings": settings},
+               "device": device, "versions": _seg_versions(), "settings": settings},
     )
     write_results(out, results)
     return results
