@@ -12,25 +12,8 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fusion_perception.cli import add_cfg_options  # noqa: E402
 from fusion_perception.errors import FusionPerceptionError  # noqa: E402
-
-
-class _KeyValue(argparse.Action):
-    """``--cfg-options a.b=1 c=[2,3]`` -> {"a.b": 1, "c": [2, 3]} (values parsed as Python literals)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        import ast
-
-        out = dict(getattr(namespace, self.dest) or {})
-        for item in values:
-            if "=" not in item:
-                parser.error(f"{option_string} expects KEY=VALUE, got {item!r}")
-            key, val = item.split("=", 1)
-            try:
-                out[key] = ast.literal_eval(val)
-            except (ValueError, SyntaxError):
-                out[key] = val
-        setattr(namespace, self.dest, out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override the number of epochs (cosine schedule and frozen phase scale with it)")
     ap.add_argument("--batch", type=int, default=None, help="total training batch size")
     ap.add_argument("--workers", type=int, default=None, help="data-loader processes")
-    ap.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None, metavar="KEY=VALUE",
-                    help="override config entries, e.g. model.encoder_name=resnet34 train_dataloader.batch_size=4")
+    add_cfg_options(ap, "model.encoder_name=resnet34 train_dataloader.batch_size=4")
     ap.add_argument("--skip-bad", action="store_true", help="leave out bad pairs with a warning instead of failing")
     ap.add_argument("--force", action="store_true", help="retrain even when a finished run matches")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmengine.config import DictAction
+from fusion_perception.cli import add_patch_training_args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,15 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", choices=("ir", "vi", "both"), default="both", help="which net(s) to train")
     p.add_argument("--work-dir", default=None, help="checkpoints, logs, patch cache and exports "
                                                     "(default: work_dirs/sensing_<config>)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the work dir")
-    p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
-                   help="distributed launcher (pytorch under torchrun)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
-    p.add_argument("--max-patches", type=int, default=None, help="override the config's patch count")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
-                   help="override config keys, e.g. train_dataloader.batch_size=32")
+    add_patch_training_args(p)
     args = p.parse_args(argv)
 
     from fusion_perception.training.runner import train_sensing

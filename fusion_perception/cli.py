@@ -1,0 +1,35 @@
+"""Command-line pieces the tools share (the tools stay argument parsing plus one call)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mmengine.config import DictAction
+
+
+class ConfigOptionsAction(DictAction):
+    """``--cfg-options a.b=1 c=[2,3]`` -> ``{"a.b": 1, "c": [2, 3]}``, parsed as mmengine's tools do;
+    an item without ``=`` is a usage error rather than a traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        bad = [v for v in values if "=" not in v]
+        if bad:
+            parser.error(f"{option_string} expects KEY=VALUE, got {bad[0]!r}")
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default=None, metavar="KEY=VALUE",
+                   help=f"override config entries, e.g. {example}")
+
+
+def add_patch_training_args(p: argparse.ArgumentParser) -> None:
+    """The mmengine run options of tools/train_sensing.py and tools/train_emma.py."""
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the work dir")
+    p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
+                   help="distributed launcher (pytorch under torchrun)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
+    p.add_argument("--max-patches", type=int, default=None, help="override the config's patch count")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    add_cfg_options(p, "train_dataloader.batch_size=16")
