@@ -20,10 +20,9 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from fusion_perception.benchmark.plots import bar_chart, qualitative_grid
 from fusion_perception.benchmark.tables import (
@@ -122,7 +121,7 @@ def compare_methods(
         det_config = "small_cpu"
 
     runs = dict(det_data=det_data, seg_data=seg_data, seeds=tuple(int(x) for x in seeds), out=out,
-                det_config=det_config, seg_config=seg_config, device=device, progress=progress and jobs == 1)
+                det_config=det_config, seg_config=seg_config, device=device, progress=progress)
     units = [(t, spec, per_method_weights[spec]) for t in tasks for spec in specs]
     done = _run_units(units, runs, jobs)
     for t in tasks:
@@ -169,7 +168,9 @@ def run_unit(task: str, spec: str, weights: str | None, runs: dict[str, Any]) ->
     return results
 
 
-def _run_units(units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any], jobs: int) -> dict[tuple[str, str], list[dict]]:
+def _run_units(
+    units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any], jobs: int
+) -> dict[tuple[str, str], list[dict]]:
     """Run every (task, method) unit, in this process or in ``jobs`` worker processes."""
     if jobs == 1 or len(units) == 1:
         return {(t, spec): run_unit(t, spec, w, runs) for t, spec, w in units}
@@ -179,21 +180,22 @@ def _run_units(units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any
         ensure_default(t)  # here, not in two workers at once
     threads = max(1, (os.cpu_count() or 1) // jobs)
     done: dict[tuple[str, str], list[dict]] = {}
-    # spawn: a clean interpreter per worker (no forked torch/OpenMP state); idle OpenMP threads
-    # must sleep, not spin, when processes share the cores (read when torch loads, so via env).
-    with _env(OMP_WAIT_POLICY="PASSIVE"), ProcessPoolExecutor(
+    # Idle OpenMP threads must sleep, not spin, when processes share the cores; torch reads this
+    # when it loads, so the (spawned, clean) workers inherit it from the environment.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet = {**runs, "progress": False}  # progress bars of parallel runs would interleave
+    with ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO),
     ) as pool:
-        futures = {pool.submit(run_unit, t, spec, w, runs): (t, spec) for t, spec, w in units}
+        futures = {pool.submit(run_unit, t, spec, w, quiet): (t, spec) for t, spec, w in units}
         try:
             for fut in as_completed(futures):
                 t, spec = futures[fut]
                 done[(t, spec)] = fut.result()
                 _LOG.info("%s: %s finished (%d of %d)", t, method_label(spec), len(done), len(units))
         except BaseException:
-            for f in futures:
-                f.cancel()
+            pool.shutdown(cancel_futures=True)  # finish the running units, start no more
             raise
     return done
 
@@ -203,18 +205,6 @@ def _init_worker(threads: int, level: int) -> None:
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s")
-
-
-@contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Set environment variables (unless already set) for the duration of the block."""
-    added = {k: v for k, v in values.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
 
 
 def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> list[Path]:
