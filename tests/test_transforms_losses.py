@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fusion_perception.models import SensingUNet, UFuser
 from fusion_perception.training.losses import emma_loss, freeze, fusion_loss, sobel_gradient, weighted_total
@@ -83,13 +84,49 @@ def test_rotations_zero_fill_and_keep_centre():
     assert torch.all(out[:, :, 0, 0] < 1e-6)  # a corner comes from outside: zero fill
 
 
-def test_sobel_gradient_and_loss():
-    ramp = torch.arange(8.0).repeat(8, 1)[None, None] / 8  # grows along x only
+def test_sobel_gradient_is_normalised_with_replicate_padding():
+    ramp = torch.arange(8.0).repeat(8, 1)[None, None] / 8  # grows along x by 1/8 per pixel
     g = sobel_gradient(ramp)
     assert g.shape == (1, 2, 8, 8)
-    assert torch.allclose(g[0, 0, 1:-1, 1:-1], torch.full((6, 6), 8 / 8))  # Sobel x gain 8 * slope
+    # Sobel / 8: (1 + 2 + 1) * (2 * slope) / 8 = slope inside; replicate padding halves it at x = 0, 7
+    assert torch.allclose(g[0, 0, :, 1:-1], torch.full((8, 6), 1 / 8))
+    assert torch.allclose(g[0, 0, :, 0], torch.full((8,), 1 / 16))
+    assert torch.allclose(g[0, 0, :, -1], torch.full((8,), 1 / 16))
     assert torch.allclose(g[0, 1], torch.zeros(8, 8))
     assert torch.count_nonzero(sobel_gradient(torch.full((1, 1, 5, 5), 0.3))) == 0
+
+
+def test_fusion_loss_hand_computed():
+    # x: a single bright pixel in the middle of a 3x3 zero image; y: zeros.
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 1.0
+    y = torch.zeros_like(x)
+    # l1 term: 1/9. Gradient of x (cross-correlation with the Sobel x kernel / 8, replicate
+    # padding): the columns left and right of the centre see -(1,2,1)/8 and +(1,2,1)/8 of it
+    # -> x component abs sum 2 * (1 + 2 + 1) / 8 = 1, likewise y; mean over 2 * 9 values = 2 / 18.
+    expected = 1 / 9 + 2 / 18
+    assert fusion_loss(x, y).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["random", "smooth"])
+def test_fusion_loss_equals_public_code(kind):
+    """The public code: l1(x, y) + l1(G x, G y) with G = kornia.filters.SpatialGradient() (defaults)."""
+    import kornia  # the test extra: the library the public code takes its gradient from
+
+    gen = torch.Generator().manual_seed(3)
+    if kind == "random":
+        x, y = torch.rand(2, 1, 37, 29, generator=gen), torch.rand(2, 1, 37, 29, generator=gen)
+    else:
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 48), indexing="ij")
+        x = (torch.sin(3 * xx) * torch.cos(2 * yy))[None, None].repeat(2, 1, 1, 1)
+        y = x * 0.7 + 0.1 * xx
+    grad = kornia.filters.SpatialGradient()
+    public = F.l1_loss(x, y) + F.l1_loss(grad(x), grad(y))
+    assert fusion_loss(x, y).item() == pytest.approx(public.item(), rel=1e-6)
+    assert torch.allclose(sobel_gradient(x), grad(x).flatten(1, 2), atol=1e-7)
+
+
+def test_fusion_loss_orders_structure():
     x, y = _img(seed=1), _img(seed=2)
     assert fusion_loss(x, x) == 0
     assert fusion_loss(x, y) > 0

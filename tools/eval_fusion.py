@@ -42,12 +42,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads (default 1: the metrics are many small tensor operations, and "
                          "more threads mostly wait on each other, badly so on a busy machine; 0 = torch's choice)")
     ap.add_argument("--workers", type=int, default=2, metavar="N", help="image-decoding threads (default 2)")
+    ap.add_argument("--targets", default="auto", metavar="RULE|CSV",
+                    help="target retention (the contrast kept of objects only one modality shows), where the "
+                         "source has boxes: 'auto' (the annotations' visibility tags where present, else the "
+                         "contrast rule), 'tags', 'contrast' (IR-only: c(ir) >= 0.05 and c(vi) <= 0.03 on the "
+                         "sources; VI-only the reverse), 'off', or a CSV file image,x1,y1,x2,y2,source[,label] "
+                         "(default: auto)")
+    ap.add_argument("--target-classes", metavar="LIST", help="only these object classes, e.g. People,Car")
+    ap.add_argument("--target-contrast", metavar="SHOWN,HIDDEN",
+                    help="thresholds of the contrast rule (default 0.05,0.03: local contrast on [0, 1] luminance)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
     import torch
 
-    from fusion_perception.metrics.fusion_eval import evaluate_fused_folders, write_tables
+    from fusion_perception.metrics.fusion_eval import (
+        evaluate_fused_folders,
+        evaluate_target_retention,
+        write_retention_tables,
+        write_tables,
+    )
+    from fusion_perception.metrics.retention import TargetRule
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,11 +72,20 @@ def main(argv: list[str] | None = None) -> int:
             metrics=args.metrics, progress=not args.quiet, workers=args.workers,
         )
         table = write_tables(result, args.out)
+        retention = None
+        if args.targets != "off":
+            rule = TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
+            retention = evaluate_target_retention(args.fused, args.source, layout=args.layout, split=args.split,
+                                                  rule=rule, progress=not args.quiet)
+        retention_table = write_retention_tables(retention, args.out) if retention else None
     except FusionPerceptionError as e:
         print(f"eval_fusion: error: {e}", file=sys.stderr)
         return 2
     print(table)
-    print(f"tables written to {args.out}/fusion_metrics.{{md,csv,json}}")
+    if retention_table:
+        print(retention_table)
+    print(f"tables written to {args.out}/fusion_metrics.{{md,csv,json}}"
+          + (f" and {args.out}/target_retention.{{md,csv,json}}" if retention_table else ""))
     return 0
 
 

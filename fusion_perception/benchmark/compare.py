@@ -10,7 +10,7 @@ Layout of ``out``::
     det/splits/seed<S>/           the detection split every method shares for seed S
     det/<method>/seed<S>/         one detection run (results.json when finished)
     seg/<method>/seed<S>/         one segmentation run
-    tables/                       det.*, seg.*, fusion_quality.* (Markdown, CSV, JSON)
+    tables/                       det.*, seg.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON)
     plots/                        det_map50.png, seg_miou.png, qualitative.png
 """
 
@@ -140,7 +140,8 @@ def compare_methods(
     if quality:
         md = fusion_quality_table(fused_roots, out / "tables" / "fusion_quality", progress=progress)
         comparison.tables["fusion_quality"] = md
-        comparison.files += [out / "tables" / f"fusion_quality.{ext}" for ext in ("md", "csv", "json")]
+        comparison.files += [p for stem in ("fusion_quality", "target_retention") for ext in ("md", "csv", "json")
+                             if (p := out / "tables" / f"{stem}.{ext}").is_file()]
     # ir and vi would repeat the grid's IR and VI source columns
     shown = [method_label(s) for s in specs if parse_method_spec(s)[0] not in ("ir", "vi")]
     comparison.files.append(qualitative_figure(fused_roots, out / "plots" / "qualitative.png", samples, shown))
@@ -216,11 +217,21 @@ def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> li
 
 
 def fusion_quality_table(fused_roots: dict[str, Path], stem: Path, progress: bool = True) -> str:
-    """The nine fusion-quality metrics per method over the fused test images (Markdown)."""
-    from fusion_perception.metrics.fusion_eval import evaluate_fused_folders, write_tables
+    """The nine fusion-quality metrics per method over the fused test images, then the target
+    retention of the objects one modality shows where the data has boxes (Markdown)."""
+    from fusion_perception.metrics.fusion_eval import (
+        evaluate_fused_folders,
+        evaluate_target_retention,
+        write_retention_tables,
+        write_tables,
+    )
 
     result = evaluate_fused_folders(fused_roots, split="test", progress=progress)
-    return write_tables(result, stem.parent, stem=stem.name)
+    md = write_tables(result, stem.parent, stem=stem.name)
+    retention = evaluate_target_retention(fused_roots, split="test", progress=progress)
+    if retention is not None:
+        md += "\n" + write_retention_tables(retention, stem.parent, stem="target_retention")
+    return md
 
 
 def qualitative_figure(

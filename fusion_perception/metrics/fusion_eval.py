@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,6 +33,9 @@ from fusion_perception.data.image_io import atomic_write_text, decode_image_file
 from fusion_perception.data.records import PairDataset
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
+
+if TYPE_CHECKING:
+    from fusion_perception.metrics.retention import RetentionResult, TargetRule
 
 MANIFEST = "manifest.json"  # written by the fuse stage (fusion_perception.fusion.stage)
 FUSED_DIR = "fused"
@@ -340,3 +344,70 @@ def write_tables(result: FusionEvalResult, out: str | Path, *, stem: str = "fusi
     atomic_write_text(out / f"{stem}.csv", csv_text(result))
     atomic_write_text(out / f"{stem}.json", json.dumps(result.to_json(), indent=1))
     return markdown_table(result)
+
+
+# ------------------------------------------------------------------------------ target retention
+def _target_records(source: str | Path | PairDataset | None, layout: str, folders: list[FusedFolder]
+                    ) -> list[dict]:
+    """Source pairs with their annotations, for :mod:`~fusion_perception.metrics.retention`."""
+    if source is not None:
+        if isinstance(source, PairDataset):
+            ds = source
+        else:
+            from fusion_perception.data.readers import load_dataset
+
+            ds = load_dataset(source, layout)
+        return [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "split": r.split,
+                 "annotation": r.annotation_path,
+                 "boxes": None if r.boxes is None else [vars(b) for b in r.boxes]} for r in ds.records]
+    folder = next((f for f in folders if f.manifest), None)
+    if folder is None:
+        raise ConfigError("give the source dataset (--source): no fused folder has a fuse-stage manifest")
+    run_root = folder.root.resolve().parent if folder.root.resolve().name == FUSED_DIR else folder.root.resolve()
+    try:
+        return [{"name": e["name"], "ir": e["source"]["ir"], "vi": e["source"]["vi"], "split": e.get("split"),
+                 "annotation": run_root / e["annotation"] if e.get("annotation") else None,
+                 "boxes": e.get("boxes")} for e in folder.manifest["records"]]
+    except (KeyError, TypeError) as e:
+        raise DatasetError(run_root / MANIFEST, f"manifest lacks the source pairs ({type(e).__name__}: {e})") from None
+
+
+def evaluate_target_retention(
+    fused: Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path] | FusedFolder],
+    source: str | Path | PairDataset | None = None,
+    *,
+    layout: str = "auto",
+    split: str | None = None,
+    rule: "TargetRule | None" = None,
+    progress: bool = True,
+) -> "RetentionResult | None":
+    """Target retention of every method (see :mod:`~fusion_perception.metrics.retention`);
+    ``None`` when the source has no annotated objects (e.g. plain pair folders)."""
+    from fusion_perception.metrics.retention import TargetRule, evaluate_retention, target_pairs
+
+    rule = rule or TargetRule()
+    folders = _as_folders(fused)
+    records = _target_records(source, layout, folders)
+    if split is not None and any(r["split"] is not None for r in records):
+        records = [r for r in records if r["split"] == split]
+    pairs = target_pairs(records, rule)
+    if not pairs:
+        return None
+    for f in folders:
+        missing = [p.name for p in pairs if p.name not in f.images]
+        if missing:
+            raise _missing_error(f, missing, len(pairs))
+    return evaluate_retention(pairs, {f.name: f.images for f in folders}, rule, progress=progress)
+
+
+def write_retention_tables(result: "RetentionResult", out: str | Path, *, stem: str = "target_retention") -> str:
+    """Write ``out/{stem}.md``, ``.csv`` and ``.json`` (every object's value); return the Markdown."""
+    from fusion_perception.metrics import retention
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = retention.markdown_table(result)
+    atomic_write_text(out / f"{stem}.md", md)
+    atomic_write_text(out / f"{stem}.csv", retention.csv_text(result))
+    atomic_write_text(out / f"{stem}.json", json.dumps(result.to_json(), indent=1))
+    return md
