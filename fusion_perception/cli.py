@@ -18,6 +18,18 @@ class ConfigOptionsAction(DictAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+FUSION_WEIGHTS_HELP = (
+    "checkpoint of a learned fusion method (emma): a path, or 'official' for the authors' EMMA.pth "
+    "(downloaded once into ~/.cache/fusion_perception and verified; the only download the toolkit makes). "
+    "Default on the synthetic data: the toolkit's own EMMA checkpoint (see the README's model card)"
+)
+
+
+def add_fusion_weights(p: argparse.ArgumentParser) -> None:
+    """``--weights PATH|official``, the same in every tool that fuses."""
+    p.add_argument("--weights", metavar="PATH|official", default=None, help=FUSION_WEIGHTS_HELP)
+
+
 def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default=None, metavar="KEY=VALUE",
                    help=f"override config entries, e.g. {example}")

@@ -209,15 +209,45 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_random_encoder_is_never_frozen():
+    """The paper's frozen phase presumes a pretrained encoder; a random one trains from epoch 1."""
+    import logging
+    from types import SimpleNamespace
+
+    from fusion_perception.downstream.seg_model import SegFreezeEncoderHook
+
+    class Model:
+        encoder_frozen = False
+
+        def __init__(self, pretrained):
+            self.encoder_pretrained = pretrained
+            self.calls = []
+
+        def freeze_encoder(self, frozen):
+            self.calls.append(frozen)
+
+    for pretrained, expected in ((False, [False]), (True, [True])):
+        model, hook = Model(pretrained), SegFreezeEncoderHook(frozen_epochs=100)
+        runner = SimpleNamespace(model=model, epoch=0, logger=logging.getLogger("test"))
+        hook.before_train(runner)
+        hook.before_train_epoch(runner)
+        assert model.calls == expected
+
+
 @pytest.mark.slow
 def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
     """Run A: 3 epochs, encoder frozen for 2. Run B resumes from A's epoch-2 checkpoint and must
     finish epoch 3 only, with the weights (and optimizer state) A ended with."""
     from fusion_perception.downstream.segmentation import run_segmentation
 
+    import segmentation_models_pytorch as smp
+
     opts = {**TINY_OPTS, "custom_hooks": [dict(type="SegEpochSeedHook"),
                                           dict(type="SegFreezeEncoderHook", frozen_epochs=2)]}
-    kw = dict(config="small_cpu", epochs=3, cfg_options=opts, device="cpu", progress=False)
+    # freezing applies to a pretrained encoder only: give it one (here, a saved random one)
+    enc = tmp_path / "encoder.pth"
+    torch.save(smp.encoders.get_encoder(SMALL_ENCODER, weights=None).state_dict(), enc)
+    kw = dict(config="small_cpu", epochs=3, cfg_options=opts, device="cpu", progress=False, encoder_weights=enc)
     run_segmentation(tiny_root, "mean", tmp_path / "A", **kw)
     a1, a2, a3 = (_load(tmp_path / "A" / "train" / f"epoch_{i}.pth") for i in (1, 2, 3))
     with pytest.raises(pickle.UnpicklingError):  # torch's weights_only default is still in force

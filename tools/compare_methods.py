@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seg-data", help="MSRS root (default: the synthetic default's msrs set)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default: 0)")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH",
-                   help="fusion checkpoint of a method, e.g. emma=EMMA.pth (repeatable)")
+                   help="fusion checkpoint of a method, e.g. emma=EMMA.pth or emma=official (repeatable; default for emma on the synthetic data: the toolkit's own checkpoint)")
     p.add_argument("--det-config", help="detection config (default: paper recipe on GPU, small CPU config on CPU)")
     p.add_argument("--seg-config", help="segmentation config (same defaults)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or GPU ids such as 0 or 0,1,2,3")

@@ -9,6 +9,7 @@ import json
 import sys
 
 from fusion_perception.data.records import LAYOUTS
+from fusion_perception.cli import add_fusion_weights
 from fusion_perception.errors import ConfigError, FusionPerceptionError
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                     "MSRS: {train,test}/fused + Segmentation_labels/; pairs: fused/), labels copied, "
                     "and OUT/manifest.json (method, parameters, checkpoint sha256, source, counts, "
                     "library versions). Re-running the same command resumes: finished images are kept.",
-        epilog="Methods: ir, vi, mean, max, laplacian, dwt, gff, emma (with --weights), or "
+        epilog="Methods: ir, vi, mean, max, laplacian, dwt, gff, emma (the toolkit's checkpoint on the synthetic data; --weights PATH or official elsewhere), or "
                "folder:NAME=PATH for another method's precomputed results (files matched by stem). "
                "Parameters (--param): laplacian levels=4; dwt wavelet=db2 levels=3; gff r1=45 eps1=0.3 "
                "r2=7 eps2=1e-6 avg_size=31 gauss_radius=5 gauss_sigma=5 (Li et al. 2013); emma normalize, amp, "
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="where the method runs: cpu or cuda[:N] (default: cpu)")
     ap.add_argument("--batch-size", type=int, default=4, metavar="N",
                     help="pairs fused at once (same-size images are batched; default 4)")
-    ap.add_argument("--weights", metavar="PATH", help="checkpoint of a learned method (emma)")
+    add_fusion_weights(ap)
     ap.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
                     help="method parameter, repeatable (e.g. --param levels=5, --param wavelet=haar)")
     ap.add_argument("--gray", action="store_true",

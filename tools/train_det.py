@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 
+from fusion_perception.cli import add_fusion_weights
 from fusion_perception.errors import FusionPerceptionError
 
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fusion", required=True, metavar="METHOD",
                     help="a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, ...) "
                          "or folder:NAME=PATH for precomputed fused images")
-    ap.add_argument("--weights", metavar="CKPT", default=None, help="fusion checkpoint (e.g. EMMA's)")
+    add_fusion_weights(ap)
     ap.add_argument("--config", default=None, metavar="FILE|NAME",
                     help="detection config (configs/det/*.py, by path or name); default: yolov5s_m3fd, "
                          "the paper's recipe; small_cpu for a quick CPU run")

@@ -12,7 +12,7 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.cli import add_cfg_options  # noqa: E402
+from fusion_perception.cli import add_cfg_options, add_fusion_weights  # noqa: E402
 from fusion_perception.errors import FusionPerceptionError  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fusion", default="mean", metavar="METHOD",
                     help="a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, ...) or "
                          "folder:NAME=PATH for precomputed fused images (default: mean)")
-    ap.add_argument("--weights", metavar="CKPT", default=None, help="fusion checkpoint (e.g. EMMA's)")
+    add_fusion_weights(ap)
     ap.add_argument("--config", default=None, metavar="FILE|NAME",
                     help="segmentation config (configs/seg/*.py, by path or name); default: "
                          "deeplabv3plus_r50_msrs (the paper's recipe) on GPU, small_cpu on CPU")

@@ -1,20 +1,20 @@
-# EMMA's fusion network F at the published widths and the paper's schedule (DESIGN
-# section 2): MSRS training patches 128x128 (stride-200 grid, low-contrast patches
-# dropped), batch 8, Adam 1e-4, x0.5 every 20 epochs, 120 epochs; loss
-# L(A_i(f), i) + a1 L(A_v(f), v) + a2 L(f_t, F(A_i(f_t), A_v(f_t))) with the frozen sensing
-# nets. tools/train_emma.py fills in sensing_ir / sensing_vi (checkpoint paths).
-channels = (8, 16, 32, 32)
+# EMMA's fusion network F at the published widths, trained as published (DESIGN section 2). The paper
+# and the authors' public code disagree on some values; each line says which one it follows.
+# Loss: L(A_i(f), i) + a1 L(A_v(f), v) + a2 L(f_t, F(A_i(f_t), A_v(f_t))) through the frozen sensing
+# nets, L = l1 + l1 of the Sobel/8 gradient (the code's kornia SpatialGradient). tools/train_emma.py
+# fills in sensing_ir / sensing_vi (checkpoint paths).
+channels = (8, 16, 32, 32)  # paper and code
 heads = 8
-patch_size = 128
-stride = 200
+patch_size = 128  # paper and code: 128x128 MSRS training patches
+stride = 200  # code: a stride-200 grid, low-contrast patches dropped (the paper says random patches)
 max_patches = None
-epochs = 120
-batch_size = 8
-lr = 1e-4
-lr_step = 20
-a1 = 1.0
-a2 = 0.1
-transform = dict(shifts=3, angles=(10.0, 130.0, 250.0), flips=("h", "v", "hv"))
+epochs = 120  # code (the paper says 100)
+batch_size = 8  # paper (the code uses 4)
+lr = 1e-4  # paper and code: Adam
+lr_step = 20  # paper and code: x0.5 every 20 epochs
+a1 = 1.0  # paper
+a2 = 0.1  # paper
+transform = dict(shifts=3, angles=(10.0, 130.0, 250.0), flips=("h", "v", "hv"))  # code
 
 model = dict(type="EMMAModel", fuser=dict(channels=channels, heads=heads), sensing_ir=None, sensing_vi=None,
              a1=a1, a2=a2, equivariance=True, transform=transform)

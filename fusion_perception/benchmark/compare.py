@@ -35,7 +35,7 @@ from fusion_perception.benchmark.tables import (
 )
 from fusion_perception.data.image_io import atomic_write_text
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import build_fuser, method_label, parse_method_spec
+from fusion_perception.fusion.base import build_fuser, method_label, parse_method_spec, resolve_weights
 
 _LOG = logging.getLogger(__name__)
 TASKS = ("det", "seg")
@@ -71,12 +71,14 @@ def method_weights(specs: Sequence[str], weights: dict[str, str] | None) -> dict
     return {s: weights.get(method_label(s)) for s in specs}
 
 
-def check_methods(specs: Sequence[str], weights: dict[str, str | None]) -> None:
-    """Fail before any training when a method cannot be built (unknown name, missing weights)."""
+def check_methods(specs: Sequence[str], weights: dict[str, str | None],
+                  data_roots: Sequence[str | Path | None] = (None,)) -> None:
+    """Fail before any training when a method cannot be built on one of ``data_roots`` (unknown
+    name, missing weights; ``None`` is the synthetic default)."""
     for spec in specs:
-        name, _ = parse_method_spec(spec)
-        params = {"weights": weights[spec]} if weights.get(spec) else {}
-        build_fuser(spec, "cpu", **params)
+        for root in data_roots:
+            w = resolve_weights(spec, weights.get(spec), root)
+            build_fuser(spec, "cpu", **({"weights": w} if w else {}))
 
 
 def compare_methods(
@@ -112,7 +114,7 @@ def compare_methods(
         raise ConfigError(f"task must be det, seg or both, not {task!r}")
     specs = parse_methods(methods)
     per_method_weights = method_weights(specs, weights)
-    check_methods(specs, per_method_weights)
+    check_methods(specs, per_method_weights, [det_data if t == "det" else seg_data for t in tasks])
     out = Path(out)
     comparison = Comparison()
     if det_config is None and device == "cpu" and "det" in tasks:

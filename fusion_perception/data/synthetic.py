@@ -67,7 +67,7 @@ _MARKER = "synthetic.json"
 _PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 _PNG_GRAY3 = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
-__all__ = ["generate", "default_root", "ensure_default", "summarize", "LOW_VISIBILITY", "GENERATOR_VERSION"]
+__all__ = ["generate", "default_root", "ensure_default", "is_synthetic", "summarize", "LOW_VISIBILITY", "GENERATOR_VERSION"]
 
 
 def _scene(seed: int, task: str, index: int, size: tuple[int, int]) -> Scene:
@@ -254,6 +254,19 @@ def default_root() -> Path:
     """Where the synthetic default lives: ``$FUSION_PERCEPTION_DATA`` if set, else ``./data/synthetic``."""
     env = os.environ.get("FUSION_PERCEPTION_DATA")
     return Path(env).expanduser().resolve() if env else (Path.cwd() / "data" / "synthetic").resolve()
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """True for a dataset this generator wrote (a task folder with its marker, or a root holding them)."""
+    root = Path(root)
+
+    def marked(folder: Path) -> bool:
+        try:
+            return json.loads((folder / _MARKER).read_text()).get("generator") == __name__
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    return marked(root) or any(marked(root / sub) for sub in _SUBDIR.values() if (root / sub).is_dir())
 
 
 def _is_default(folder: Path, task: str) -> bool:

@@ -47,7 +47,13 @@ from fusion_perception.downstream.det_data import (
     split_digest,
 )
 from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.fusion.base import file_sha256, method_label, parse_method_spec, registered_methods
+from fusion_perception.fusion.base import (
+    file_sha256,
+    method_label,
+    parse_method_spec,
+    registered_methods,
+    resolve_weights,
+)
 from fusion_perception.metrics.detection import (
     Detection,
     ImageEntry,
@@ -241,10 +247,10 @@ def prepare_detection_data(
     out = Path(out)
     fused_dir = Path(fused_dir) if fused_dir is not None else out / "fused" / label
     split_dir = Path(split_dir) if split_dir is not None else out / "splits" / f"seed{seed}"
+    source = load_detection_source(data_root, skip_bad=skip_bad)
+    weights = resolve_weights(fusion, weights, source.root)
     if weights is not None and not Path(weights).is_file():
         raise ConfigError(f"fusion checkpoint {str(weights)!r} not found")
-
-    source = load_detection_source(data_root, skip_bad=skip_bad)
     before = _manifest_stamp(fused_dir)
     t0 = time.time()
     fused = fuse_dataset(

@@ -121,6 +121,7 @@ class SegSmpModel(BaseModel):
                            classes=num_classes, **(arch_kwargs or {}))
         except KeyError as e:
             raise ConfigError(f"unknown smp encoder {encoder_name!r}: {e}") from e
+        self.encoder_pretrained = bool(encoder_weights)
         if encoder_weights:
             load_encoder_weights(self.net.encoder, encoder_weights)
         self.num_classes = int(num_classes)
@@ -195,12 +196,23 @@ class SegSmpModel(BaseModel):
 @HOOKS.register_module()
 class SegFreezeEncoderHook(Hook):
     """Keep the encoder frozen for the first ``frozen_epochs`` epochs, then train it (the paper's
-    recipe: 100 of 340). Works after ``--resume``: the state follows the current epoch."""
+    recipe: 100 of 340). Works after ``--resume``: the state follows the current epoch.
+
+    Freezing presumes a pretrained encoder: a randomly initialised one (``encoder_weights=None``)
+    would stay random for those epochs, so it is trained from the first epoch, and the log says so.
+    """
 
     priority = "NORMAL"
 
     def __init__(self, frozen_epochs: int = 0):
         self.frozen_epochs = int(frozen_epochs)
+
+    def before_train(self, runner) -> None:
+        if self.frozen_epochs > 0 and not getattr(unwrap(runner.model), "encoder_pretrained", True):
+            runner.logger.warning(
+                f"the encoder is randomly initialised (no --encoder-weights): it is trained from the first "
+                f"epoch instead of frozen for {self.frozen_epochs} (freezing presumes a pretrained encoder)")
+            self.frozen_epochs = 0
 
     def before_train_epoch(self, runner) -> None:
         model = unwrap(runner.model)

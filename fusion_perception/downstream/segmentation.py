@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
 from fusion_perception.errors import ConfigError, DatasetError  # noqa: E402
-from fusion_perception.fusion.base import build_fuser, file_sha256, method_label  # noqa: E402
+from fusion_perception.fusion.base import build_fuser, file_sha256, method_label, resolve_weights  # noqa: E402
 from fusion_perception.provenance import library_versions  # noqa: E402
 
 __all__ = ["run_segmentation", "evaluate_segmentation", "default_config", "CONFIG_DIR", "DEFAULT_WORK_ROOT"]
@@ -296,8 +296,9 @@ def run_segmentation(
     label = method_label(fusion)
     # Building the fuser checks the method name (ConfigError listing the registered ones) and
     # tells which checkpoint it would fuse with.
-    fuser = build_fuser(fusion, "cpu", **({"weights": str(weights)} if weights is not None else {}))
     source = _msrs_source(data_root)
+    weights = resolve_weights(fusion, weights, source)
+    fuser = build_fuser(fusion, "cpu", **({"weights": weights} if weights is not None else {}))
     out = Path(out) if out is not None else DEFAULT_WORK_ROOT / cfg_name / f"{label}_seed{seed}"
     out = out.expanduser().resolve()
     if encoder_weights is not None and not Path(encoder_weights).is_file():

@@ -113,6 +113,21 @@ def method_label(spec: str) -> str:
     return extra.get("label", name)
 
 
+def resolve_weights(spec: str, weights: str | Path | None, data_root: str | Path | None) -> str | None:
+    """The checkpoint method ``spec`` fuses ``data_root`` with (``None``: the synthetic default).
+
+    ``weights`` as given, resolved by the method where it is a learned one: a fuser class may
+    define ``resolve_weights(weights, data_root) -> Path`` (EMMA: its default checkpoint on
+    synthetic data, ``"official"`` fetched once, else a one-line choice). Others keep ``weights``.
+    """
+    name, _ = parse_method_spec(spec)
+    registered_methods()
+    resolver = getattr(FUSERS.get(name), "resolve_weights", None) if name in FUSERS.module_dict else None
+    if resolver is None:
+        return None if weights is None else str(weights)
+    return str(resolver(weights, data_root))
+
+
 def build_fuser(spec: str, device: str | torch.device = "cpu", **params: Any) -> Fuser:
     """Build a registered fuser from a method spec such as ``"emma"`` or ``"folder:CDDFuse=PATH"``.
 

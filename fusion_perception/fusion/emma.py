@@ -25,16 +25,12 @@ from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import FUSERS, Fuser, file_sha256
 from fusion_perception.models.checkpoint import load_official_checkpoint
 from fusion_perception.models.ufuser import UFuser
+from fusion_perception.models.weights import CHOICES_HELP, OFFICIAL, fetch_official_emma, resolve_emma_weights
 
 NORMALIZE_MODES = ("minmax", "none")
 AMP_MODES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-_NO_WEIGHTS_HELP = (
-    "EMMA needs trained weights: pass weights=PATH (tools: --weights PATH). Nothing is downloaded. "
-    "Use the authors' released EMMA.pth (github.com/Zhaozixiang1228/MMIF-EMMA, model/EMMA.pth; "
-    "a plain U-Fuser state dict) or train one here: tools/train_sensing.py for the sensing "
-    "modules, then tools/train_emma.py (its checkpoints load directly)."
-)
+_NO_WEIGHTS_HELP = f"EMMA needs trained weights: pass {CHOICES_HELP}"
 
 
 # ----------------------------------------------------------------------------- tensor functions
@@ -125,7 +121,9 @@ def public_four_crop_fuse(model: torch.nn.Module, ir: torch.Tensor, vi: torch.Te
 class EMMAFuser(Fuser):
     """EMMA's U-Fuser as a fusion method.
 
-    Parameters: ``weights`` (path to ``EMMA.pth`` or a checkpoint trained here; required),
+    Parameters: ``weights`` (path to ``EMMA.pth`` or a checkpoint trained here, or ``"official"``
+    for the authors' release fetched once and verified; the fuse stage passes the toolkit's own
+    checkpoint on synthetic data, see :func:`resolve_weights`),
     ``normalize`` (``"minmax"`` per image, what the public code saves, or ``"none"``),
     ``amp`` (``None``, ``"bf16"`` or ``"fp16"``; CUDA only), ``channels_last``,
     ``compile`` (``torch.compile`` the network).
@@ -133,6 +131,7 @@ class EMMAFuser(Fuser):
 
     name = "emma"
     color_output = True
+    resolve_weights = staticmethod(resolve_emma_weights)
 
     def __init__(
         self,
@@ -149,7 +148,7 @@ class EMMAFuser(Fuser):
                               "weights, normalize, amp, channels_last, compile")
         if not weights:
             raise ConfigError(_NO_WEIGHTS_HELP)
-        path = Path(weights).expanduser()
+        path = fetch_official_emma() if str(weights) == OFFICIAL else Path(weights).expanduser()
         if not path.is_file():
             raise ConfigError(f"emma: weights file not found: {path}. {_NO_WEIGHTS_HELP}")
         if normalize not in NORMALIZE_MODES:

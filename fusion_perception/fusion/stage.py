@@ -45,7 +45,14 @@ from fusion_perception.data.image_io import (
 )
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
 from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError
-from fusion_perception.fusion.base import Fuser, build_fuser, fuse_with_colour, method_label, parse_method_spec
+from fusion_perception.fusion.base import (
+    Fuser,
+    build_fuser,
+    fuse_with_colour,
+    method_label,
+    parse_method_spec,
+    resolve_weights,
+)
 from fusion_perception.provenance import library_versions
 
 MANIFEST = "manifest.json"
@@ -390,6 +397,7 @@ def fuse_dataset(
     if out == src_root or src_root.is_relative_to(out):
         raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
     params = dict(fuser_params or {})
+    weights = resolve_weights(method, weights, ds.root)
     if weights is not None:
         params["weights"] = str(weights)
     fuser = build_fuser(method, device, **params)

@@ -16,7 +16,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -93,6 +93,26 @@ class PatchArrays:
         return int(self.ir.shape[0])
 
 
+PseudoGT = Union[str, Mapping[str, Any]]
+
+
+def pseudo_gt_method(spec: PseudoGT) -> tuple[str, dict[str, Any]]:
+    """A pseudo ground-truth entry: a method spec (``"gff"``, ``"folder:X=/p"``) or, in a config,
+    ``dict(method="laplacian", levels=6)`` for a method with parameters."""
+    if isinstance(spec, str):
+        return spec, {}
+    params = dict(spec)
+    if "method" not in params:
+        raise ValueError(f"pseudo ground-truth entry {params} names no method (dict(method=..., ...))")
+    return str(params.pop("method")), params
+
+
+def pseudo_gt_name(spec: PseudoGT) -> str:
+    """``"gff"``, or ``"laplacian(levels=6)"`` for an entry with parameters."""
+    name, params = pseudo_gt_method(spec)
+    return name + (f"({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     st = Path(path).stat()
     return st.st_size, st.st_mtime_ns
@@ -115,7 +135,7 @@ def build_patches(
     patch_size: int = 128,
     stride: int = 200,
     contrast_threshold: float = 0.1,
-    pseudo_gt: Sequence[str] = (),
+    pseudo_gt: Sequence[PseudoGT] = (),
     max_patches: int | None = None,
     seed: int = 0,
     cache_dir: str | Path | None = None,
@@ -126,12 +146,12 @@ def build_patches(
     """Extract (and cache) the training patches of a dataset and their pseudo-fused versions.
 
     ``pseudo_gt`` lists fusion method specs for ``build_fuser`` (``"mean"``, ``"gff"``,
-    ``"folder:CDDFuse=/results"``...). ``max_patches`` keeps a seeded random subset of the
+    ``"folder:CDDFuse=/results"``...), or ``dict(method=..., **params)`` entries. ``max_patches`` keeps a seeded random subset of the
     patches that pass the contrast filter (before any method is run, so only the pairs that
     contribute are fused).
     """
     root, records = training_records(data_root, layout)
-    methods = tuple(pseudo_gt)
+    methods = tuple(pseudo_gt_name(m) for m in pseudo_gt)
     key = _cache_key(
         root, records, patch=patch_size, stride=stride, thr=contrast_threshold, methods=methods,
         max_patches=max_patches, seed=seed,
@@ -166,7 +186,7 @@ def build_patches(
     if methods:
         from fusion_perception.fusion.base import build_fuser
 
-        fusers = [build_fuser(m, device=fuse_device) for m in methods]
+        fusers = [build_fuser(name, device=fuse_device, **params) for name, params in map(pseudo_gt_method, pseudo_gt)]
     by_record: dict[int, list[int]] = {}
     for k, (idx, _, _) in enumerate(candidates):
         by_record.setdefault(idx, []).append(k)
@@ -245,7 +265,7 @@ class SensingPatchDataset(Dataset):
         self,
         data_root: str | None = None,
         target: str = "ir",
-        pseudo_gt: Sequence[str] = ("mean", "max", "laplacian"),
+        pseudo_gt: Sequence[PseudoGT] = ("mean", "max", "laplacian"),
         patch_size: int = 128,
         stride: int = 200,
         contrast_threshold: float = 0.1,
