@@ -78,6 +78,65 @@ def test_laplacian_pyramid_is_invertible_and_band_pass():
     assert pyr[0].mean().abs() < 0.02  # detail bands carry no DC
 
 
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (37, 53), (64, 48)])
+def test_laplacian_of_a_constant_pair_is_their_mean_up_to_the_borders(size):
+    """F1: the upsampling step's border gain put a black frame on every image (a 1x1 pair
+    218/41 fused to 19): two constants must fuse to their mean everywhere, borders included."""
+    ir = torch.full((1, 1, *size), 218 / 255)
+    vi = torch.full((1, 1, *size), 41 / 255)
+    out = build_fuser("laplacian").fuse(ir, vi)
+    assert (out * 255 - 129.5).abs().max() < 1.0
+    same = build_fuser("laplacian").fuse(ir, ir.clone())
+    assert (same - ir).abs().max() < 1 / 255
+
+
+def test_laplacian_has_no_frame_along_the_edges():
+    """F1: on average the pyramid fusion sits at the level of the mean fusion in the 4-pixel strip
+    along each edge as it does inside (the old upsampling darkened the top/left strips and
+    brightened the bottom/right ones by ~0.15)."""
+    ir, vi = _pair(h=64, w=80)
+    diff = (build_fuser("laplacian").fuse(ir, vi) - build_fuser("mean").fuse(ir, vi))[:, 0]
+    strips = {"top": diff[:, :4], "bottom": diff[:, -4:], "left": diff[:, :, :4], "right": diff[:, :, -4:]}
+    for edge, strip in strips.items():
+        assert abs(strip.mean().item()) < 0.05, edge
+
+
+@pytest.mark.parametrize("levels", [1, 3, 4])
+def test_laplacian_fusion_of_two_different_images_matches_a_scipy_reference(levels):
+    """Fusion of two different inputs against an independent implementation (scipy.ndimage):
+    average of the two base levels, max-absolute detail coefficients, Burt & Adelson's 5-tap
+    kernel, replicated borders going down, normalised zero insertion going up."""
+    from scipy import ndimage
+
+    k = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+    def blur(x, mode):
+        return ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode=mode, cval=0.0), k, axis=1,
+                                   mode=mode, cval=0.0)
+
+    def up(x, shape):
+        z, share = np.zeros(shape), np.zeros(shape)
+        z[::2, ::2] = x[: (shape[0] + 1) // 2, : (shape[1] + 1) // 2]
+        share[::2, ::2] = 1.0
+        return blur(z, "constant") / blur(share, "constant")
+
+    def pyramid(x):
+        bands = []
+        for _ in range(levels):
+            down = blur(x, "nearest")[::2, ::2]
+            bands.append(x - up(down, x.shape))
+            x = down
+        return bands, x
+
+    ir, vi = (t[0, 0].double().numpy() for t in _pair(b=1, h=45, w=58, seed=5))
+    (da, ba), (db, bb) = pyramid(ir), pyramid(vi)
+    fused = (ba + bb) / 2
+    for a, b in reversed(list(zip(da, db))):
+        fused = np.where(np.abs(a) >= np.abs(b), a, b) + up(fused, a.shape)
+    ours = build_fuser("laplacian", levels=levels).fuse(*(torch.from_numpy(t)[None, None].float() for t in (ir, vi)))
+    np.testing.assert_allclose(ours[0, 0].numpy(), np.clip(fused, 0, 1), atol=2e-6)
+
+
 def test_dwt_matches_pywavelets():
     pywt = pytest.importorskip("pywt")
     ir, vi = (t.double() for t in _pair(b=1, h=64, w=48, seed=3))
@@ -135,6 +194,23 @@ def test_colour_is_handled_centrally():
     assert fuse_with_colour(build_fuser("ir"), ir, rgb).shape == (2, 1, 16, 20)
     # the visible baseline gives the visible image back, colour included (to well under 1/255)
     assert (fuse_with_colour(build_fuser("vi"), ir, rgb) - rgb).abs().max() < 0.5 / 255
+
+
+def test_colour_output_carries_the_fused_luminance_and_the_visible_chroma():
+    """The recombination: Y of the output is the method's fused Y, Cr/Cb are the visible image's."""
+    from fusion_perception.data.image_io import rgb_to_ycrcb
+
+    g = torch.Generator().manual_seed(1)
+    ir = torch.rand(2, 1, 16, 20, generator=g)
+    rgb = 0.3 + 0.4 * torch.rand(2, 3, 16, 20, generator=g)  # moderate colours: no clamping in the round trip
+    out = fuse_with_colour(build_fuser("mean"), ir, rgb)
+    y, crcb = rgb_to_ycrcb(out)[:, :1], rgb_to_ycrcb(out)[:, 1:]
+    vi_ycrcb = rgb_to_ycrcb(rgb)
+    unclamped = ((out > 0) & (out < 1)).all(dim=1, keepdim=True)
+    assert unclamped.float().mean() > 0.95
+    torch.testing.assert_close(y[unclamped], ((ir + vi_ycrcb[:, :1]) / 2)[unclamped], atol=2e-3, rtol=0)
+    torch.testing.assert_close(crcb[unclamped.expand_as(crcb)], vi_ycrcb[:, 1:][unclamped.expand_as(crcb)],
+                               atol=2e-3, rtol=0)
 
 
 def test_parameters_are_checked():

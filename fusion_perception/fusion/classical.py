@@ -83,11 +83,12 @@ def average_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     return (box_sum(x, r, mode="replicate") / float(size * size)).to(x.dtype)
 
 
-def _conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Depth-wise 2-D correlation with a small kernel, replicated borders, same size out."""
+def _conv_same(x: torch.Tensor, kernel: torch.Tensor, mode: str = "replicate") -> torch.Tensor:
+    """Depth-wise 2-D correlation with a small kernel, same size out; borders ``mode``
+    (``"replicate"``, or ``"constant"``: zeros outside the image)."""
     kh, kw = kernel.shape
     c = x.shape[1]
-    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate")
+    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode=mode)
     weight = kernel.to(x).expand(c, 1, kh, kw)
     return F.conv2d(xp, weight, groups=c)
 
@@ -147,9 +148,9 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0  # Burt & Adelson's 5-tap kernel
 
 
-def _blur5(x: torch.Tensor) -> torch.Tensor:
+def _blur5(x: torch.Tensor, mode: str = "replicate") -> torch.Tensor:
     k = _BINOMIAL.to(x.device)
-    return _conv_same(_conv_same(x, k[None, :]), k[:, None])
+    return _conv_same(_conv_same(x, k[None, :], mode), k[:, None], mode)
 
 
 def pyr_down(x: torch.Tensor) -> torch.Tensor:
@@ -157,11 +158,21 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
 
 
 def pyr_up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Zero-insertion upsampling to ``size`` followed by the (gain 4) binomial blur."""
-    b, c, h, w = x.shape
-    up = x.new_zeros((b, c, 2 * h, 2 * w))
-    up[..., ::2, ::2] = x * 4.0
-    return _blur5(up[..., : size[0], : size[1]])
+    """Upsample to ``size``: zero insertion, then the binomial blur divided by the share of the
+    kernel that falls on inserted samples.
+
+    In the interior that share is 1/4 (Burt & Adelson's gain of 4). At the borders part of the
+    kernel falls outside the image; dividing by the share that lands inside makes every output
+    pixel a weighted mean of its coarse neighbours, so a constant image stays that constant up to
+    the edges (a replicate-padded blur of the zero-inserted image has a gain of 2.25 at the top
+    and left and 0.25-0.5 at the bottom and right).
+    """
+    h, w = size
+    up = x.new_zeros((*x.shape[:2], h, w))
+    up[..., ::2, ::2] = x[..., : (h + 1) // 2, : (w + 1) // 2]
+    share = x.new_zeros((1, 1, h, w))
+    share[..., ::2, ::2] = 1.0
+    return _blur5(up, "constant") / _blur5(share, "constant")
 
 
 def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
