@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
+import os
+import sys
+from typing import Callable
 
 from mmengine.config import DictAction
+
+from fusion_perception.errors import user_error_message
 
 
 class ConfigOptionsAction(DictAction):
@@ -45,3 +52,27 @@ def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-patches", type=int, default=None, help="override the config's patch count")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_cfg_options(p, "train_dataloader.batch_size=16")
+
+
+def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
+    """Wrap a tool's ``main(argv)``: an error the user can fix ends as one line
+    ``error: <file>: <problem>`` on stderr with exit code 2 (:func:`user_error_message` decides
+    which errors those are); Ctrl-C ends with 130 and a word on resuming. Anything else is a bug
+    and keeps its traceback (``FUSION_PERCEPTION_TRACEBACK=1`` keeps it for user errors too)."""
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return int(main(argv) or 0)
+        except KeyboardInterrupt:
+            print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+            return 130
+        except Exception as e:  # noqa: BLE001 - sorted below: user errors become one line, bugs re-raise
+            message = user_error_message(e)
+            if message is None or os.environ.get("FUSION_PERCEPTION_TRACEBACK"):
+                raise
+            logging.getLogger("fusion_perception").debug("error details", exc_info=True)
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+
+    return wrapper

@@ -1,7 +1,17 @@
-"""Errors the toolkit raises for bad input: each names the file and the problem."""
+"""Errors the toolkit raises for bad input: each names the file and the problem.
+
+:func:`user_error_message` is the one place where an error a user can cause (a bad file, a full
+disk, a denied permission, too little memory, a missing GPU) becomes the one line the tools
+print as ``error: <file>: <problem>`` with exit code 2; anything else is a bug and keeps its
+traceback.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import sys
 from pathlib import Path
 
 
@@ -30,3 +40,97 @@ class ImageReadError(DatasetError):
 
 class ConfigError(FusionPerceptionError):
     """A command-line option, method name or config value is invalid."""
+
+
+class OutputError(DatasetError):
+    """An output folder cannot be used: it is a file, cannot be written, or holds other results."""
+
+
+# ----------------------------------------------------------------------------- input files
+
+
+def check_input_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a Path when it is a readable regular file; else a DatasetError that says why
+    (not found, a broken symbolic link, a directory, permission denied)."""
+    path = Path(path).expanduser()
+    problem = file_problem(path)
+    if problem is not None:
+        raise DatasetError(path, f"{what}: {problem}" if what != "file" else problem)
+    return path
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None when it can."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+    if not path.exists():
+        return "not found"
+    if path.is_dir():
+        return "is a directory, not a file"
+    if not os.access(path, os.R_OK):
+        return "permission denied (not readable)"
+    return None
+
+
+# ----------------------------------------------------------------------------- one line per user error
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_OOM_TEXT = ("can't allocate memory", "out of memory", "cannot allocate memory", "insufficient memory",
+             "failed to allocate")
+_WRITE_FAILED = ("pytorchstreamwriter failed writing", "file write failed")
+_NO_GPU_TEXT = ("no nvidia driver", "torch not compiled with cuda", "no cuda gpus are available",
+                "cuda driver initialization failed", "invalid cuda 'device=")
+_ERRNO_HINTS = {
+    errno.ENOSPC: "no space left on the device: free some space and run the same command again "
+                  "(finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded: free some space and run the same command again (finished work is kept)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (immutable or protected location?)",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "is a directory, not a file",
+    errno.EEXIST: "already exists",
+    errno.ENOENT: "not found",
+    errno.EFBIG: "file too large for this file system (or the file-size limit)",
+    errno.EMFILE: "too many open files (raise `ulimit -n`)",
+}
+
+
+def _clean(text: str) -> str:
+    """First line of a message, ANSI colour codes removed."""
+    text = _ANSI.sub("", str(text)).strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for an allocation failure of numpy, torch (CPU or CUDA) or OpenCV."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    if isinstance(exc, RuntimeError) or type(exc).__name__ == "error":  # torch's CPU allocator, cv2.error
+        text = str(exc).lower()
+        return any(t in text for t in _OOM_TEXT)
+    return False
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one line (``<file>: <problem>``, without ``error:``) for an error the user can fix,
+    or None for anything else (a bug: it keeps its traceback)."""
+    if isinstance(exc, FusionPerceptionError):
+        return _clean(str(exc))
+    if is_out_of_memory(exc):
+        return (f"out of memory ({_clean(str(exc)) or type(exc).__name__}); lower --batch-size "
+                "(e.g. --batch-size 1), use smaller images, or free memory")
+    if isinstance(exc, OSError):
+        name = exc.filename if exc.filename is not None else None
+        problem = _ERRNO_HINTS.get(exc.errno) or _clean(exc.strerror or str(exc)) or type(exc).__name__
+        return f"{name}: {problem}" if name is not None else problem
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and any(t in text for t in _WRITE_FAILED):
+        return f"writing a file failed ({_clean(str(exc))}); is the disk full? free some space and run " \
+               "the same command again"
+    if isinstance(exc, (RuntimeError, AssertionError, ValueError)) and any(t in text for t in _NO_GPU_TEXT):
+        return f"--device: no usable CUDA GPU here ({_clean(str(exc))}); use --device cpu"
+    return None

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict, deque
@@ -37,6 +36,7 @@ import torch
 
 from fusion_perception.data.image_io import (
     atomic_write_text,
+    atomic_writer,
     is_gray,
     luminance01,
     read_image,
@@ -169,7 +169,7 @@ def _label_rel(ds_root: Path, path: Path | None, fallback_dir: str) -> str | Non
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    """Copy with metadata via a temp file and rename; an up-to-date copy is left alone."""
+    """Copy (keeping the modification time) via a temp file and rename; an up-to-date copy is left alone."""
     try:
         s, d = src.stat(), dst.stat()
         if s.st_size == d.st_size and int(s.st_mtime) == int(d.st_mtime):
@@ -178,16 +178,11 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         pass
     if not src.is_file():
         raise DatasetError(src, "label file not found")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    st = src.stat()
+    with open(src, "rb") as fin, atomic_writer(dst) as fout:
+        shutil.copyfileobj(fin, fout)
+        fout.flush()
+        os.utime(fout.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))  # the up-to-date check above
 
 
 def _record_entry(ds: PairDataset, rec: PairRecord, root: Path) -> dict[str, Any]:

@@ -10,8 +10,6 @@ Files are always read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, Iterable, Literal, Mapping
 import torch
 from torch import nn
 
+from fusion_perception.data.image_io import atomic_writer
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.models.sensing_unet import SensingUNet
 from fusion_perception.models.ufuser import UFuser
@@ -282,15 +281,6 @@ def save_official_state_dict(module: nn.Module | Mapping[str, torch.Tensor], pat
     path = Path(path)
     sd = module.state_dict() if isinstance(module, nn.Module) else dict(module)
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(sd, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path, sync=True) as f:
+        torch.save(sd, f)
     return path
