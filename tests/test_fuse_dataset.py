@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fusion_perception.data.image_io import is_gray, read_image
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.errors import ConfigError, DatasetError, OutputError
 from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,9 +217,9 @@ def test_rerun_reuses_and_a_changed_setup_is_detected(tmp_path):
     again = fuse_dataset(src, "laplacian", out, fuser_params={"levels": 2}, progress=False)
     assert {r.name: _stat(r.image_path) for r in again.records} == stats
 
-    with pytest.raises(ConfigError, match=r"levels: 2 -> 3.*overwrite"):
+    with pytest.raises(OutputError, match=r"levels 2 → 3.*--overwrite.*another --out to keep both"):
         fuse_dataset(src, "laplacian", out, fuser_params={"levels": 3}, progress=False)
-    with pytest.raises(ConfigError, match="gray_output"):
+    with pytest.raises(OutputError, match="gray output false → true"):
         fuse_dataset(src, "laplacian", out, fuser_params={"levels": 2}, gray_output=True, progress=False)
     assert {r.name: _stat(r.image_path) for r in load_fused_dataset(out).records} == stats  # untouched
 
@@ -233,8 +233,9 @@ def test_rerun_reuses_and_a_changed_setup_is_detected(tmp_path):
 
 
 def _metrics(ir_paths, vi_paths, fused_paths):
-    fq = pytest.importorskip("fusion_perception.metrics.fusion_quality")
     import torch
+
+    from fusion_perception.metrics import fusion_quality as fq
 
     def gray(p):  # the reference's preparation: BGR read, BGR2GRAY, rounded
         return torch.from_numpy(np.rint(cv2.cvtColor(cv2.imread(str(p)).astype(np.float32),

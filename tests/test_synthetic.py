@@ -14,7 +14,7 @@ import pytest
 from fusion_perception.data import synthetic
 from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
 from fusion_perception.data.synthetic import LOW_VISIBILITY, ensure_default, generate
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = (160, 128)
@@ -43,7 +43,10 @@ def test_same_seed_same_bytes_and_prefix(tmp_path: Path) -> None:
 
 def test_regenerate_replaces_atomically(tmp_path: Path) -> None:
     generate(tmp_path, "det", count=4, size=SMALL, seed=0)
-    out = generate(tmp_path, "det", count=2, size=SMALL, seed=0)["m3fd"]
+    with pytest.raises(OutputError, match=r"count 4 → 2.*--overwrite"):  # never replaced unasked
+        generate(tmp_path, "det", count=2, size=SMALL, seed=0)
+    assert len(list((tmp_path / "m3fd" / "Ir").iterdir())) == 4
+    out = generate(tmp_path, "det", count=2, size=SMALL, seed=0, overwrite=True)["m3fd"]
     assert len(list((out / "Ir").iterdir())) == 2  # old set replaced, not merged
     assert [p.name for p in tmp_path.iterdir()] == ["m3fd"]  # no temp folders left behind
     assert out.stat().st_mode & 0o055 == 0o055  # readable by others like any written folder
@@ -108,7 +111,8 @@ def test_msrs_layout(synthetic_root: Path) -> None:
 
 
 def test_readers_load_both_layouts(synthetic_root: Path) -> None:
-    readers = pytest.importorskip("fusion_perception.data.readers")
+    from fusion_perception.data import readers
+
     det = readers.load_dataset(synthetic_root / "m3fd")
     assert det.layout == "m3fd" and len(det) == 24
     assert {b.label for r in det.records for b in r.boxes} == set(M3FD_CLASSES)

@@ -18,10 +18,11 @@ import argparse
 import logging
 import sys
 
+from fusion_perception.cli import tool_main
 from fusion_perception.benchmark.compare import compare_methods
-from fusion_perception.errors import FusionPerceptionError
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=("det", "seg", "both"), default="both")
@@ -42,22 +43,23 @@ def main(argv: list[str] | None = None) -> int:
                         "2 on a 2-core CPU halves the time of the small configs (default: 1)")
     p.add_argument("--no-quality", action="store_true", help="skip the fusion-quality metrics table")
     p.add_argument("--out", default="outputs/compare", help="output folder (default: outputs/compare)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace runs and fused caches in --out made with other settings (default: refuse)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bad = [w for w in a.weights if "=" not in w]
+    if bad:
+        p.error(f"--weights expects METHOD=PATH, got {bad[0]!r}")
     try:
-        weights = dict(w.split("=", 1) for w in a.weights)
-        result = compare_methods(
-            a.methods, a.out, task=a.task, det_data=a.det_data, seg_data=a.seg_data,
-            seeds=[int(s) for s in a.seeds.split(",")], weights=weights, det_config=a.det_config,
-            seg_config=a.seg_config, device=a.device,
-            samples=a.samples.split(",") if a.samples else None, quality=not a.no_quality, jobs=a.jobs,
-        )
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds expects comma-separated integers such as 0,1,2, got {a.seeds!r}")
+    result = compare_methods(
+        a.methods, a.out, task=a.task, det_data=a.det_data, seg_data=a.seg_data, seeds=seeds,
+        weights=dict(w.split("=", 1) for w in a.weights), det_config=a.det_config, seg_config=a.seg_config,
+        device=a.device, samples=a.samples.split(",") if a.samples else None, quality=not a.no_quality,
+        jobs=a.jobs, overwrite=a.overwrite,
+    )
     for name, md in result.tables.items():
         print(f"\n## {name}\n\n{md}")
     print(f"\nTables and plots under {a.out}/tables and {a.out}/plots")

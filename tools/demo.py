@@ -15,10 +15,11 @@ import argparse
 import logging
 import sys
 
+from fusion_perception.cli import tool_main
 from fusion_perception.benchmark.demo import DEMO_METHODS, run_demo
-from fusion_perception.errors import FusionPerceptionError
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
@@ -26,11 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        result = run_demo(a.out, a.methods.split(","), a.device)
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = run_demo(a.out, a.methods.split(","), a.device)
     titles = {"det": "Detection on synthetic M3FD (YOLO, AP@0.5 %)",
               "seg": "Segmentation on synthetic MSRS (DeepLabV3+, IoU %)",
               "fusion_quality": "Fusion quality (test images)"}

@@ -7,6 +7,7 @@ import argparse
 import sys
 import warnings
 
+from fusion_perception.cli import tool_main
 from fusion_perception.data.readers import (
     LAYOUT_HELP, SkippedItemWarning, describe, load_dataset,
 )
@@ -14,6 +15,7 @@ from fusion_perception.data.records import LAYOUTS
 from fusion_perception.errors import FusionPerceptionError
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Read a paired IR/visible dataset, check every pair (partner image, "

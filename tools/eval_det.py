@@ -7,9 +7,10 @@ import argparse
 import logging
 import sys
 
-from fusion_perception.errors import FusionPerceptionError
+from fusion_perception.cli import tool_main
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Predict with a finished tools/train_det.py run's best.pt on one split (low confidence "
@@ -24,11 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from fusion_perception.downstream.detection import evaluate_run
     from fusion_perception.metrics.detection import table3_header
 
-    try:
-        res = evaluate_run(args.run, args.split, device=args.device)
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    res = evaluate_run(args.run, args.split, device=args.device)
     print(table3_header())
     print(res["markdown_row"])
     print(f"mAP@0.5:0.95 {100 * res['mAP50_95']:.1f} on {res['split']} ({res['num_images']} images)")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fusion_perception.cli import tool_main
 from fusion_perception.data.records import LAYOUTS
-from fusion_perception.errors import FusionPerceptionError
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Compute EN, SD, SF, AG, MI, SCD, VIF, Qabf and SSIM (the EMMA paper's Table 1 "
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-contrast", metavar="SHOWN,HIDDEN",
                     help="thresholds of the contrast rule (default 0.05,0.03: local contrast on [0, 1] luminance)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace tables in --out that score other folders or metrics (default: refuse)")
     args = ap.parse_args(argv)
 
     import torch
@@ -59,29 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     from fusion_perception.metrics.fusion_eval import (
         evaluate_fused_folders,
         evaluate_target_retention,
+        markdown_table,
         write_retention_tables,
-        write_tables,
     )
     from fusion_perception.metrics.retention import TargetRule
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        result = evaluate_fused_folders(
-            args.fused, args.source, layout=args.layout, split=args.split, device=args.device,
-            metrics=args.metrics, progress=not args.quiet, workers=args.workers,
-        )
-        table = write_tables(result, args.out)
-        retention = None
-        if args.targets != "off":
-            rule = TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
-            retention = evaluate_target_retention(args.fused, args.source, layout=args.layout, split=args.split,
-                                                  rule=rule, progress=not args.quiet)
-        retention_table = write_retention_tables(retention, args.out) if retention else None
-    except FusionPerceptionError as e:
-        print(f"eval_fusion: error: {e}", file=sys.stderr)
-        return 2
-    print(table)
+    rule = None if args.targets == "off" else TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
+    result = evaluate_fused_folders(
+        args.fused, args.source, layout=args.layout, split=args.split, device=args.device,
+        metrics=args.metrics, progress=not args.quiet, workers=args.workers, out=args.out, overwrite=args.overwrite,
+    )
+    retention = None
+    if rule is not None:
+        retention = evaluate_target_retention(args.fused, args.source, layout=args.layout, split=args.split,
+                                              rule=rule, progress=not args.quiet)
+    retention_table = write_retention_tables(retention, args.out) if retention else None
+    print(markdown_table(result))
     if retention_table:
         print(retention_table)
     print(f"tables written to {args.out}/fusion_metrics.{{md,csv,json}}"

@@ -12,9 +12,10 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.errors import FusionPerceptionError  # noqa: E402
+from fusion_perception.cli import tool_main  # noqa: E402
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Load a checkpoint of a tools/train_seg.py run, predict the fused test split, and score "
@@ -37,12 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from fusion_perception.downstream.seg_report import table4_header
     from fusion_perception.downstream.segmentation import evaluate_segmentation
 
-    try:
-        res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=args.device,
-                                    num_pred_images=args.num_pred_images)
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=args.device,
+                                num_pred_images=args.num_pred_images)
     print(table4_header(res["classes"]))
     print(res["markdown_row"])
     print(f"{res['num_test_images']} test images; results: {res['results_dir']}/results.json")

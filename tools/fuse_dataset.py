@@ -8,8 +8,8 @@ import importlib
 import json
 import sys
 
+from fusion_perception.cli import add_fusion_weights, tool_main
 from fusion_perception.data.records import LAYOUTS
-from fusion_perception.cli import add_fusion_weights
 from fusion_perception.errors import ConfigError, FusionPerceptionError
 
 
@@ -23,6 +23,7 @@ def _param(text: str) -> tuple[str, object]:
         return key, value  # plain strings such as a wavelet name
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Fuse every IR/visible pair of a dataset with one method and write a drop-in "
@@ -72,27 +73,20 @@ def main(argv: list[str] | None = None) -> int:
                   fuser_params=dict(args.param), gray_output=args.gray, skip_bad=args.skip_bad,
                   on_mismatch="replace" if args.overwrite else "error", progress=not args.quiet,
                   workers=args.workers)
-    try:
-        for module in args.imports:
-            try:
-                importlib.import_module(module)
-            except ImportError as e:
-                raise ConfigError(f"--import {module}: {e}") from None
-        if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
-                                 and not _is_single_dataset(args.data)):
-            results = fuse_default(args.method, args.out, source=args.data, **kwargs)
-        else:
-            results = {"": fuse_dataset(args.data, args.method, args.out, **kwargs)}
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: finished images are kept; run the same command again to resume ({args.out})",
-              file=sys.stderr)
-        return 130
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"--import {module}: {e}") from None
+    if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
+                             and not _is_single_dataset(args.data)):
+        results = fuse_default(args.method, args.out, source=args.data, **kwargs)
+    else:
+        results = {"": fuse_dataset(args.data, args.method, args.out, **kwargs)}
     for fused in results.values():
         c = fused.manifest["counts"]
         print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"
+              + (f"; {c['stale']} re-fused because their source changed" if c.get("stale") else "")
               + (f", {c['bad']} bad pairs left out" if c["bad"] else "") + ")")
     return 0
 

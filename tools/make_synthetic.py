@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from fusion_perception.cli import tool_main
 from fusion_perception.data.synthetic import generate, summarize
-from fusion_perception.errors import ConfigError
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,6 +33,7 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (gets m3fd/ and/or msrs/)")
@@ -41,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=_size, default=(320, 256), help="WIDTHxHEIGHT (default 320x256)")
     p.add_argument("--task", choices=("det", "seg", "both"), default="both",
                    help="det: M3FD layout, seg: MSRS layout, both (default)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace sets in --out made with other arguments (default: refuse; same arguments: kept)")
     a = p.parse_args(argv)
     start = time.perf_counter()
-    try:
-        written = generate(a.out, task=a.task, count=a.count, size=a.size, seed=a.seed, progress=True)
-    except ConfigError as e:
-        p.error(str(e))
+    written = generate(a.out, task=a.task, count=a.count, size=a.size, seed=a.seed, progress=True,
+                       overwrite=a.overwrite)
     print(summarize(written))
     print(f"wrote {a.count} pairs per task ({', '.join(written)}) in {time.perf_counter() - start:.1f} s")
     return 0

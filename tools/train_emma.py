@@ -15,11 +15,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import sys
 
-from fusion_perception.cli import add_patch_training_args
+from fusion_perception.cli import add_patch_training_args, tool_main
 
 
-def main(argv: list[str] | None = None) -> None:
+@tool_main
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/emma/small_cpu.py",
                    help="mmengine config file, or a name in configs/emma/ (small_cpu, paper)")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
                      a1=args.a1, a2=args.a2, resume=args.resume, launcher=args.launcher, amp=args.amp,
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options)
     print(f"EMMA fuser: {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

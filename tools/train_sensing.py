@@ -15,11 +15,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import sys
 
-from fusion_perception.cli import add_patch_training_args
+from fusion_perception.cli import add_patch_training_args, tool_main
 
 
-def main(argv: list[str] | None = None) -> None:
+@tool_main
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/sensing/small_cpu.py",
                    help="mmengine config file, or a name in configs/sensing/ (small_cpu, paper)")
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options)
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

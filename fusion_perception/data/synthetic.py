@@ -51,7 +51,8 @@ from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
 from fusion_perception.data.synthetic_scene import (
     DET_CLASSES, DET_CLUTTER, LOW_VISIBILITY, SEG_CLASSES, SEG_CLUTTER, Scene, clip_box, render_scene,
 )
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, OutputError
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
 # Bump when the pictures change, so that a cached default set is regenerated.
 GENERATOR_VERSION = 2
@@ -208,20 +209,28 @@ def _check_args(task: str, count: int, size: tuple[int, int]) -> tuple[list[str]
 
 def generate(out: str | Path, task: str = "both", count: int = DEFAULT_COUNT,
              size: tuple[int, int] = DEFAULT_SIZE, seed: int = DEFAULT_SEED, *,
-             progress: bool = False) -> dict[str, Path]:
+             progress: bool = False, overwrite: bool = False) -> dict[str, Path]:
     """Write ``count`` synthetic pairs per task under ``out``; return ``{"m3fd": path, "msrs": path}``.
 
     ``task``: ``"det"`` (``out/m3fd``, M3FD layout), ``"seg"`` (``out/msrs``, MSRS layout) or
     ``"both"``. ``size`` is ``(width, height)``. Same arguments give byte-identical files.
     Each task's folder is written into a hidden temporary folder and renamed into place when
-    complete (replacing an older one), so an interrupted run never leaves a half-written set.
+    complete, so an interrupted run never leaves a half-written set. A folder already there is
+    kept when it was made with the same arguments; one made otherwise (or not by this generator)
+    is replaced only with ``overwrite``.
     """
     tasks, size = _check_args(task, count, size)
-    out = Path(out)
+    out = check_output_dir(out)
+    wanted = {"version": GENERATOR_VERSION, "count": int(count), "size": list(size), "seed": int(seed)}
+    for t in tasks:
+        _check_replace(out / _SUBDIR[t], {**wanted, "task": t}, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for t in tasks:
         sub = _SUBDIR[t]
+        if _marker(out / sub) is not None and _same_set(_marker(out / sub), {**wanted, "task": t}):
+            written[sub] = out / sub  # the same bytes are there already
+            continue
         tmp = Path(tempfile.mkdtemp(prefix=f".{sub}.tmp-", dir=out))
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
@@ -237,6 +246,31 @@ def generate(out: str | Path, task: str = "both", count: int = DEFAULT_COUNT,
             raise
         written[sub] = out / sub
     return written
+
+
+def _marker(folder: Path) -> dict | None:
+    try:
+        m = json.loads((folder / _MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) else None
+
+
+def _same_set(marker: dict, wanted: dict) -> bool:
+    return all(marker.get(k) == v for k, v in wanted.items())
+
+
+def _check_replace(folder: Path, wanted: dict, overwrite: bool) -> None:
+    """Refuse to replace a dataset made with other arguments, or not by this generator, unless asked."""
+    if overwrite or not folder.exists():
+        return
+    marker = _marker(folder)
+    if marker is None:
+        raise OutputError(folder, "exists and is not a synthetic set made here (no synthetic.json); pass "
+                                  "--overwrite to replace it, or give another --out to keep it")
+    if not _same_set(marker, wanted):
+        before = {k: marker.get(k) for k in wanted}
+        raise refuse_to_replace(folder, "a synthetic set", describe_changes(before, wanted))
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -289,7 +323,9 @@ def ensure_default(task: str = "both") -> Path:
     root = default_root()
     for t in tasks:
         if not _is_default(root / _SUBDIR[t], t):
-            generate(root, task=t, count=DEFAULT_COUNT, size=DEFAULT_SIZE, seed=DEFAULT_SEED, progress=True)
+            # an older synthetic default is this cache's own: replaced; anything else is refused
+            generate(root, task=t, count=DEFAULT_COUNT, size=DEFAULT_SIZE, seed=DEFAULT_SEED, progress=True,
+                     overwrite=_marker(root / _SUBDIR[t]) is not None)
     return root
 
 

@@ -44,7 +44,8 @@ from fusion_perception.data.image_io import (
     write_image,
 )
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
-from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError
+from fusion_perception.devices import check_device
+from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError, is_out_of_memory
 from fusion_perception.fusion.base import (
     Fuser,
     build_fuser,
@@ -53,6 +54,7 @@ from fusion_perception.fusion.base import (
     parse_method_spec,
     resolve_weights,
 )
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
 
 MANIFEST = "manifest.json"
@@ -131,21 +133,10 @@ def _fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) 
     })
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    flat: dict[str, Any] = {}
-    for k, v in d.items():
-        flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return flat
-
-
-def _describe_difference(old: dict, new: dict) -> str:
-    """``fuser.params.r1: 45 -> 40; gray_output: false -> true`` (what makes two runs differ)."""
-    a, b = _flatten(old), _flatten(new)
-    diffs = [f"{k}: {json.dumps(a.get(k))[:100]} -> {json.dumps(b.get(k))[:100]}"
-             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return "; ".join(diffs) or "unknown difference"
+# What the fingerprint's keys are called in a refusal ("method laplacian → gff, weights 3f2a… → 9c1e…").
+_FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "source_root": "source",
+                      "source_layout": "layout", "gray_output": "gray output", "fuser.method": "",
+                      "fuser.label": "label"}
 
 
 # ----------------------------------------------------------------------------- output layout
@@ -197,7 +188,14 @@ def _record_entry(ds: PairDataset, rec: PairRecord, root: Path) -> dict[str, Any
         "mask": _label_rel(root, rec.mask_path, "masks"),
         "tags": dict(rec.tags),
         "source": {"ir": str(rec.ir_path), "vi": str(rec.vi_path)},
+        "source_stamp": {"ir": _stamp(rec.ir_path), "vi": _stamp(rec.vi_path)},
     }
+
+
+def _stamp(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of a source file: a fused image whose sources' stamps changed is stale."""
+    st = Path(path).stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _fused_dirs(out: Path) -> list[Path]:
@@ -379,23 +377,18 @@ def fuse_dataset(
         raise ConfigError(f"on_mismatch must be 'error' or 'replace', not {on_mismatch!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but torch sees no CUDA GPU here; use --device cpu")
+    device = torch.device(check_device(device if isinstance(device, str) else str(device)))
+    out = check_output_dir(out).resolve()
 
-    ds = resolve_source(source, layout, skip_bad)
-    src_root = Path(ds.root).resolve()
-    out = Path(out).expanduser().resolve()
-    if out == src_root or src_root.is_relative_to(out):
-        raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
     params = dict(fuser_params or {})
-    weights = resolve_weights(method, weights, ds.root)
+    weights = resolve_weights(method, weights, source.root if isinstance(source, PairDataset) else source)
     if weights is not None:
         params["weights"] = str(weights)
     fuser = build_fuser(method, device, **params)
+    ds = resolve_source(source, layout, skip_bad)
+    src_root = Path(ds.root).resolve()
+    if out == src_root or src_root.is_relative_to(out):
+        raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
     fingerprint = _fingerprint(fuser, method, ds, gray_output)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -404,13 +397,10 @@ def fuse_dataset(
         stale = old is not None and old.get("fingerprint") != fingerprint
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
-            why = (_describe_difference(old.get("fingerprint") or {}, fingerprint) if stale
+            why = (describe_changes(old.get("fingerprint") or {}, fingerprint, _FINGERPRINT_WORDS) if stale
                    else "fused images but no manifest")
             if on_mismatch == "error":
-                raise ConfigError(
-                    f"{out} already holds a fused dataset made differently ({why}); "
-                    "pass --overwrite (on_mismatch='replace') to replace it, or choose another --out"
-                )
+                raise refuse_to_replace(out, "a fused dataset", why)
             _remove_outputs(out, old)
         _remove_stale_temps(out)
         return _run(ds, src_root, fuser, method, out, fingerprint, None if (stale or orphan) else old,
@@ -440,13 +430,23 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     if dup:
         raise DatasetError(src_root, f"pair names are not unique: {', '.join(dup[:20])}")
     entries = {r.name: _record_entry(ds, r, src_root) for r in records}
-    todo = [r for r in records if not (out / entries[r.name]["image"]).is_file()]
+    done_before = {e.get("name"): e for e in (old or {}).get("records", []) if isinstance(e, dict)}
+    # a fused image whose sources changed since (size or mtime) is stale: removed, then fused again
+    stale = [r for r in records if (out / entries[r.name]["image"]).is_file()
+             and (done_before.get(r.name) or {}).get("source_stamp") != entries[r.name]["source_stamp"]]
+    todo = [r for r in records if r in stale or not (out / entries[r.name]["image"]).is_file()]
     if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
-        return load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
+        fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
+        fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
+                                    "skipped": len(fused.records)}  # what this run did: nothing
+        return fused
     check = getattr(fuser, "check_names", None)
     if check is not None and todo:
         check([r.name for r in todo])  # list every missing precomputed result up front
 
+    for r in stale:
+        with contextlib.suppress(FileNotFoundError):
+            (out / entries[r.name]["image"]).unlink()
     extra_files = _copy_labels(ds, src_root, records, entries, out)
     skipped_source = [{"path": str(s.path), "problem": s.problem} for s in ds.skipped]
     manifest: dict[str, Any] = {
@@ -467,7 +467,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
             "skipped": skipped_source,
         },
         "counts": {"total": len(records), "done": len(records) - len(todo), "fused": 0,
-                   "skipped": len(records) - len(todo), "bad": len(skipped_source)},
+                   "skipped": len(records) - len(todo), "stale": len(stale), "bad": len(skipped_source)},
         "versions": library_versions("torch", "numpy", "cv2"),
         "device": str(device),
         "complete": False,
@@ -506,7 +506,12 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
 
         with torch.inference_mode(), _compute_threads(device, workers):
             for batch in _batches(decoded(), batch_size, max_pending=4 * batch_size):
-                images = _fuse_batch(fuser, batch, device, gray_output)
+                try:
+                    images = _fuse_batch(fuser, batch, device, gray_output)
+                except Exception as e:  # noqa: BLE001 - only an allocation failure is turned into advice
+                    if not is_out_of_memory(e):
+                        raise
+                    raise _out_of_memory(batch, manifest["label"], device) from None
                 for pair, img in zip(batch, images):
                     writes.append(write_pool.submit(_write, pair.path, img))
                 drain(limit=4 * batch_size)
@@ -528,6 +533,14 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return load_fused_dataset(out)
+
+
+def _out_of_memory(batch: list[_Pair], label: str, device: torch.device) -> DatasetError:
+    h, w = batch[0].ir.shape[-2:]
+    what = f"{len(batch)} {w}x{h} pairs at once" if len(batch) > 1 else f"this {w}x{h} pair"
+    advice = ("run the same command with --batch-size 1 (finished images are kept)" if len(batch) > 1
+              else "free memory, or fuse on a machine with more")
+    return DatasetError(batch[0].rec.ir_path, f"out of memory fusing {what} with {label} on {device}; {advice}")
 
 
 def _copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entries: dict, out: Path) -> list[str]:
@@ -588,6 +601,10 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
 
     ``source=None`` is the synthetic default (generated on first use).
     """
+    check_output_dir(out)
+    weights = resolve_weights(method, kwargs.get("weights"), source)
+    build_fuser(method, "cpu", **({"weights": weights} if weights else {}),
+                **(kwargs.get("fuser_params") or {}))  # a bad method or parameter fails before any data is made
     if source is None:
         from fusion_perception.data.synthetic import ensure_default
 

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fusion_perception.data.image_io import atomic_write_text, decode_image_file, is_image_file
+from fusion_perception.data.image_io import atomic_write_text, decode_image_file, is_image_file, to_float01
 from fusion_perception.data.records import PairDataset
+from fusion_perception.devices import check_device
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
 if TYPE_CHECKING:
     from fusion_perception.metrics.retention import RetentionResult, TargetRule
@@ -47,10 +49,14 @@ def read_gray255(path: str | Path) -> np.ndarray:
     """``HxW`` float32 gray image on the 0..255 scale, prepared as the reference values were.
 
     ``cv2.imread``'s default (3-channel BGR, 8-bit) -> float32 -> ``COLOR_BGR2GRAY`` -> round
-    (half to even). Raises :class:`ImageReadError` naming the file when it is missing, empty,
+    (half to even). A 16-bit file (raw thermal counts) is stretched by its own minimum and
+    maximum to 0..255 first, as the fuse stage reads it (:func:`to_float01`), rather than cut to
+    its high byte. Raises :class:`ImageReadError` naming the file when it is missing, empty,
     truncated or not an image.
     """
-    img = decode_image_file(path, cv2.IMREAD_COLOR)
+    img = decode_image_file(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if img.dtype != np.uint8:
+        img = to_float01(img) * 255.0
     return np.round(cv2.cvtColor(img.astype(np.float32), cv2.COLOR_BGR2GRAY))
 
 
@@ -162,11 +168,39 @@ def _source_pairs(source: str | Path | PairDataset | None, layout: str, folders:
     return str(ds.root), [(r.name, r.ir_path, r.vi_path, r.split) for r in ds.records]
 
 
-def _missing_error(folder: FusedFolder, missing: list[str], total: int) -> DatasetError:
+def _missing_error(folder: FusedFolder, missing: list[str], names: list[str]) -> DatasetError:
+    """Which pairs lack a fused image, and what the folder holds instead (often the same images
+    under other names, such as ``fused_<name>.png``)."""
     shown = ", ".join(missing[:_LIST_MISSING])
     more = f", ... ({len(missing) - _LIST_MISSING} more)" if len(missing) > _LIST_MISSING else ""
-    return DatasetError(folder.root, f"{len(missing)} of {total} fused images missing for method "
-                                     f"{folder.name!r}: {shown}{more}")
+    text = f"{len(missing)} of {len(names)} fused images missing for method {folder.name!r}: {shown}{more}"
+    known = set(names)
+    extra = sorted(stem for stem in folder.images if stem not in known)
+    if extra:
+        files = ", ".join(folder.images[stem].name for stem in extra[:5]) + (", ..." if len(extra) > 5 else "")
+        text += f"; it holds {len(extra)} image(s) named after no pair: {files}"
+        pattern = _naming_pattern(extra, missing)
+        if pattern:
+            text += (f" (named {pattern[0]}<pair>{pattern[1]}: rename them to the pairs' names, "
+                     f"e.g. {missing[0]}{folder.images[extra[0]].suffix})")
+    return DatasetError(folder.root, text)
+
+
+def _naming_pattern(extra: list[str], missing: list[str]) -> tuple[str, str] | None:
+    """The (prefix, suffix) most found images carry around a missing pair's name, if any."""
+    counts: dict[tuple[str, str], int] = {}
+    wanted = sorted(missing, key=len, reverse=True)
+    for stem in extra:
+        for name in wanted:
+            i = stem.find(name)
+            if i >= 0 and len(stem) > len(name):
+                key = (stem[:i], stem[i + len(name):])
+                counts[key] = counts.get(key, 0) + 1
+                break
+    if not counts:
+        return None
+    best = max(counts, key=counts.get)
+    return best if counts[best] * 2 >= len(extra) else None
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -185,8 +219,18 @@ class FusionEvalResult:
         return list(self.per_image)
 
     def mean(self, method: str) -> dict[str, float]:
-        rows = self.per_image[method].values()
-        return {m: float(np.mean([r[m] for r in rows])) for m in self.metrics}
+        """Mean over the images where a metric is defined (NaN where it is defined for none)."""
+        rows = list(self.per_image[method].values())
+        out = {}
+        for m in self.metrics:
+            values = [r[m] for r in rows if not math.isnan(r[m])]
+            out[m] = float(np.mean(values)) if values else math.nan
+        return out
+
+    def undefined(self, method: str) -> dict[str, int]:
+        """Per metric, how many images it is undefined for (NaN: too small, or a constant image)."""
+        rows = list(self.per_image[method].values())
+        return {m: n for m in self.metrics if (n := sum(math.isnan(r[m]) for r in rows))}
 
     def means(self) -> dict[str, dict[str, float]]:
         return {method: self.mean(method) for method in self.per_image}
@@ -234,6 +278,9 @@ def evaluate_fused_folders(
     metrics: Sequence[str] | str | None = None,
     progress: bool = True,
     workers: int = 2,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    stem: str = "fusion_metrics",
 ) -> FusionEvalResult:
     """Score every method's fused images against their source pairs.
 
@@ -243,10 +290,19 @@ def evaluate_fused_folders(
     :class:`PairDataset`; ``None`` takes the pairs from a fused folder's manifest. ``split``
     keeps the pairs of that split (ignored where the dataset has no splits).
     A method that lacks some of the pairs' images raises :class:`DatasetError` listing them.
+    Images smaller than a metric needs get NaN for it (undefined), not an error.
+    ``out``: write the tables there too (:func:`write_tables`); it is checked before any image
+    is read, and tables there that score other folders or metrics are replaced only with
+    ``overwrite``.
     """
     names_metrics = _parse_metrics(metrics)
+    dev = torch.device(check_device(str(device)))
+    if out is not None:
+        out = check_output_dir(out)
     folders = _as_folders(fused)
     src, pairs = _source_pairs(source, layout, folders)
+    if out is not None and not overwrite:
+        _refuse_other_tables(out / f"{stem}.json", src, names_metrics, folders)
     if split is not None and any(p[3] is not None for p in pairs):
         pairs = [p for p in pairs if p[3] == split]
         if not pairs:
@@ -256,12 +312,11 @@ def evaluate_fused_folders(
     for f in folders:
         missing = [p[0] for p in pairs if p[0] not in f.images]
         if missing:
-            raise _missing_error(f, missing, len(pairs))
+            raise _missing_error(f, missing, [p[0] for p in pairs])
 
     result = FusionEvalResult(metrics=names_metrics, source=src, names=[p[0] for p in pairs],
                               per_image={f.name: {} for f in folders},
                               folders={f.name: str(f.root) for f in folders})
-    dev = torch.device(device)
 
     def load(pair: tuple[str, Path, Path, str | None]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         name, ir_path, vi_path = pair[:3]
@@ -296,7 +351,24 @@ def evaluate_fused_folders(
                 result.per_image[f.name][pair[0]] = {k: host[k][i] for k in names_metrics}
             bar.update(1)
         bar.close()
+    if out is not None:
+        write_tables(result, out, stem=stem)
     return result
+
+
+def _refuse_other_tables(path: Path, source: str, metrics: Sequence[str], folders: list[FusedFolder]) -> None:
+    """Tables already at ``path`` that score other folders or metrics are not replaced silently."""
+    try:
+        old = json.loads(path.read_text())
+        before = {"source": old["source"], "metrics": ",".join(old["metrics"]),
+                  "folders": {m: v.get("folder") for m, v in old["methods"].items()}}
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        before = {"tables": "unreadable"}
+    now = {"source": source, "metrics": ",".join(metrics), "folders": {f.name: str(f.root) for f in folders}}
+    if before != now:
+        raise refuse_to_replace(path.parent, "fusion-quality tables", describe_changes(before, now))
 
 
 # ------------------------------------------------------------------------------ tables
@@ -314,7 +386,13 @@ def markdown_table(result: FusionEvalResult, per_image: bool = False) -> str:
         lines.append(f"| {method} | " + " | ".join(_fmt(mean[c]) for c in cols) + " |\n")
     if any(math.isnan(v) for mean in means.values() for v in mean.values()):
         # e.g. SCD of ir/vi: F - IR = 0 has no correlation with anything
-        lines.append("\n– undefined (a constant image in the metric, e.g. SCD of a source image itself)\n")
+        lines.append("\n– undefined (a constant image in the metric, e.g. SCD of a source image itself, "
+                     "or images too small for it)\n")
+    for method, mean in means.items():
+        partly = {k: n for k, n in result.undefined(method).items() if not math.isnan(mean[k])}
+        if partly:
+            counts = ", ".join(f"{k} on {n} of {len(result.names)} images" for k, n in partly.items())
+            lines.append(f"\n{method}: means over the images where defined; undefined for {counts}\n")
     if per_image:
         for method, rows in result.per_image.items():
             lines += [f"\n### {method}\n", "\n", head.replace("| Method |", "| Image |")]

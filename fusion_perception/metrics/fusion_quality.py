@@ -427,6 +427,11 @@ _WITH_SOURCES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 
+# Smallest image side each metric is defined for (AG needs a neighbour, SSIM its 7x7 window,
+# VIF its four scales); smaller images get NaN for that metric: undefined, not an error.
+MIN_SIZE: dict[str, int] = {"AG": 2, "SSIM": 7, "VIF": VIF_MIN_SIZE}
+
+
 def compute_fusion_metrics(
     ir: Tensor, vi: Tensor, fused: Tensor, names: Sequence[str] = METRIC_NAMES
 ) -> dict[str, Tensor]:
@@ -434,7 +439,7 @@ def compute_fusion_metrics(
 
     ``ir``, ``vi`` and ``fused`` are ``(B,1,H,W)`` or ``(B,H,W)`` on the 0..255 scale; ``ir`` and
     ``vi`` are moved to ``fused``'s device. Returns ``{name: float64 tensor (B,)}`` in the
-    order of ``names``.
+    order of ``names``; NaN where the images are smaller than the metric needs (:data:`MIN_SIZE`).
     """
     unknown = [n for n in names if n not in METRIC_NAMES]
     if unknown:
@@ -447,7 +452,9 @@ def compute_fusion_metrics(
     a64, b64, f64 = _f64(a), _f64(b), _f64(f)
     out: dict[str, Tensor] = {}
     for name in names:
-        if name in _FUSED_ONLY:
+        if min(f.shape[-2:]) < MIN_SIZE.get(name, 1):
+            out[name] = torch.full((f.shape[0],), float("nan"), dtype=torch.float64, device=f.device)
+        elif name in _FUSED_ONLY:
             out[name] = _FUSED_ONLY[name](f64)
         elif name in ("MI", "SCD"):
             out[name] = _WITH_SOURCES[name](a64, b64, f64)
