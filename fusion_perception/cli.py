@@ -44,7 +44,11 @@ def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
 
 def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     """The mmengine run options of tools/train_sensing.py and tools/train_emma.py."""
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the work dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in the work dir (implied when the work dir holds "
+                        "a run with the same settings: the same command resumes a killed run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace checkpoints in the work dir made with other settings (default: refuse)")
     p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
                    help="distributed launcher (pytorch under torchrun)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")

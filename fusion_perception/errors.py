@@ -96,8 +96,8 @@ _ERRNO_HINTS = {
 }
 
 
-def _clean(text: str) -> str:
-    """First line of a message, ANSI colour codes removed."""
+def clean_message(text: object) -> str:
+    """First line of a message, ANSI colour codes removed (libraries colour their errors)."""
     text = _ANSI.sub("", str(text)).strip()
     return text.splitlines()[0].strip() if text else ""
 
@@ -119,18 +119,18 @@ def user_error_message(exc: BaseException) -> str | None:
     """The one line (``<file>: <problem>``, without ``error:``) for an error the user can fix,
     or None for anything else (a bug: it keeps its traceback)."""
     if isinstance(exc, FusionPerceptionError):
-        return _clean(str(exc))
+        return clean_message(str(exc))
     if is_out_of_memory(exc):
-        return (f"out of memory ({_clean(str(exc)) or type(exc).__name__}); lower --batch-size "
+        return (f"out of memory ({clean_message(str(exc)) or type(exc).__name__}); lower --batch-size "
                 "(e.g. --batch-size 1), use smaller images, or free memory")
     if isinstance(exc, OSError):
         name = exc.filename if exc.filename is not None else None
-        problem = _ERRNO_HINTS.get(exc.errno) or _clean(exc.strerror or str(exc)) or type(exc).__name__
+        problem = _ERRNO_HINTS.get(exc.errno) or clean_message(exc.strerror or str(exc)) or type(exc).__name__
         return f"{name}: {problem}" if name is not None else problem
     text = str(exc).lower()
     if isinstance(exc, RuntimeError) and any(t in text for t in _WRITE_FAILED):
-        return f"writing a file failed ({_clean(str(exc))}); is the disk full? free some space and run " \
+        return f"writing a file failed ({clean_message(str(exc))}); is the disk full? free some space and run " \
                "the same command again"
     if isinstance(exc, (RuntimeError, AssertionError, ValueError)) and any(t in text for t in _NO_GPU_TEXT):
-        return f"--device: no usable CUDA GPU here ({_clean(str(exc))}); use --device cpu"
+        return f"--device: no usable CUDA GPU here ({clean_message(str(exc))}); use --device cpu"
     return None

@@ -21,7 +21,8 @@ from fusion_perception.downstream.detection import (
     prepare_detection_data,
     run_detection,
 )
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.errors import ConfigError, DatasetError, OutputError
+from fusion_perception.fusion.stage import load_fused_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,11 @@ def test_changed_fusion_checkpoint_invalidates_cache(synthetic_root: Path, tmp_p
 
     torch.manual_seed(1)  # "retrained" fusion weights, same file name
     save_official_state_dict(UFuser(channels=(4, 4, 4, 4), heads=2), ckpt)
-    fused3, yolo3, info3 = prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw)
+    with pytest.raises(OutputError, match=r"fused dataset .*weights .* → .*--overwrite"):  # never replaced unasked
+        prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw)
+    assert fused_fingerprint(load_fused_dataset(tmp_path / "run" / "fused" / "emma")) == first
+    fused3, yolo3, info3 = prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw,
+                                                  overwrite=True)
     assert not info3["fused_reused"] and not yolo3.reused
     assert info3["split_reused"]  # the split depends on names and seed only
     assert fused_fingerprint(fused3) != first

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.errors import ConfigError, DatasetError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_ENCODER = "tu-mobilenetv3_small_100"
@@ -275,9 +275,9 @@ def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
     res_a = json.loads((tmp_path / "A" / "results.json").read_text())
     assert res_b["confusion_matrix"] == res_a["confusion_matrix"]
 
-    # an unfinished run is not resumed under other settings (that would mix two runs)
+    # an unfinished run is not resumed under other settings (that would mix two runs), nor replaced
     (tmp_path / "B" / "results.json").unlink()
-    with pytest.raises(ConfigError, match="cannot resume"):
+    with pytest.raises(OutputError, match=r"unfinished segmentation run .*seed 0 → 5.*--overwrite"):
         run_segmentation(tiny_root, "mean", tmp_path / "B", **{**kw, "resume": True, "seed": 5})
 
 
@@ -322,9 +322,14 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     assert ev["confusion_matrix"] == res["confusion_matrix"]
     assert ev["checkpoint"] == res["checkpoint"]
 
-    # other settings (here the number of epochs): the finished run is replaced, not reused
+    # other settings (here the number of epochs): refused in words, the finished run left as it was
+    with pytest.raises(OutputError, match=r"finished segmentation run .*epochs 1 → 2.*--overwrite.*another --out"):
+        run_segmentation(synthetic_root / "msrs", "mean", out, config="small_cpu", epochs=2, device="cpu",
+                         num_pred_images=0, progress=False)
+    assert (out / "results.json").stat().st_mtime_ns == stamp and any((out / "predictions").glob("*_pred.png"))
+    # replaced when asked
     res2 = run_segmentation(synthetic_root / "msrs", "mean", out, config="small_cpu", epochs=2, device="cpu",
-                            num_pred_images=0, progress=False)
+                            num_pred_images=0, progress=False, overwrite=True)
     assert res2["epochs"] == 2 and res2["settings"]["config_sha256"] != res["settings"]["config_sha256"]
     assert json.loads((out / "results.json").read_text()) == res2
     assert not any((out / "predictions").glob("*_pred.png"))  # the old run's pictures went with it

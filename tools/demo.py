@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
     p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated fusion methods")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace runs in --out made with other settings, e.g. by an older version (default: refuse)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = run_demo(a.out, a.methods.split(","), a.device)
+    result = run_demo(a.out, a.methods.split(","), a.device, overwrite=a.overwrite)
     titles = {"det": "Detection on synthetic M3FD (YOLO, AP@0.5 %)",
               "seg": "Segmentation on synthetic MSRS (DeepLabV3+, IoU %)",
               "fusion_quality": "Fusion quality (test images)"}

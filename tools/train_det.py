@@ -7,8 +7,7 @@ import argparse
 import logging
 import sys
 
-from fusion_perception.cli import add_fusion_weights
-from fusion_perception.errors import FusionPerceptionError
+from fusion_perception.cli import add_fusion_weights, tool_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "or DDP), then score the test split with pycocotools: mAP@0.5, mAP@0.5:0.95 and AP@0.5\n"
                     "per class. Writes OUT/results.json (last), OUT/results.md (a Table 3 row) and\n"
                     "OUT/predictions.png. A finished run with the same settings is not redone; an\n"
-                    "interrupted training resumes from its last.pt.",
+                    "interrupted training resumes from its last.pt (the same command again). A run made with\n"
+                    "other settings is never replaced without --overwrite.",
         epilog="examples:\n"
                "  python tools/train_det.py --fusion vi --config small_cpu        # synthetic default, CPU\n"
                "  python tools/train_det.py --data /data/M3FD_Detection --fusion emma --weights emma.pth "
@@ -46,32 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu", help="cpu, 0, or 0,1,2,3 for multi-GPU DDP (default: cpu)")
     ap.add_argument("--seed", type=int, default=0, help="split and training seed (default: 0)")
     ap.add_argument("--out", default=None, metavar="DIR",
-                    help="run directory (default: work_dirs/det/<method>_seed<S>)")
+                    help="run directory (default: work_dirs/det/<config>/<method>_seed<S>)")
     ap.add_argument("--fused-dir", default=None, metavar="DIR",
                     help="fused dataset cache to use/share (default: OUT/fused/<method>)")
     ap.add_argument("--split-dir", default=None, metavar="DIR",
                     help="split files to use/share (default: OUT/splits/seed<S>)")
     ap.add_argument("--skip-bad", action="store_true", help="leave out bad pairs with a warning instead of failing")
     ap.add_argument("--force", action="store_true", help="retrain even when a finished run matches")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a run in --out (or a fused dataset in --fused-dir) made with other settings "
+                         "(default: refuse and say what differs)")
     return ap
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from fusion_perception.downstream.detection import run_detection
     from fusion_perception.metrics.detection import table3_header
 
-    try:
-        res = run_detection(
-            args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
-            det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch,
-            imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
-            split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force,
-        )
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    res = run_detection(
+        args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
+        det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch,
+        imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
+        split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
+    )
     print(table3_header())
     print(res["markdown_row"])
     print(f"mAP@0.5:0.95 {100 * res['mAP50_95']:.1f}; results: {res['run_dir']}/results.json; "

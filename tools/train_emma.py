@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     out = train_emma(args.config, data_root=args.data, sensing_dir=args.sensing_dir, sensing_ir=args.sensing_ir,
                      sensing_vi=args.sensing_vi, work_dir=args.work_dir, equivariance=not args.no_equivariance,
                      a1=args.a1, a2=args.a2, resume=args.resume, launcher=args.launcher, amp=args.amp,
-                     epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options)
+                     epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
+                     overwrite=args.overwrite)
     print(f"EMMA fuser: {out}")
     return 0
 

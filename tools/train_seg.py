@@ -12,8 +12,7 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.cli import add_cfg_options, add_fusion_weights  # noqa: E402
-from fusion_perception.errors import FusionPerceptionError  # noqa: E402
+from fusion_perception.cli import add_cfg_options, add_fusion_weights, tool_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python tools/train_seg.py --data /data/MSRS --fusion emma --weights emma.pth --device cuda --amp\n"
                "  torchrun --nproc_per_node 4 tools/train_seg.py --data /data/MSRS --fusion vi --launcher pytorch\n"
                "  python tools/train_seg.py --data MSRS --fusion folder:CDDFuse=/results/cddfuse\n"
-               "  python tools/train_seg.py --fusion ir --resume --out work_dirs/seg/run1   # continue a run",
+               "  python tools/train_seg.py --fusion ir --out work_dirs/seg/run1   # again after a kill: continues",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", metavar="MSRS_ROOT", default=None,
                     help="MSRS root ({train,test}/{ir,vi,Segmentation_labels}); default: the synthetic "
@@ -48,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run directory (default: work_dirs/seg/<config>/<method>_seed<S>)")
     ap.add_argument("--fused-dir", default=None, metavar="DIR",
                     help="fused dataset cache to use/share (default: OUT/fused)")
-    ap.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from its last checkpoint (implied: the same command "
+                         "resumes an interrupted run with the same settings)")
     ap.add_argument("--launcher", default="none", choices=("none", "pytorch"),
                     help="pytorch: DDP, start with torchrun (GPUs only)")
     ap.add_argument("--amp", action="store_true", help="mixed precision (GPU only)")
@@ -61,12 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_cfg_options(ap, "model.encoder_name=resnet34 train_dataloader.batch_size=4")
     ap.add_argument("--skip-bad", action="store_true", help="leave out bad pairs with a warning instead of failing")
     ap.add_argument("--force", action="store_true", help="retrain even when a finished run matches")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a run in --out (or a fused dataset in --fused-dir) made with other settings "
+                         "(default: refuse and say what differs)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared CPU)")
     return ap
 
 
+@tool_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
@@ -77,17 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     from fusion_perception.downstream.seg_report import table4_header
     from fusion_perception.downstream.segmentation import run_segmentation
 
-    try:
-        res = run_segmentation(
-            args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
-            device=args.device, resume=args.resume, launcher=args.launcher, amp=args.amp,
-            encoder_weights=args.encoder_weights, fused_dir=args.fused_dir, cfg_options=args.cfg_options,
-            epochs=args.epochs, batch=args.batch, workers=args.workers, skip_bad=args.skip_bad,
-            force=args.force, progress=not args.no_progress,
-        )
-    except FusionPerceptionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    res = run_segmentation(
+        args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
+        device=args.device, resume=args.resume, launcher=args.launcher, amp=args.amp,
+        encoder_weights=args.encoder_weights, fused_dir=args.fused_dir, cfg_options=args.cfg_options,
+        epochs=args.epochs, batch=args.batch, workers=args.workers, skip_bad=args.skip_bad,
+        force=args.force, overwrite=args.overwrite, progress=not args.no_progress,
+    )
     if "markdown_row" in res:  # rank 0
         print(table4_header(res["classes"]))
         print(res["markdown_row"])

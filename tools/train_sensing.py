@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     pseudo_gt = [m.strip() for m in args.pseudo_gt.split(",") if m.strip()] if args.pseudo_gt is not None else None
     out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
                         work_dir=args.work_dir, resume=args.resume, launcher=args.launcher, amp=args.amp,
-                        epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options)
+                        epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
+                        overwrite=args.overwrite)
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
     return 0

@@ -34,8 +34,10 @@ from fusion_perception.benchmark.tables import (
     markdown_table,
 )
 from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.devices import check_device
 from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import build_fuser, method_label, parse_method_spec, resolve_weights
+from fusion_perception.outputs import check_output_dir
 
 _LOG = logging.getLogger(__name__)
 TASKS = ("det", "seg")
@@ -97,6 +99,7 @@ def compare_methods(
     quality: bool = True,
     progress: bool = True,
     jobs: int = 1,
+    overwrite: bool = False,
 ) -> Comparison:
     """Run the protocols of ``task`` ("det", "seg" or "both") for every method and seed.
 
@@ -106,6 +109,7 @@ def compare_methods(
     ``jobs``: (task, method) units run at once in separate processes, each with its share of
     the CPU threads; small CPU runs use one core badly, so two jobs on two cores take about
     half the time. Units share nothing but the detection split, which is deterministic.
+    ``overwrite``: replace runs and fused caches in ``out`` made with other settings (refused otherwise).
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
@@ -115,7 +119,8 @@ def compare_methods(
     specs = parse_methods(methods)
     per_method_weights = method_weights(specs, weights)
     check_methods(specs, per_method_weights, [det_data if t == "det" else seg_data for t in tasks])
-    out = Path(out)
+    check_device(device)
+    out = check_output_dir(out)
     comparison = Comparison()
     if det_config is None and device == "cpu" and "det" in tasks:
         # As segmentation does: the paper's 400-epoch recipe is for GPUs.
@@ -123,7 +128,7 @@ def compare_methods(
         det_config = "small_cpu"
 
     runs = dict(det_data=det_data, seg_data=seg_data, seeds=tuple(int(x) for x in seeds), out=out,
-                det_config=det_config, seg_config=seg_config, device=device, progress=progress)
+                det_config=det_config, seg_config=seg_config, device=device, progress=progress, overwrite=overwrite)
     units = [(t, spec, per_method_weights[spec]) for t in tasks for spec in specs]
     done = _run_units(units, runs, jobs)
     for t in tasks:
@@ -161,7 +166,8 @@ def run_unit(task: str, spec: str, weights: str | None, runs: dict[str, Any]) ->
     for seed in runs["seeds"]:
         _LOG.info("%s: %s, seed %d", task, label, seed)
         common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed, weights=weights,
-                      device=runs["device"], fused_dir=out / "fused" / task / label, progress=runs["progress"])
+                      device=runs["device"], fused_dir=out / "fused" / task / label, progress=runs["progress"],
+                      overwrite=runs["overwrite"])
         if task == "det":
             r = run_detection(runs["det_data"], spec, out / "det" / label / f"seed{seed}",
                               split_dir=out / "det" / "splits" / f"seed{seed}", **common)

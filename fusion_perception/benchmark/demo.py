@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fusion_perception.benchmark.compare import Comparison, compare_methods
+from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
 # The small configs' schedules shortened so the whole demo fits in 15 minutes on 2 cores
@@ -45,11 +46,13 @@ def train_small_emma(out: Path) -> Path:
 
 def run_demo(
     out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str = "cpu",
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] = (0,), overwrite: bool = False,
 ) -> Comparison:
+    """The demo's comparison; ``overwrite`` replaces runs in ``out`` made with other settings
+    (by an older version, say), which are refused otherwise."""
     from fusion_perception.data.synthetic import ensure_default
 
-    out = Path(out)
+    out = check_output_dir(out)
     t0 = time.time()
     steps: dict[str, float] = {}
     ensure_default("both")
@@ -64,7 +67,7 @@ def run_demo(
     # many at once as there are cores (one thread each).
     jobs = min(4, os.cpu_count() or 1) if device == "cpu" else 1
     result = compare_methods(list(methods), out, task="both", seeds=seeds, weights=weights, device=device,
-                             det_config="small_cpu", seg_config="small_cpu.py", jobs=jobs)
+                             det_config="small_cpu", seg_config="small_cpu.py", jobs=jobs, overwrite=overwrite)
     steps["fusion + detection + segmentation"] = time.time() - t
     steps["total"] = time.time() - t0
     result.timings = steps  # type: ignore[attr-defined]

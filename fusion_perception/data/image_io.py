@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from fusion_perception.errors import ImageReadError
+from fusion_perception.errors import ImageReadError, file_problem
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -58,8 +58,9 @@ def decode_image_file(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np
     not an image.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file not found")
+    problem = file_problem(path)
+    if problem is not None:
+        raise ImageReadError(path, problem)
     data = path.read_bytes()
     if not data:
         raise ImageReadError(path, "file is empty")

@@ -339,8 +339,31 @@ def _resolve(root: str | Path, layout: str = "auto") -> tuple[str, Path]:
                                  "point at one of them")
     if found == "the folder is empty":
         raise DatasetError(root, f"the folder is empty; looked for {LAYOUT_HELP}")
+    empty = _empty_modality(root)
+    if empty is not None:
+        raise empty
     looked = LAYOUT_HELP if layout == "auto" else _layout_need(layout)
     raise DatasetError(root, f"{what} ({found}); looked for {looked}")
+
+
+def _empty_modality(root: Path) -> DatasetError | None:
+    """An IR-like or visible-like folder without images (the layout is there, one modality is not)."""
+    for here in (root, *_split_dirs(root).values()):
+        dirs = list(_subdirs(here).values())
+        ir = [d for d in dirs if _first_word(d.name) in _IR_WORDS]
+        vi = [d for d in dirs if _first_word(d.name) in _VI_WORDS]
+        if len(ir) != 1 or len(vi) != 1:
+            continue
+        full = [d for d in (ir[0], vi[0]) if _has_images(d)]
+        if len(full) == 2:
+            continue
+        if not full:
+            return DatasetError(here, f"{ir[0].name}/ and {vi[0].name}/ hold no images")
+        empty = vi[0] if full[0] is ir[0] else ir[0]
+        n = sum(1 for p in full[0].iterdir() if is_image_file(p) and not p.name.startswith("."))
+        return DatasetError(empty, f"holds no images, while {full[0].name}/ holds {n}: every image there "
+                                   f"needs its partner here (same name)")
+    return None
 
 
 def _layout_need(layout: str) -> str:
@@ -387,7 +410,8 @@ class _Listing:
 def _files_by_stem(folder: Path, problems: list[DatasetError], keep=is_image_file) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.startswith(".") or not keep(p):
+        # a broken symbolic link stays in: its pair then fails validation naming the link
+        if not (p.is_file() or p.is_symlink()) or p.name.startswith(".") or not keep(p):
             continue
         if p.stem in out:
             problems.append(DatasetError(p, f"has the same name as {out[p.stem].name}; "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion_perception.errors import DatasetError, ImageReadError
+from fusion_perception.errors import DatasetError, ImageReadError, file_problem
 from fusion_perception.data.image_io import looks_truncated, read_image
 
 try:  # Pillow comes with torchvision and matplotlib; without it every probe decodes fully.
@@ -54,8 +54,8 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     try:
         size = path.stat().st_size
-    except OSError:
-        raise ImageReadError(path, "file not found") from None
+    except OSError as e:
+        raise ImageReadError(path, file_problem(path) or e.strerror or "cannot be read") from None
     if size == 0:
         raise ImageReadError(path, "file is empty")
     with open(path, "rb") as f:

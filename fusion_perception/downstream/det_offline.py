@@ -1,16 +1,23 @@
-"""Keep ultralytics fully offline: no update checks, no font or AMP-weights downloads, no DNS probes.
+"""Keep ultralytics offline and safe, without touching the user's own Ultralytics setup.
 
 Call :func:`ultralytics_offline` instead of ``import ultralytics`` anywhere in the toolkit. It
 
-- sets the environment before ultralytics' first import (``YOLO_OFFLINE=1`` makes its
+- sets the environment of this process (and of the processes it starts, such as
+  ultralytics' DDP workers) before ultralytics' first import: ``YOLO_OFFLINE=1`` makes its
   import-time ``is_online()`` DNS probe return at once; ``YOLO_AUTOINSTALL=false`` stops pip
-  auto-installs; ``YOLO_CONFIG_DIR`` points at a private local directory). The variables are
-  inherited by ultralytics' DDP worker processes;
-- turns settings sync and every logger integration off;
-- puts a local font (matplotlib's DejaVu Sans, shipped with matplotlib) where ultralytics looks
-  for ``Arial.ttf``, because ``check_det_dataset`` asks for it on every training run and would
-  otherwise probe GitHub;
+  auto-installs; ``ULTRALYTICS_SAFE_LOAD=1`` loads every ``.pt`` file with
+  ``torch.load(weights_only=True)`` against ultralytics' allow-list of model classes, so a
+  crafted checkpoint cannot run code (real YOLO checkpoints still load); ``YOLO_CONFIG_DIR``
+  points at the toolkit's private folder, so the user's own Ultralytics settings file and
+  config folder are never read or written. The user's shell and other programs are unaffected;
+- turns settings sync and every logger integration off in memory only (the settings file,
+  even the private one, keeps what it holds);
+- answers ultralytics' font checks with matplotlib's DejaVu Sans instead of downloading
+  ``Arial.ttf`` (``check_det_dataset`` asks for it on every training run); nothing is copied;
 - replaces the AMP check, which downloads ``yolo26n.pt``, by an offline one (CUDA only).
+
+If ultralytics was imported before (by the user's own code), the safe-loading and offline
+flags are set on its modules directly and its settings are changed in memory only.
 
 The trainer class in :mod:`det_trainer` imports this module, so DDP workers (which unpickle
 that class) apply the same patches.
@@ -19,28 +26,27 @@ that class) apply the same patches.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
-_LOG = logging.getLogger(__name__)
 _DONE = False
 
 _ENV_DEFAULTS = {
-    "YOLO_OFFLINE": "1",
     "YOLO_AUTOINSTALL": "false",
     # albumentations' own update check, used by ultralytics' augmentations
     "NO_ALBUMENTATIONS_UPDATE": "1",
     "HF_HUB_OFFLINE": "1",
 }
+# never negotiable: the toolkit must not probe the network, nor unpickle a user's file unsafely
+_ENV_FORCED = {"YOLO_OFFLINE": "1", "ULTRALYTICS_SAFE_LOAD": "1"}
 
 
 def default_config_dir() -> Path:
-    """Where ultralytics keeps its settings here: ``$XDG_CACHE_HOME/fusion_perception/ultralytics``."""
+    """The toolkit's private ultralytics config folder: ``$XDG_CACHE_HOME/fusion_perception/ultralytics``
+    (ultralytics keeps its settings in ``<it>/Ultralytics``)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "fusion_perception" / "ultralytics"
 
@@ -48,15 +54,15 @@ def default_config_dir() -> Path:
 def _set_environment() -> None:
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ["YOLO_OFFLINE"] = "1"  # never negotiable: the toolkit must not probe the network
-    if not os.environ.get("YOLO_CONFIG_DIR"):
-        path = default_config_dir()
+    os.environ.update(_ENV_FORCED)
+    private = default_config_dir()
+    if os.environ.get("YOLO_CONFIG_DIR") != str(private):  # a user's own YOLO_CONFIG_DIR is theirs: not ours to use
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            private.mkdir(parents=True, exist_ok=True)
         except OSError:
-            path = Path(tempfile.gettempdir()) / f"fusion_perception-ultralytics-{os.getuid()}"
-            path.mkdir(parents=True, exist_ok=True)
-        os.environ["YOLO_CONFIG_DIR"] = str(path)
+            private = Path(tempfile.gettempdir()) / f"fusion_perception-ultralytics-{os.getuid()}"
+            private.mkdir(parents=True, exist_ok=True)
+        os.environ["YOLO_CONFIG_DIR"] = str(private)
 
 
 def local_font() -> Path | None:
@@ -70,24 +76,9 @@ def local_font() -> Path | None:
         return None
 
 
-def _install_fonts(config_dir: Path) -> Path | None:
-    font = local_font()
-    if font is None:
-        return None
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        target = config_dir / name
-        if not target.exists():
-            try:
-                tmp = target.with_suffix(f".{os.getpid()}.tmp")
-                shutil.copyfile(font, tmp)
-                os.replace(tmp, target)
-            except OSError as exc:  # read-only config dir: the check_font patch below still avoids the network
-                _LOG.debug("could not place %s: %s", target, exc)
-    return font
-
-
 def _offline_check_font(font: str = "Arial.ttf"):
-    """ultralytics' check_font without the download: the local copy, else matplotlib's font."""
+    """ultralytics' check_font without the download (nor a copy): a font already in its config
+    folder, else matplotlib's."""
     from ultralytics.utils import USER_CONFIG_DIR
 
     file = USER_CONFIG_DIR / Path(font).name
@@ -147,21 +138,20 @@ def ultralytics_offline() -> ModuleType:
         mod = importlib.import_module(mod_name)
         _patch(mod, "ONLINE", False)
     uutils.is_online = lambda: False  # downloads.py calls it by attribute at call time
+    import ultralytics.nn.tasks as tasks
     import ultralytics.utils.downloads as downloads
 
     _patch(downloads, "is_online", lambda: False)
+    # read at call time from these module globals (set by the environment only at first import)
+    _patch(uutils, "SAFE_LOAD", True)
+    _patch(tasks, "SAFE_LOAD", True)
 
     settings = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
                 "raytune": False, "tensorboard": False, "wandb": False, "vscode_msg": False,
                 "openvino_msg": False}
-    changed = {k: v for k, v in settings.items() if k in uutils.SETTINGS and uutils.SETTINGS[k] != v}
-    try:
-        if changed:
-            uutils.SETTINGS.update(changed)
-    except Exception as exc:  # read-only settings file: the flags above still keep us offline
-        _LOG.debug("could not update ultralytics settings: %s", exc)
+    # dict.update, not SETTINGS.update: the settings manager would write its file
+    dict.update(uutils.SETTINGS, {k: v for k, v in settings.items() if k in uutils.SETTINGS})
 
-    _install_fonts(Path(uutils.USER_CONFIG_DIR))
     _patch(checks, "check_font", _offline_check_font)
     _patch(data_utils, "check_font", _offline_check_font)
     _patch(plotting, "check_font", _offline_check_font)

@@ -46,7 +46,8 @@ from fusion_perception.downstream.det_data import (
     load_or_make_split,
     split_digest,
 )
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.devices import check_device
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
 from fusion_perception.fusion.base import (
     file_sha256,
     method_label,
@@ -63,6 +64,7 @@ from fusion_perception.metrics.detection import (
     table3_header,
     table3_row,
 )
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
 
 _LOG = logging.getLogger(__name__)
@@ -133,10 +135,31 @@ def load_config(config: str | Path | dict | None = None, **overrides: Any) -> di
     for key, value in overrides.items():
         if value is not None:
             cfg[key] = value
+    _check_numbers(cfg)
     cfg["split_ratio"] = tuple(float(x) for x in cfg["split_ratio"])
     cfg["model"] = _resolve_model(str(cfg["model"]), source.parent if source else None)
     cfg["config_file"] = str(source) if source else None
+    cfg["config_name"] = "custom" if isinstance(config, dict) else (source.stem if source else DEFAULT_CONFIG)
     return cfg
+
+
+def _check_numbers(cfg: dict[str, Any]) -> None:
+    """The run's numbers, checked before any data is read (the option names are the tools')."""
+    rules = (("epochs", 1, "--epochs"), ("imgsz", 32, "--imgsz"), ("workers", 0, "--workers"))
+    for key, least, option in rules:
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{option} (config key {key!r}) must be an integer of at least {least}, not {value!r}")
+    batch = cfg["batch"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or (batch < 1 and batch != -1):
+        raise ConfigError(f"--batch (config key 'batch') must be a positive integer (or -1 for ultralytics' "
+                          f"AutoBatch), not {batch!r}")
+    if not isinstance(cfg["lr0"], (int, float)) or cfg["lr0"] <= 0:
+        raise ConfigError(f"config key 'lr0' must be a positive number, not {cfg['lr0']!r}")
+    ratio = cfg["split_ratio"]
+    if len(ratio) != 3 or any(not isinstance(x, (int, float)) or x < 0 for x in ratio) or sum(ratio) <= 0:
+        raise ConfigError(f"config key 'split_ratio' must be three non-negative numbers (train, val, test), "
+                          f"not {ratio!r}")
 
 
 def _resolve_model(model: str, config_dir: Path | None) -> str:
@@ -151,6 +174,8 @@ def _resolve_model(model: str, config_dir: Path | None) -> str:
             continue
         p = (base / model).expanduser()
         if p.is_file():
+            if p.suffix.lower() not in (".yaml", ".yml"):
+                check_yolo_weights(p, "--model")
             return str(p.resolve())
     if model.endswith(".pt"):
         raise ConfigError(f"model weights {model!r} not found locally (nothing is downloaded)")
@@ -176,6 +201,30 @@ def check_fusion_method(spec: str) -> tuple[str, str]:
             "(or folder:NAME=PATH for precomputed results)"
         )
     return name, method_label(spec)
+
+
+def check_yolo_weights(path: str | Path, option: str = "--det-weights") -> Path:
+    """A local ultralytics checkpoint, checked by loading it safely (nothing in it runs); a
+    DatasetError naming the file otherwise (not found, not a ``.pt``, not a YOLO checkpoint)."""
+    path = check_input_file(path, f"{option} file")
+    if path.suffix.lower() != ".pt":
+        raise DatasetError(path, f"{option}: ultralytics reads YOLO weights from .pt files, not "
+                                 f"{path.suffix or 'a file without suffix'} (EMMA weights go to --weights)")
+    _ultralytics()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as e:  # noqa: BLE001 - whatever the loader says, the file is not usable
+        detail = clean_message(e).replace("ERROR ❌️", "").strip().split(" Use an official")[0]
+        raise DatasetError(path, f"{option}: not a YOLO checkpoint that loads safely ({detail})") from None
+    import torch
+
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        raise DatasetError(path, f"{option}: not a YOLO checkpoint: it holds no ultralytics model (a plain "
+                                 "state dict, such as EMMA weights?)")
+    return path
 
 
 def _ultralytics():
@@ -235,10 +284,13 @@ def prepare_detection_data(
     split_ratio: Sequence[float] = (8, 1, 1),
     fuse_batch_size: int = 4,
     skip_bad: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[FusedDataset, YoloDataset, dict[str, Any]]:
     """Steps 1–3: read, fuse (cached), split (stored) and export the YOLO layout.
 
+    A fused dataset already in ``fused_dir`` is reused when it was made the same way and
+    refused otherwise (another method's output, say); ``overwrite`` replaces it.
     Returns the fused dataset, the YOLO layout and a dict of what was reused.
     """
     from fusion_perception.fusion.stage import fuse_dataset
@@ -247,16 +299,16 @@ def prepare_detection_data(
     out = Path(out)
     fused_dir = Path(fused_dir) if fused_dir is not None else out / "fused" / label
     split_dir = Path(split_dir) if split_dir is not None else out / "splits" / f"seed{seed}"
+    weights = resolve_weights(fusion, weights, data_root)
+    if weights is not None:
+        check_input_file(weights, "fusion checkpoint")
     source = load_detection_source(data_root, skip_bad=skip_bad)
-    weights = resolve_weights(fusion, weights, source.root)
-    if weights is not None and not Path(weights).is_file():
-        raise ConfigError(f"fusion checkpoint {str(weights)!r} not found")
     before = _manifest_stamp(fused_dir)
     t0 = time.time()
     fused = fuse_dataset(
         source, fusion, fused_dir, device=torch_device(device), batch_size=fuse_batch_size,
         weights=str(weights) if weights is not None else None, skip_bad=skip_bad,
-        on_mismatch="replace", progress=progress,
+        on_mismatch="replace" if overwrite else "error", progress=progress,
     )
     fused_reused = before is not None and before == _manifest_stamp(fused_dir)
     _LOG.info("%s fused cache %s (%.1fs)", "reused" if fused_reused else "wrote", fused_dir, time.time() - t0)
@@ -339,15 +391,18 @@ def train_yolo(
 
 def training_state(weights_dir: str | Path) -> str:
     """``"done"`` (ultralytics strips the optimizer from last.pt at the end), ``"partial"`` (resumable) or ``"none"``."""
-    import torch
-
     last = Path(weights_dir) / "last.pt"
     if not last.is_file():
         return "none"
+    _ultralytics()
+    from ultralytics.nn.tasks import torch_safe_load
+
     try:
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a checkpoint cut by a crash: start over
+        ckpt, _ = torch_safe_load(str(last), safe_only=True)
+    except Exception as exc:  # noqa: BLE001 - cut by a crash, or refused by safe loading: start over
         _LOG.warning("cannot read %s (%s); training from scratch", last, exc)
+        return "none"
+    if not isinstance(ckpt, dict):
         return "none"
     if ckpt.get("epoch", -1) >= 0 and ckpt.get("optimizer") is not None:
         return "partial"
@@ -402,7 +457,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
     split_names = _read_names(Path(run["split_dir"]) / f"{split}.txt")
     classes = tuple(run["classes"])
     cfg = run["config"]
-    device = device or run.get("device", "cpu")
+    device = check_device(device or run.get("device", "cpu"))
     write_results = (split == "test") if write_results is None else write_results
 
     t0 = time.time()
@@ -462,6 +517,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
         "fusion_weights": run.get("fusion_weights"),
         "det_weights": run.get("det_weights"),
         "settings_key": run["settings_key"],
+        "request": run.get("request"),
+        "settings": run.get("settings"),
         "run_dir": str(run_dir.resolve()),
         "files": {
             "weights": str(weights.resolve()),
@@ -494,8 +551,81 @@ def _read_names(path: Path) -> list[str]:
 # --------------------------------------------------------------------------- the protocol
 
 
-def default_out(label: str, seed: int) -> Path:
-    return Path("work_dirs") / "det" / f"{label}_seed{seed}"
+def default_out(label: str, seed: int, config_name: str = DEFAULT_CONFIG) -> Path:
+    """``work_dirs/det/<config>/<method>_seed<S>``: runs of other configs do not share a folder."""
+    return Path("work_dirs") / "det" / config_name / f"{label}_seed{seed}"
+
+
+# What a run's settings are called in a refusal ("epochs 10 → 2, config small_cpu → yolov5s_m3fd").
+_WORDS = {"config_name": "config", "config.epochs": "epochs", "config.batch": "batch", "config.imgsz": "imgsz",
+          "config.model": "model", "config.lr0": "lr0", "config.optimizer": "optimizer", "method": "method",
+          "seed": "seed", "fusion_weights_sha256": "fusion weights", "det_weights_sha256": "detector weights",
+          "source_root": "data", "fused": "fused images", "split": "split", "model_sha256": "model file"}
+# Files of a finished or started run (``--overwrite`` removes them, nothing else).
+_RUN_FILES = ("results.json", "results.md", "predictions.png", "run.json")
+_RUN_DIRS = ("train", "eval")
+
+
+def _run_request(fusion: str, seed: int, cfg: dict[str, Any], fuser_cfg: dict, fusion_sha: str | None,
+                 det_weights: str | Path | None, source: str | None) -> dict[str, Any]:
+    """What a run is, known before anything is fused: compared with a run already in the folder."""
+    return json.loads(json.dumps({
+        "method": fusion,
+        "seed": int(seed),
+        "config_name": cfg["config_name"],
+        "config": {k: cfg[k] for k in _RESULT_KEYS},
+        "model_sha256": file_sha256(cfg["model"]) if Path(cfg["model"]).is_file() else cfg["model"],
+        "fuser": fuser_cfg,
+        "fusion_weights_sha256": fusion_sha,
+        "det_weights_sha256": file_sha256(det_weights) if det_weights else None,
+        "source_root": source,
+    }, default=str))
+
+
+def _existing_run(out: Path) -> dict[str, Any] | None:
+    """The settings of the run in ``out`` (finished or started), or None when there is none."""
+    stored: dict[str, Any] = {}
+    for name in ("results.json", "run.json"):
+        try:
+            stored = json.loads((out / name).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    weights = [p for p in (out / "train" / "weights").glob("*.pt")] if (out / "train").is_dir() else []
+    if not stored and not weights:
+        return None
+    if "request" in stored:
+        return stored
+    # a run written before requests were stored: compare what it recorded
+    cfg = stored.get("config") or {}
+    return {**stored, "request": {"method": stored.get("method"), "seed": stored.get("seed"),
+                                  "config": {k: cfg.get(k) for k in _RESULT_KEYS if k in cfg}}}
+
+
+def _differences(stored: dict[str, Any], request: dict[str, Any], settings: dict[str, Any] | None = None) -> str | None:
+    """None when the run in a folder is this run; else what differs, in words."""
+    old = stored.get("request") or {}
+    new = {k: v for k, v in request.items() if k in old} if "fuser" not in old else request
+    if old != new:
+        return describe_changes(old, new, _WORDS)
+    if settings is not None and stored.get("settings_key") not in (None, _sha(settings)):
+        before = stored.get("settings") or {}
+        if before:
+            return describe_changes({k: before.get(k) for k in ("fused", "split")},
+                                    {k: settings[k] for k in ("fused", "split")}, _WORDS) + \
+                " (the fused images or the split changed since it trained, e.g. edited sources)"
+        return "the fused images or the split changed since it trained"
+    return None
+
+
+def _clear_run(out: Path) -> None:
+    """Remove what a run wrote into ``out`` (results, training, evaluation), not the caches."""
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for p in out.glob("predictions_*.png"):
+        p.unlink(missing_ok=True)
+    for name in _RUN_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
 
 
 def run_detection(
@@ -517,26 +647,53 @@ def run_detection(
     split_dir: str | Path | None = None,
     skip_bad: bool = False,
     force: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fuse, split, train and evaluate one detection run; returns the results dict (``results.json``).
 
     ``data_root=None`` uses the synthetic default's M3FD set. ``weights`` is the fusion checkpoint
-    (EMMA); ``det_weights`` optional local YOLO weights to start from. A finished run with the same
-    settings returns its stored results at once (``force=True`` retrains).
+    (EMMA); ``det_weights`` optional local YOLO weights to start from. ``out`` defaults to
+    ``work_dirs/det/<config>/<method>_seed<S>``.
+
+    Every argument is checked before anything is read or written. A finished run with the same
+    settings returns its stored results at once (``force=True`` retrains it); an interrupted one
+    resumes from its ``last.pt``. A run in ``out`` (or a fused dataset in ``fused_dir``) made
+    with other settings is never replaced unless ``overwrite=True``: the refusal says what
+    differs.
     """
+    from fusion_perception.fusion.base import build_fuser
+
+    # 1. the arguments, before anything is read or written
     _, label = check_fusion_method(fusion)
     cfg = load_config(config, model=model, epochs=epochs, batch=batch, imgsz=imgsz, workers=workers)
-    if det_weights is not None and not Path(det_weights).is_file():
-        raise ConfigError(f"detector weights {str(det_weights)!r} not found locally (nothing is downloaded)")
-    out = Path(out) if out is not None else default_out(label, seed)
+    check_device(device)
+    if det_weights is not None:
+        det_weights = check_yolo_weights(det_weights)
+    weights = resolve_weights(fusion, weights, data_root)
+    fuser = build_fuser(fusion, "cpu", **({"weights": weights} if weights is not None else {}))
+    out = check_output_dir(out if out is not None else default_out(label, seed, cfg["config_name"]))
+    for option, folder in (("--fused-dir", fused_dir), ("--split-dir", split_dir)):
+        if folder is not None:
+            check_output_dir(folder, option)
+    source = None if data_root is None else str(Path(data_root).expanduser().resolve())
+    request = _run_request(fusion, seed, cfg, fuser.config(), fuser.checkpoint_sha256(), det_weights, source)
+    del fuser
+
+    # 2. a run already there with other settings is refused before any work
+    stored = _existing_run(out)
+    if stored is not None and not overwrite:
+        why = _differences(stored, request)
+        if why is not None:
+            raise refuse_to_replace(out, "a detection run", why)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
 
     t0 = time.time()
     fused, yolo, info = prepare_detection_data(
         data_root, fusion, out, seed=seed, weights=weights, device=device, fused_dir=fused_dir,
-        split_dir=split_dir, split_ratio=cfg["split_ratio"], skip_bad=skip_bad, progress=progress,
+        split_dir=split_dir, split_ratio=cfg["split_ratio"], skip_bad=skip_bad, overwrite=overwrite,
+        progress=progress,
     )
     times["prepare"] = round(time.time() - t0, 2)
 
@@ -544,32 +701,32 @@ def run_detection(
         "method": fusion,
         "seed": int(seed),
         "config": {k: cfg[k] for k in _RESULT_KEYS},
-        "model_sha256": file_sha256(cfg["model"]) if Path(cfg["model"]).is_file() else cfg["model"],
-        "det_weights_sha256": file_sha256(det_weights) if det_weights else None,
+        "model_sha256": request["model_sha256"],
+        "det_weights_sha256": request["det_weights_sha256"],
         "fused": fused_fingerprint(fused),
         "split": split_digest(yolo.split),
     }
     key = _sha(settings)
-    results_file = out / "results.json"
-    if not force and results_file.is_file():
-        try:
-            stored = json.loads(results_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            stored = {}
-        if stored.get("settings_key") == key:
+    if stored is not None and not overwrite:
+        why = _differences(stored, request, settings)
+        if why is not None:  # same command, other data: the stored run is not this one any more
+            raise refuse_to_replace(out, "a detection run", why)
+        if not force and stored.get("settings_key") == key and (out / "results.json").is_file():
             _LOG.info("run %s already finished with these settings; returning its results", out)
-            return stored
-    run_file = out / "run.json"
-    previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
-    if results_file.exists():
-        results_file.unlink()  # stale results must not mark the new run finished
+            return json.loads((out / "results.json").read_text())
+    if overwrite or force:
+        _clear_run(out)  # asked for: the old run goes, right before the new one trains
+    else:
+        (out / "results.json").unlink(missing_ok=True)  # an unfinished run's: must not mark it finished
 
     run = {
         "task": "det",
         "method": fusion,
         "label": label,
         "seed": int(seed),
+        "request": request,
         "settings_key": key,
+        "settings": settings,
         "config": cfg,
         "classes": list(yolo.classes),
         "device": device,
@@ -579,8 +736,8 @@ def run_detection(
         **info,
         "times_s": times,
     }
-    state = training_state(out / "train" / "weights") if previous.get("settings_key") == key and not force else "none"
-    atomic_write_text(run_file, json.dumps(run, indent=2, default=str))
+    state = training_state(out / "train" / "weights")
+    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str))
 
     if state == "done":
         _LOG.info("training already finished in %s; evaluating only", out / "train")
@@ -589,5 +746,5 @@ def run_detection(
         train_yolo(yolo, out, cfg, seed=seed, device=device, det_weights=det_weights, resume=state == "partial")
         times["train"] = round(time.time() - t0, 2)
         run["times_s"] = times
-        atomic_write_text(run_file, json.dumps(run, indent=2, default=str))
+        atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str))
     return evaluate_run(out, "test", device=device)

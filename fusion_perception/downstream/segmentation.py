@@ -35,8 +35,10 @@ import torch  # noqa: E402
 
 from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
-from fusion_perception.errors import ConfigError, DatasetError  # noqa: E402
+from fusion_perception.devices import check_device  # noqa: E402
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file  # noqa: E402
 from fusion_perception.fusion.base import build_fuser, file_sha256, method_label, resolve_weights  # noqa: E402
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace  # noqa: E402
 from fusion_perception.provenance import library_versions  # noqa: E402
 
 __all__ = ["run_segmentation", "evaluate_segmentation", "default_config", "CONFIG_DIR", "DEFAULT_WORK_ROOT"]
@@ -67,9 +69,7 @@ def _resolve_device(device: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', not {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but torch sees no CUDA GPU here; use --device cpu")
-    return device
+    return check_device(device)
 
 
 def _load_config(config: Any, device: str):
@@ -210,10 +210,18 @@ def _clear_run(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+# What a run's settings are called in a refusal ("epochs 10 → 2, config small_cpu → deeplabv3plus_r50_msrs").
+_WORDS = {"config": "config", "config_values.train_cfg.max_epochs": "epochs",
+          "config_values.train_dataloader.batch_size": "batch", "method": "method", "seed": "seed",
+          "source": "data", "fusion_checkpoint_sha256": "fusion weights", "amp": "amp",
+          "encoder_weights_sha256": "encoder weights", "world_size": "processes", "config_sha256": "",
+          "label": "", "fuser.method": ""}
+
+
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {json.dumps(old.get(k), default=str)[:80]} -> {json.dumps(new.get(k), default=str)[:80]}"
-                     for k in keys) or "none"
+    """What differs between two runs' settings, in words (older runs stored fewer settings)."""
+    new = new if "config_values" in old else {k: v for k, v in new.items() if k != "config_values"}
+    return describe_changes(old, new, _WORDS)
 
 
 def _seg_versions() -> dict[str, str]:
@@ -241,6 +249,7 @@ def run_segmentation(
     num_pred_images: int | None = None,
     skip_bad: bool = False,
     force: bool = False,
+    overwrite: bool = False,
     fuse_batch_size: int = 4,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -268,12 +277,13 @@ def run_segmentation(
         num_pred_images: how many test images get prediction PNGs (config default otherwise).
         skip_bad: leave out bad pairs (with a warning) instead of failing.
         force: retrain even when a finished run with the same settings exists.
+        overwrite: replace a run in ``out`` (or a fused dataset in ``fused_dir``) made with other
+            settings; without it such a run is refused, saying what differs.
 
-    A run whose results.json exists and whose settings (method, fusion checkpoint, data,
-    config, seed, encoder weights, AMP, world size) match is returned without retraining;
-    a finished run with other settings is replaced. An unfinished run continues from its last
-    checkpoint with ``resume=True`` (which is refused if its settings differ; with no checkpoint
-    yet it simply starts) and restarts from scratch without it.
+    Every argument is checked before anything is read or written. A run whose results.json
+    exists and whose settings (method, fusion checkpoint, data, config, seed, encoder weights,
+    AMP, world size) match is returned without retraining. An unfinished run with the same
+    settings continues from its last checkpoint (the same command again; ``resume`` is implied).
     """
     _register_components()
     from mmengine.runner import Runner
@@ -282,6 +292,7 @@ def run_segmentation(
     from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
     from fusion_perception.training.runner import allow_mmengine_checkpoints
 
+    # the arguments first: nothing is read or written until they are all right
     device = _resolve_device(device)
     if launcher not in ("none", "pytorch"):
         raise ConfigError(f"launcher must be 'none' or 'pytorch', not {launcher!r}")
@@ -296,13 +307,15 @@ def run_segmentation(
     label = method_label(fusion)
     # Building the fuser checks the method name (ConfigError listing the registered ones) and
     # tells which checkpoint it would fuse with.
-    source = _msrs_source(data_root)
-    weights = resolve_weights(fusion, weights, source)
+    weights = resolve_weights(fusion, weights, data_root)
     fuser = build_fuser(fusion, "cpu", **({"weights": weights} if weights is not None else {}))
+    if encoder_weights is not None:
+        check_input_file(encoder_weights, "encoder weights file")
     out = Path(out) if out is not None else DEFAULT_WORK_ROOT / cfg_name / f"{label}_seed{seed}"
-    out = out.expanduser().resolve()
-    if encoder_weights is not None and not Path(encoder_weights).is_file():
-        raise ConfigError(f"encoder weights file not found: {encoder_weights}")
+    out = check_output_dir(out).resolve()
+    if fused_dir is not None:
+        check_output_dir(fused_dir, "--fused-dir")
+    source = _msrs_source(data_root)
 
     settings = json.loads(json.dumps({
         "task": "seg",
@@ -314,6 +327,7 @@ def run_segmentation(
         "fusion_checkpoint_sha256": fuser.checkpoint_sha256(),
         "config": cfg_name,
         "config_sha256": _cfg_sha256(cfg),
+        "config_values": cfg.to_dict(),
         "encoder_weights_sha256": file_sha256(encoder_weights) if encoder_weights else None,
         "amp": bool(amp),
         "skip_bad": bool(skip_bad),
@@ -331,14 +345,17 @@ def run_segmentation(
             old_settings = json.loads((out / SETTINGS_FILE).read_text())
         except ValueError:
             old_settings = {}
-    if resume and done is None and old_settings is not None and old_settings != settings:
-        # an unfinished run is not continued under other settings (a finished one is replaced)
-        raise ConfigError(f"cannot resume {out}: it was started with other settings ({_diff(old_settings, settings)})")
-    if _rank() == 0 and (done is not None or (old_settings is not None and not resume)):
-        if done is not None:
-            why = _diff(done.get("settings") or {}, settings) if done.get("settings") != settings else "--force"
-            print(f"[seg] {out} holds a finished run ({why}): replacing it")
-        _clear_run(out)
+    elif done is None and _latest_checkpoint(out / "train") is not None and not resume:
+        old_settings = {}  # checkpoints whose settings were not recorded: continued only when asked (resume)
+    before = done.get("settings") if done is not None else old_settings
+    if before is not None and before != settings and not overwrite:
+        what = "a finished segmentation run" if done is not None else "an unfinished segmentation run"
+        why = _diff(before, settings) if before else "settings not recorded; --resume continues it"
+        raise refuse_to_replace(out, what, why)
+    # an unfinished run with these settings continues from its last checkpoint (a killed run
+    # resumes with the same command); anything else there goes, as asked (--force, --overwrite)
+    resume = resume or (done is None and before == settings)
+    clear = _rank() == 0 and before is not None and not resume
 
     if launcher == "pytorch":
         from mmengine.dist import init_dist, is_distributed
@@ -351,8 +368,8 @@ def run_segmentation(
         fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     if _rank() == 0:
         fused = fuse_dataset(source, fusion, fused_root, layout="msrs", device=fuse_device,
-                             batch_size=fuse_batch_size, weights=weights, on_mismatch="replace",
-                             skip_bad=skip_bad, progress=progress)
+                             batch_size=fuse_batch_size, weights=weights,
+                             on_mismatch="replace" if overwrite else "error", skip_bad=skip_bad, progress=progress)
     if launcher == "pytorch":
         from mmengine.dist import barrier
 
@@ -360,6 +377,8 @@ def run_segmentation(
         fused = load_fused_dataset(fused_root)
     if fused.source_layout != "msrs":
         raise DatasetError(source, f"segmentation needs an MSRS-layout dataset, this one is {fused.source_layout!r}")
+    if clear:
+        _clear_run(out)  # as asked (--force, --overwrite), once the data is known to be good
 
     if cfg.model.get("class_weight") == "auto":
         from fusion_perception.downstream.seg_data import label_histogram, median_frequency_weights
@@ -445,13 +464,14 @@ def evaluate_segmentation(
     run = Path(run).expanduser().resolve()
     cfg_path = run / "config.py"
     if not cfg_path.is_file():
-        raise ConfigError(f"{run} is not a segmentation run folder (no config.py)")
+        raise DatasetError(run, "not a segmentation run folder (no config.py)")
     device = _resolve_device(device)
     ckpt = Path(checkpoint).expanduser().resolve() if checkpoint else _latest_checkpoint(run / "train")
-    if ckpt is None or not ckpt.is_file():
-        raise ConfigError(f"no checkpoint to evaluate: {ckpt or run / 'train'}")
+    if ckpt is None:
+        raise DatasetError(run / "train", "no checkpoint to evaluate")
+    check_input_file(ckpt, "checkpoint")
     settings = json.loads((run / SETTINGS_FILE).read_text()) if (run / SETTINGS_FILE).is_file() else {}
-    out = Path(out).expanduser().resolve() if out else run / "eval" / ckpt.stem
+    out = check_output_dir(out).resolve() if out else run / "eval" / ckpt.stem
     cfg = Config.fromfile(str(cfg_path))
     cfg.work_dir = str(out)
     cfg.experiment_name = f"seg_eval_{ckpt.stem}_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns() % 10**6}"

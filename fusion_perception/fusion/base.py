@@ -37,6 +37,9 @@ class Fuser:
 
     name: str = "fuser"
     color_output: bool = True
+    # Raised when a method's output changes for the same parameters (a fixed bug), so caches
+    # made by the old code no longer match.
+    revision: int = 1
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any):
         self.device = torch.device(device)
@@ -48,7 +51,8 @@ class Fuser:
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description of the method and its parameters (for manifests)."""
-        return {"method": self.name, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        cfg = {"method": self.name, "params": {k: _jsonable(v) for k, v in self.params.items()}}
+        return {**cfg, "revision": self.revision} if self.revision > 1 else cfg
 
     def checkpoint_sha256(self) -> str | None:
         """sha256 of the weights file the method loaded, where it has one."""
@@ -98,6 +102,9 @@ def _import_builtin_methods() -> None:
 
 def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"mean"`` -> ("mean", {}); ``"folder:CDDFuse=/p"`` -> ("folder", {"label": "CDDFuse", "root": "/p"})."""
+    if spec == "folder":
+        raise ConfigError("method 'folder' reads another method's results: write folder:NAME=PATH "
+                          "(e.g. folder:CDDFuse=/results/CDDFuse)")
     if spec.startswith("folder:"):
         body = spec[len("folder:"):]
         if "=" not in body or not body.split("=", 1)[0] or not body.split("=", 1)[1]:

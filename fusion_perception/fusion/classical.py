@@ -414,6 +414,7 @@ class LaplacianFuser(ClassicalFuser):
 
     name = "laplacian"
     defaults = {"levels": 4}
+    revision = 2  # 2: exact at the borders (revision 1 framed every image)
 
     def validate(self) -> None:
         if not 1 <= self.params["levels"] <= 12:

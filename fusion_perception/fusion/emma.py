@@ -149,7 +149,7 @@ class EMMAFuser(Fuser):
         if not weights:
             raise ConfigError(_NO_WEIGHTS_HELP)
         path = fetch_official_emma() if str(weights) == OFFICIAL else Path(weights).expanduser()
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():  # other problems (a folder, ...) are named by the loader
             raise ConfigError(f"emma: weights file not found: {path}. {_NO_WEIGHTS_HELP}")
         if normalize not in NORMALIZE_MODES:
             raise ConfigError(f"emma: normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
@@ -162,8 +162,8 @@ class EMMAFuser(Fuser):
         self.amp = AMP_MODES[amp]
         self.channels_last = bool(channels_last)
         self.compile = bool(compile)
+        model = load_official_checkpoint(self.weights, kind="ufuser", map_location="cpu")  # names a bad file
         self._sha256 = file_sha256(self.weights)
-        model = load_official_checkpoint(self.weights, kind="ufuser", map_location="cpu")
         assert isinstance(model, UFuser)
         self.model: UFuser = model
         if self.amp is not None and self.device.type != "cuda":

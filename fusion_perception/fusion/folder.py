@@ -80,8 +80,10 @@ class FolderFuser(Fuser):
             raise ConfigError(f"method 'folder' takes no parameters besides label and root (got {', '.join(params)})")
         if weights is not None:
             raise ConfigError("method 'folder' has no weights (--weights is for learned methods such as emma)")
+        if not str(root).strip():  # Path("") would be the current folder
+            raise ConfigError(f"method 'folder' needs its results folder: folder:{label}=PATH")
         root = Path(root).expanduser()
-        if not str(root) or not root.is_dir():
+        if not root.is_dir():
             raise DatasetError(root, f"results folder of method {label!r} not found")
         super().__init__(device, label=label, root=str(root.resolve()))
         self.label = label

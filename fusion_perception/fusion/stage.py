@@ -432,8 +432,10 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     entries = {r.name: _record_entry(ds, r, src_root) for r in records}
     done_before = {e.get("name"): e for e in (old or {}).get("records", []) if isinstance(e, dict)}
     # a fused image whose sources changed since (size or mtime) is stale: removed, then fused again
+    # (a manifest written before stamps were kept has none to compare: its images are trusted)
     stale = [r for r in records if (out / entries[r.name]["image"]).is_file()
-             and (done_before.get(r.name) or {}).get("source_stamp") != entries[r.name]["source_stamp"]]
+             and (done_before.get(r.name) or {}).get("source_stamp", entries[r.name]["source_stamp"])
+             != entries[r.name]["source_stamp"]]
     todo = [r for r in records if r in stale or not (out / entries[r.name]["image"]).is_file()]
     if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
         fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fusion_perception.data.image_io import atomic_writer
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
 from fusion_perception.models.sensing_unet import SensingUNet
 from fusion_perception.models.ufuser import UFuser
 
@@ -79,22 +79,34 @@ def load_state_dict_file(path: str | Path, map_location: str | torch.device = "c
     flattened, so the keys come out as ``state_dict.fuser.V_en_1.embed.weight``; the
     prefix is resolved by :func:`load_official_checkpoint`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(path, "weights file not found")
+    path = check_input_file(path, "weights file")
     sg = getattr(torch.serialization, "safe_globals", None)
     try:
         with sg(_safe_globals()) if sg is not None else nullcontext():
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we can read"
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise DatasetError(path, f"not a PyTorch weights file readable with weights_only=True "
-                                 f"({type(e).__name__}: {msg})") from e
+        raise DatasetError(path, _why_unreadable(path, e)) from e
     flat: dict[str, torch.Tensor] = {}
     _flatten(obj, "", flat)
     if not flat:
         raise DatasetError(path, f"contains no tensors (a {type(obj).__name__}), so it is not a state dict")
     return flat
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """What a file that ``torch.load(weights_only=True)`` refused is, in one plain line."""
+    try:  # the classes the file would need: a checkpoint of another kind names itself here
+        objects = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not a torch zip archive at all
+        objects = []
+    if objects:
+        kind = ("an ultralytics YOLO checkpoint" if any(o.startswith("ultralytics.") for o in objects)
+                else "a pickled Python object")
+        shown = ", ".join(objects[:3]) + (", ..." if len(objects) > 3 else "")
+        return (f"is {kind}, not EMMA weights (it holds {shown}, which loading with weights_only=True "
+                "refuses); give a U-Fuser or sensing state dict such as EMMA.pth or one trained here")
+    detail = clean_message(e)
+    return f"not a PyTorch weights file readable with weights_only=True ({type(e).__name__}{': ' + detail if detail else ''})"
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:

@@ -15,6 +15,7 @@ leaving torch's safe default in force.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import warnings
@@ -30,8 +31,10 @@ from mmengine.runner import Runner
 import fusion_perception.training.hooks  # noqa: F401  (registers LossHistoryHook)
 import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
-from fusion_perception.errors import ConfigError
+from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.errors import ConfigError, check_input_file
 from fusion_perception.models import save_official_state_dict
+from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -142,13 +145,58 @@ def load_config(
     return cfg
 
 
-def _run(cfg: Config, name: str, resume: bool) -> torch.nn.Module:
+SETTINGS_FILE = "run_settings.json"
+# Config keys that say where or how a run executes, not what it trains.
+_VOLATILE = ("work_dir", "experiment_name", "launcher", "resume", "load_from", "env_cfg", "model_wrapper_cfg")
+_WORDS = {"train_cfg.max_epochs": "epochs", "train_dataloader.batch_size": "batch",
+          "train_dataloader.dataset.data_root": "data", "train_dataloader.dataset.pseudo_gt": "pseudo GT",
+          "train_dataloader.dataset.max_patches": "patches", "model.sensing_ir": "sensing ir",
+          "model.sensing_vi": "sensing vi", "model.equivariance": "equivariance", "model.a1": "a1",
+          "model.a2": "a2", "optim_wrapper.optimizer.lr": "lr"}
+
+
+def _settings(cfg: Config) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in _VOLATILE}, default=str))
+
+
+def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, overwrite: bool,
+                       apply: bool = True) -> bool:
+    """Whether the run in ``work_dir`` continues from its latest checkpoint.
+
+    A killed run with the same settings continues (the same command again); checkpoints made with
+    other settings are refused, saying what differs, unless ``overwrite`` (they are removed) or,
+    for a run from before settings were stored, ``resume`` (it is continued as asked). ``apply``
+    (the main process only): remove replaced checkpoints and record the settings.
+    """
+    path = work_dir / SETTINGS_FILE
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    checkpoints = sorted(work_dir.glob("*.pth")) if work_dir.is_dir() else []
+    if old == settings:
+        return True
+    if checkpoints and not overwrite:
+        if old is None and resume:
+            return True
+        why = describe_changes(old, settings, _WORDS) if old is not None else "settings not recorded"
+        raise refuse_to_replace(work_dir, "training checkpoints", why, option="--work-dir")
+    if apply:
+        for ckpt in checkpoints:
+            ckpt.unlink()
+        (work_dir / "last_checkpoint").unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps(settings, indent=1) + "\n")
+    return False
+
+
+def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False) -> torch.nn.Module:
     """Train with mmengine's Runner; return the trained (unwrapped) model."""
     # mmengine appends a timestamp; the counter keeps two runs in one second (sensing ir
     # then vi, tests) from sharing a logger/visualizer instance.
     global _RUN_COUNT
     _RUN_COUNT += 1
     cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
+    resume = continue_or_refuse(Path(cfg.work_dir), _settings(cfg), resume, overwrite, apply=is_main_process())
     cfg.resume = bool(resume)
     cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
     if cfg.get("launcher", "none") == "pytorch" and not torch.cuda.is_available():
@@ -183,6 +231,7 @@ def train_sensing(
     epochs: int | None = None,
     max_patches: int | None = None,
     cfg_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Train ``A_i`` and/or ``A_v``; returns ``{"ir": work_dir/sensing_ir.pth, "vi": ...}``.
 
@@ -193,7 +242,8 @@ def train_sensing(
     targets = {"both": ("ir", "vi"), "ir": ("ir",), "vi": ("vi",)}.get(target)
     if targets is None:
         raise ConfigError(f"target must be 'ir', 'vi' or 'both', not {target!r}")
-    work_dir = Path(work_dir or REPO_ROOT / "work_dirs" / f"sensing_{Path(str(config)).stem}")
+    work_dir = check_output_dir(work_dir or REPO_ROOT / "work_dirs" / f"sensing_{Path(str(config)).stem}",
+                                "--work-dir")
     out: dict[str, Path] = {}
     for tgt in targets:
         cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, cfg_options=cfg_options,
@@ -205,7 +255,7 @@ def train_sensing(
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
-        model = _run(cfg, f"sensing_{tgt}", resume)
+        model = _run(cfg, f"sensing_{tgt}", resume, overwrite)
         out[tgt] = work_dir / SENSING_EXPORTS[tgt]
         if is_main_process():
             save_official_state_dict(model.net, out[tgt])
@@ -225,8 +275,9 @@ def resolve_sensing_paths(
             "tools/train_sensing.py) or both --sensing-ir and --sensing-vi"
         )
     for p in (sensing_ir, sensing_vi):
-        if not Path(p).is_file():
+        if not Path(p).exists():
             raise ConfigError(f"sensing checkpoint {p} not found; train it with tools/train_sensing.py")
+        check_input_file(p, "sensing checkpoint")
     return Path(sensing_ir), Path(sensing_vi)
 
 
@@ -247,10 +298,11 @@ def train_emma(
     epochs: int | None = None,
     max_patches: int | None = None,
     cfg_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``."""
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
-    work_dir = Path(work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}")
+    work_dir = check_output_dir(work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}", "--work-dir")
     cfg = load_config(config, default_dir="emma", work_dir=work_dir, cfg_options=cfg_options, amp=amp,
                       launcher=launcher, epochs=epochs, max_patches=max_patches, data_root=data_root)
     cfg.model.sensing_ir = str(ir_path)
@@ -260,7 +312,7 @@ def train_emma(
         cfg.model.a1 = float(a1)
     if a2 is not None:
         cfg.model.a2 = float(a2)
-    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume)
+    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite)
     out = work_dir / EMMA_EXPORT
     if is_main_process():
         save_official_state_dict(model.fuser, out)
