@@ -115,14 +115,27 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+def memory_limit_note() -> str:
+    """``" (this process may use at most 5.7 GB of address space: ulimit -v)"`` where such a limit is set."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f" (this process may use at most {soft / 1024**3:.1f} GB of address space, set by ulimit -v)"
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one line (``<file>: <problem>``, without ``error:``) for an error the user can fix,
     or None for anything else (a bug: it keeps its traceback)."""
     if isinstance(exc, FusionPerceptionError):
         return clean_message(str(exc))
     if is_out_of_memory(exc):
-        return (f"out of memory ({clean_message(str(exc)) or type(exc).__name__}); lower --batch-size "
-                "(e.g. --batch-size 1), use smaller images, or free memory")
+        return (f"out of memory ({clean_message(str(exc)) or type(exc).__name__}){memory_limit_note()}; lower "
+                "--batch-size (e.g. --batch-size 1), use smaller images, or free memory")
     if isinstance(exc, OSError):
         name = exc.filename if exc.filename is not None else None
         problem = _ERRNO_HINTS.get(exc.errno) or clean_message(exc.strerror or str(exc)) or type(exc).__name__

@@ -25,11 +25,41 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.device.type == "mps" else torch.float64
 
 
+# Images filtered at once in the float64 guided filter: bounds its memory on large images
+# (a 5000x4000 image alone needs 160 MB per float64 plane) while small ones still go in batches.
+_CHUNK_PIXELS = 1 << 22
+
+
+def _chunked(fn, *xs: torch.Tensor) -> torch.Tensor:
+    """``fn(*xs)`` over slices of the batch holding about :data:`_CHUNK_PIXELS` pixels each."""
+    n, per_image = xs[0].shape[0], xs[0][:1].numel()
+    step = max(1, _CHUNK_PIXELS // max(per_image, 1))
+    if step >= n:
+        return fn(*xs)
+    return torch.cat([fn(*(x[i:i + step] for x in xs)) for i in range(0, n, step)])
+
+
+def _row_tiles(fn, halo: int, *xs: torch.Tensor) -> torch.Tensor:
+    """``fn(*xs)`` computed strip by strip of rows, for an ``fn`` whose output rows depend only on
+    input rows at most ``halo`` away: each strip is computed with ``halo`` more rows on either
+    side (where the image has them) and cut back, so the result is the whole-image one, in the
+    memory of a strip of about :data:`_CHUNK_PIXELS` pixels."""
+    h, w = xs[0].shape[-2:]
+    rows = max(1, _CHUNK_PIXELS // max(1, xs[0][..., :1, :].numel()))
+    if rows >= h:
+        return fn(*xs)
+    strips = []
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        a, b = max(0, top - halo), min(h, bottom + halo)
+        strips.append(fn(*(x[..., a:b, :] for x in xs))[..., top - a: bottom - a, :])
+    return torch.cat(strips, dim=-2)
+
+
 def _window_sum_valid(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Sums over every length-``k`` window along ``dim`` ("valid": the output is k-1 shorter)."""
-    c = torch.cumsum(x, dim)
-    n = c.shape[dim] + 1
-    c = F.pad(c, (1, 0) if dim in (-1, x.ndim - 1) else (0, 0, 1, 0))  # a leading 0: sums start empty
+    n = x.shape[dim] + 1
+    c = F.pad(x, (1, 0) if dim in (-1, x.ndim - 1) else (0, 0, 1, 0)).cumsum_(dim)  # a leading 0: sums start empty
     return c.narrow(dim, k, n - k) - c.narrow(dim, 0, n - k)
 
 
@@ -115,16 +145,24 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> torch.Tensor:
     """He et al.'s guided filter (gray guide, per channel), batched: filters ``src`` edge-aware
-    along ``guide`` (both ``(B, C, H, W)``)."""
-    dtype, c = src.dtype, src.shape[1]
+    along ``guide`` (both ``(B, C, H, W)``).
+
+    Large images go through in slices of the batch, one statistic at a time, with the
+    intermediates updated in place: float64 planes of a 5000x4000 image are 160 MB each.
+    """
+    return _chunked(lambda g, s: _guided_filter(g, s, r, eps), guide, src)
+
+
+def _guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> torch.Tensor:
+    dtype = src.dtype
     i = guide.to(_acc_dtype(guide))
     p = src.to(i.dtype)
-    # one box filter pass over the four statistics (fewer kernel launches than four passes)
-    mean_i, mean_p, corr_ip, corr_ii = box_mean(torch.cat((i, p, i * p, i * i), 1), r).split(c, 1)
-    a = (corr_ip - mean_i * mean_p) / (corr_ii - mean_i * mean_i + eps)
-    b = mean_p - a * mean_i
-    mean_a, mean_b = box_mean(torch.cat((a, b), 1), r).split(c, 1)
-    return (mean_a * i + mean_b).to(dtype)
+    mean_i, mean_p = box_mean(i, r), box_mean(p, r)
+    a = box_mean(i * p, r).sub_(mean_i * mean_p)  # cov(i, p) ...
+    a.div_(box_mean(i * i, r).sub_(mean_i.square()).add_(eps))  # ... / (var(i) + eps)
+    b = mean_p.sub_(a * mean_i)
+    del mean_i
+    return box_mean(a, r).mul_(i).add_(box_mean(b, r)).to(dtype)
 
 
 # ----------------------------------------------------------------------------- simple rules
@@ -300,6 +338,17 @@ def fuse_gff(
     filtering with each source as its own guide: (r1, eps1) for the base layers, (r2, eps2)
     for the detail layers; weights normalised to sum to one per pixel.
     """
+    def one(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return _fuse_gff(a, v, r1, eps1, r2, eps2, avg_size, gauss_radius, gauss_sigma)
+
+    # an output pixel depends on inputs this far away: two box filters of the guided filter on
+    # the weight maps, which come from a Laplacian (1) and a Gaussian (gauss_radius)
+    halo = max(2 * r1, 2 * r2) + gauss_radius + 1 + avg_size // 2
+    return _chunked(lambda a, v: _row_tiles(one, halo, a, v), ir, vi)
+
+
+def _fuse_gff(ir: torch.Tensor, vi: torch.Tensor, r1: int, eps1: float, r2: int, eps2: float, avg_size: int,
+              gauss_radius: int, gauss_sigma: float) -> torch.Tensor:
     b = ir.shape[0]
     x = torch.cat((ir, vi), 0)  # both sources in one batch: half the kernel launches
     base = average_filter(x, avg_size)

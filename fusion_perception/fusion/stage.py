@@ -45,7 +45,13 @@ from fusion_perception.data.image_io import (
 )
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
 from fusion_perception.devices import check_device
-from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError, is_out_of_memory
+from fusion_perception.errors import (
+    ConfigError,
+    DatasetError,
+    FusionPerceptionError,
+    is_out_of_memory,
+    memory_limit_note,
+)
 from fusion_perception.fusion.base import (
     Fuser,
     build_fuser,
@@ -324,8 +330,8 @@ def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_out
                            f"for a batch of {tuple(ir.shape)}")
     if not torch.isfinite(fused).all():
         raise RuntimeError(f"method {fuser.name!r} produced NaN/inf for {', '.join(names)}")
-    # quantise on the device: a quarter of the bytes to copy back
-    u8 = fused.float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    # quantise on the device: a quarter of the bytes to copy back; in place, the result is ours
+    u8 = fused.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
     return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -542,7 +548,8 @@ def _out_of_memory(batch: list[_Pair], label: str, device: torch.device) -> Data
     what = f"{len(batch)} {w}x{h} pairs at once" if len(batch) > 1 else f"this {w}x{h} pair"
     advice = ("run the same command with --batch-size 1 (finished images are kept)" if len(batch) > 1
               else "free memory, or fuse on a machine with more")
-    return DatasetError(batch[0].rec.ir_path, f"out of memory fusing {what} with {label} on {device}; {advice}")
+    return DatasetError(batch[0].rec.ir_path, f"out of memory fusing {what} with {label} on {device}"
+                                              f"{memory_limit_note()}; {advice}")
 
 
 def _copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entries: dict, out: Path) -> list[str]:
