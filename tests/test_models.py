@@ -17,12 +17,11 @@ from fusion_perception.models import (
     save_official_state_dict,
 )
 
-DESIGN = Path(__file__).resolve().parents[1].parent / "shared" / "design"
 NARROW_SENSING = (4, 8, 8, 16, 16)
 
 
-def _listing(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    path = DESIGN / name
+def _listing(shared_dir: Path, name: str) -> list[tuple[str, tuple[int, ...]]]:
+    path = shared_dir / "design" / name  # shared_dir (conftest) honours FUSION_PERCEPTION_SHARED
     if not path.is_file():
         pytest.skip(f"{path} not found")
     rows = []
@@ -51,18 +50,18 @@ def _pair(b: int = 1, h: int = 32, w: int = 48, seed: int = 0) -> tuple[torch.Te
     return x[:, :1].contiguous(), x[:, 1:].contiguous()
 
 
-def test_ufuser_keys_and_shapes_match_published_listing():
+def test_ufuser_keys_and_shapes_match_published_listing(shared_dir):
     model = UFuser()
     got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    assert got == _listing("official_ufuser_state_dict.tsv")
+    assert got == _listing(shared_dir, "official_ufuser_state_dict.tsv")
     assert sum(p.numel() for p in model.parameters()) == 1_517_657
 
 
-def test_sensing_unet_keys_and_shapes_match_published_listing():
+def test_sensing_unet_keys_and_shapes_match_published_listing(shared_dir):
     with torch.device("meta"):  # published widths: shapes only, no 160 MB of weights
         model = SensingUNet()
     got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    assert got == _listing("official_sensing_unet5_state_dict.tsv")
+    assert got == _listing(shared_dir, "official_sensing_unet5_state_dict.tsv")
 
 
 def test_ufuser_output_shape_range_and_narrow_heads():

@@ -102,6 +102,54 @@ def test_prepare_reuses_fused_cache_and_split(synthetic_root: Path, tmp_path: Pa
     assert yolo2.split == yolo.split and fused_fingerprint(fused2) == fused_fingerprint(fused)
 
 
+def test_yolo_labels_normalise_each_field_by_its_own_side() -> None:
+    """Every field of every label line, on a wide image (x by the width, y by the height)."""
+    from fusion_perception.data.records import Box
+    from fusion_perception.downstream.det_data import yolo_label_lines
+
+    w, h = 320, 100
+    boxes = [Box("Car", 10, 20, 50, 80), Box("People", 200, 5, 260, 95), Box("Truck", 0, 0, 320, 100)]
+    lines = yolo_label_lines(boxes, w, h, M3FD_CLASSES).splitlines()
+    assert len(lines) == 3
+    for line, b in zip(lines, boxes):
+        c, cx, cy, bw, bh = line.split()
+        assert int(c) == M3FD_CLASSES.index(b.label)
+        assert float(cx) == pytest.approx((b.x1 + b.x2) / 2 / w, abs=1e-6)
+        assert float(cy) == pytest.approx((b.y1 + b.y2) / 2 / h, abs=1e-6)
+        assert float(bw) == pytest.approx((b.x2 - b.x1) / w, abs=1e-6)
+        assert float(bh) == pytest.approx((b.y2 - b.y1) / h, abs=1e-6)
+
+
+def test_yolo_results_become_detections_that_score_as_predicted() -> None:
+    """ultralytics' Results -> (class, score, x1, y1, x2, y2) -> Detection -> COCO: boxes that
+    match the ground truth exactly score an mAP of 1, a shifted class scores 0 for it."""
+    import numpy as np
+    import torch
+
+    from fusion_perception.data.records import Box
+    from fusion_perception.downstream.det_offline import ultralytics_offline
+    from fusion_perception.downstream.detection import result_boxes, to_detections
+    from fusion_perception.metrics.detection import (
+        Detection, ImageEntry, coco_detections, coco_ground_truth, evaluate_coco,
+    )
+
+    ultralytics_offline()
+    from ultralytics.engine.results import Results
+
+    names = dict(enumerate(M3FD_CLASSES))
+    res = Results(np.zeros((100, 200, 3), np.uint8), path="a.png", names=names,
+                  boxes=torch.tensor([[10.0, 20.0, 50.0, 80.0, 0.9, 1.0], [120.0, 10.0, 190.0, 60.0, 0.6, 4.0]]))
+    got = result_boxes(res)
+    assert [(c, round(s, 3), *xy) for c, s, *xy in got] == [(1, 0.9, 10, 20, 50, 80), (4, 0.6, 120, 10, 190, 60)]
+    entries = [ImageEntry(7, "a.png", 200, 100, [Box("Car", 10, 20, 50, 80), Box("Lamp", 120, 10, 190, 60)])]
+    dets = to_detections(entries, [got])
+    assert dets[0] == Detection(7, 1, pytest.approx(0.9), 10, 20, 50, 80)
+    gt = coco_ground_truth(entries, M3FD_CLASSES)
+    assert coco_detections(dets)[1]["bbox"] == [120, 10, 70, 50]
+    metrics = evaluate_coco(gt, coco_detections(dets), M3FD_CLASSES)
+    assert metrics["mAP50"] == pytest.approx(1.0) and metrics["per_class_AP50"]["Lamp"] == pytest.approx(1.0)
+
+
 def test_changed_fusion_checkpoint_invalidates_cache(synthetic_root: Path, tmp_path: Path) -> None:
     import torch
 

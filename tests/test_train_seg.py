@@ -333,3 +333,52 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     assert res2["epochs"] == 2 and res2["settings"]["config_sha256"] != res["settings"]["config_sha256"]
     assert json.loads((out / "results.json").read_text()) == res2
     assert not any((out / "predictions").glob("*_pred.png"))  # the old run's pictures went with it
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_command(tmp_path, tiny_root, monkeypatch):
+    """F5: after a kill, the same call (no resume flag) continues from the last checkpoint
+    instead of discarding it and starting at epoch 1."""
+    from mmengine.hooks import CheckpointHook
+
+    from fusion_perception.downstream.segmentation import run_segmentation
+
+    class Killed(Exception):
+        pass
+
+    original = CheckpointHook.after_train_epoch
+
+    def save_then_die(self, runner):  # the process dies right after epoch 1's checkpoint
+        original(self, runner)
+        raise Killed()
+
+    kw = dict(config="small_cpu", epochs=2, cfg_options=TINY_OPTS, device="cpu", progress=False)
+    monkeypatch.setattr(CheckpointHook, "after_train_epoch", save_then_die)
+    with pytest.raises(Killed):
+        run_segmentation(tiny_root, "mean", tmp_path, **kw)
+    monkeypatch.undo()
+    first = tmp_path / "train" / "epoch_1.pth"
+    stamp = first.stat().st_mtime_ns
+    res = run_segmentation(tiny_root, "mean", tmp_path, **kw)
+    assert first.stat().st_mtime_ns == stamp  # epoch 1 was not trained again
+    assert (tmp_path / "train" / "epoch_2.pth").is_file() and res["epochs"] == 2
+    assert json.loads((tmp_path / "results.json").read_text()) == res
+
+
+@pytest.mark.slow
+def test_other_settings_are_refused_in_words(tmp_path, tiny_root):
+    """F6: a run with other settings says what differs (not a hash), keeps the finished run and
+    says how to keep both."""
+    from fusion_perception.downstream.segmentation import run_segmentation
+
+    kw = dict(config="small_cpu", cfg_options=TINY_OPTS, device="cpu", progress=False)
+    run_segmentation(tiny_root, "mean", tmp_path, epochs=1, **kw)
+    stamp = (tmp_path / "results.json").stat().st_mtime_ns
+    with pytest.raises(OutputError, match=r"epochs 1 → 2.*--overwrite.*another --out to keep both"):
+        run_segmentation(tiny_root, "mean", tmp_path, epochs=2, **kw)
+    with pytest.raises(OutputError, match=r"config small_cpu → deeplabv3plus_r50_msrs"):
+        run_segmentation(tiny_root, "mean", tmp_path, epochs=1, **{**kw, "config": "deeplabv3plus_r50_msrs"})
+    with pytest.raises(OutputError, match=r"method mean → max"):
+        run_segmentation(tiny_root, "max", tmp_path, epochs=1, **kw)
+    assert (tmp_path / "results.json").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "train").glob("epoch_*.pth")) == ["epoch_1.pth"]

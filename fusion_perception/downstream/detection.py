@@ -428,12 +428,23 @@ def predict_images(
         chunk = [str(p) for p in images[start:start + batch]]
         for res in model.predict(chunk, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=dev,
                                  batch=len(chunk), verbose=False, save=False, stream=True):
-            b = res.boxes
-            xyxy = b.xyxy.cpu().numpy().tolist()
-            cls = b.cls.cpu().numpy().astype(int).tolist()
-            score = b.conf.cpu().numpy().tolist()
-            out.append([(c, s, *box) for c, s, box in zip(cls, score, xyxy)])
+            out.append(result_boxes(res))
     return out
+
+
+def result_boxes(result: Any) -> list[tuple[int, float, float, float, float, float]]:
+    """``(class, score, x1, y1, x2, y2)`` per box of one ultralytics ``Results`` (pixel corners)."""
+    b = result.boxes
+    xyxy = b.xyxy.cpu().numpy().tolist()
+    cls = b.cls.cpu().numpy().astype(int).tolist()
+    score = b.conf.cpu().numpy().tolist()
+    return [(c, s, *box) for c, s, box in zip(cls, score, xyxy)]
+
+
+def to_detections(entries: Sequence[ImageEntry],
+                  preds: Sequence[Sequence[tuple[int, float, float, float, float, float]]]) -> list[Detection]:
+    """The boxes :func:`predict_images` returns, per image in the order of ``entries``, as detections."""
+    return [Detection(e.image_id, c, s, x1, y1, x2, y2) for e, p in zip(entries, preds) for (c, s, x1, y1, x2, y2) in p]
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None = None,
@@ -474,8 +485,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
     ev = cfg["eval_args"]
     preds = predict_images(weights, paths, imgsz=int(cfg["imgsz"]), device=device, conf=ev["conf"],
                            iou=ev["iou"], max_det=int(ev["max_det"]), batch=int(ev.get("batch", 8)))
-    detections = [Detection(e.image_id, c, s, x1, y1, x2, y2)
-                  for e, p in zip(entries, preds) for (c, s, x1, y1, x2, y2) in p]
+    detections = to_detections(entries, preds)
     gt = coco_ground_truth(entries, classes)
     dt = coco_detections(detections)
     metrics = evaluate_coco(gt, dt, classes)

@@ -89,8 +89,19 @@ def load_state_dict_file(path: str | Path, map_location: str | torch.device = "c
     flat: dict[str, torch.Tensor] = {}
     _flatten(obj, "", flat)
     if not flat:
-        raise DatasetError(path, f"contains no tensors (a {type(obj).__name__}), so it is not a state dict")
+        raise DatasetError(path, _not_a_state_dict(obj))
     return flat
+
+
+def _not_a_state_dict(obj: Any) -> str:
+    """What a safely loaded file without tensors holds (ultralytics registers its model classes as
+    safe once it has loaded a checkpoint, so a YOLO file may load and arrive here)."""
+    values = list(obj.values()) if isinstance(obj, Mapping) else [obj]
+    kinds = sorted({f"{type(v).__module__}.{type(v).__name__}" for v in values if isinstance(v, nn.Module)})
+    if any(k.startswith("ultralytics.") for k in kinds):
+        return (f"is an ultralytics YOLO checkpoint, not EMMA weights (it holds {', '.join(kinds[:3])}); give a "
+                "U-Fuser or sensing state dict such as EMMA.pth or one trained here")
+    return f"contains no tensors (a {type(obj).__name__}), so it is not a state dict"
 
 
 def _why_unreadable(path: Path, e: Exception) -> str:
