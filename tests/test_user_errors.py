@@ -8,6 +8,7 @@ Each test names the failure of the campaign it covers (F2-F26 of issue 13).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import runpy
 import shutil
@@ -37,7 +38,13 @@ def tool(capsys):
     def run(name: str, *args) -> tuple[int, str, str]:
         main = runpy.run_path(str(REPO / "tools" / f"{name}.py"))["main"]
         capsys.readouterr()
-        rc = main([str(a) for a in args])
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        try:
+            rc = main([str(a) for a in args])
+        finally:  # the tool's logging.basicConfig handler writes to this test's captured stderr
+            for h in [h for h in root.handlers if h not in handlers]:
+                root.removeHandler(h)
         out, err = capsys.readouterr()
         return rc, out, err
 
@@ -219,16 +226,17 @@ def test_f10_a_rerun_that_writes_nothing_says_so(tmp_path, tool):
 def test_f7_a_crafted_det_weights_file_never_runs(synthetic_root, tmp_path, tool):
     target = tmp_path / "pwned"
     evil = crafted_pickle(tmp_path / "evil.pt", target)
-    rc, _, err = tool("train_det", *_det_args(synthetic_root, tmp_path / "run", "--epochs", "1",
-                                              "--det-weights", evil))
+    try:
+        rc, _, err = tool("train_det", *_det_args(synthetic_root, tmp_path / "run", "--epochs", "1",
+                                                  "--det-weights", evil))
+    finally:
+        assert not target.exists(), "the crafted checkpoint's code ran"
     assert rc == 2 and "evil.pt" in one_line(err)
-    assert not target.exists()
     assert not (tmp_path / "run" / "fused").exists()  # refused before any work
 
 
 def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):
     from fusion_perception.downstream.det_offline import ultralytics_offline
-    from fusion_perception.downstream.detection import check_yolo_weights
 
     ultralytics_offline()
     from ultralytics import YOLO
@@ -237,7 +245,9 @@ def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):
     evil = crafted_pickle(tmp_path / "evil.pt", target)
     with pytest.raises(Exception):
         YOLO(str(evil))
-    assert not target.exists()
+    assert not target.exists(), "the crafted checkpoint's code ran"
+    from fusion_perception.downstream.detection import check_yolo_weights
+
     real = real_yolo_pt(tmp_path / "real.pt")  # a real checkpoint still loads, safely
     assert check_yolo_weights(real) == real
     assert sum(p.numel() for p in YOLO(str(real)).model.parameters()) > 1_000_000
