@@ -37,6 +37,21 @@ def add_fusion_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="PATH|official", default=None, help=FUSION_WEIGHTS_HELP)
 
 
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least`` (a usage error otherwise, not a traceback)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
 def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default=None, metavar="KEY=VALUE",
                    help=f"override config entries, e.g. {example}")
@@ -52,8 +67,8 @@ def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
                    help="distributed launcher (pytorch under torchrun)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
-    p.add_argument("--max-patches", type=int, default=None, help="override the config's patch count")
+    p.add_argument("--epochs", type=count(1), default=None, help="override the config's epoch count")
+    p.add_argument("--max-patches", type=count(1), default=None, help="override the config's patch count")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_cfg_options(p, "train_dataloader.batch_size=16")
 

@@ -64,7 +64,7 @@ def file_problem(path: Path) -> str | None:
     if path.is_symlink() and not path.exists():
         return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
     if not path.exists():
-        return "not found"
+        return "file not found"
     if path.is_dir():
         return "is a directory, not a file"
     if not os.access(path, os.R_OK):

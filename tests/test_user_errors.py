@@ -567,3 +567,22 @@ def test_a_refusal_keeps_output_untouched(tmp_path):
         fuse_dataset(src, "mean", tmp_path / "out", progress=False)
     assert mtimes(tmp_path / "out") == before
     assert read_image(tmp_path / "out" / "fused" / "p0.png").shape == (32, 48, 3)
+
+
+@pytest.mark.parametrize("name", ["train_det", "train_seg", "train_sensing"])
+def test_a_broken_config_file_is_named(name, inputs, tmp_path, tool):
+    bad = tmp_path / "broken.py"
+    bad.write_text("model = dict(type='x'\n")  # a syntax error
+    args = {"train_det": ["--data", inputs["m3fd"], "--fusion", "mean", "--out", tmp_path / "o"],
+            "train_seg": ["--data", inputs["msrs"], "--fusion", "mean", "--out", tmp_path / "o"],
+            "train_sensing": ["--work-dir", tmp_path / "o"]}[name]
+    rc, _, err = tool(name, *args, "--config", bad)
+    line = one_line(err)
+    assert rc == 2 and str(bad) in line and "not a readable config file" in line
+
+
+def test_cfg_options_that_do_not_fit_the_config(inputs, tmp_path, tool):
+    rc, _, err = tool("train_seg", "--data", inputs["msrs"], "--fusion", "mean", "--config", "small_cpu",
+                      "--out", tmp_path / "o", "--cfg-options", "model.encoder_name.depth=3")
+    assert rc == 2 and "--cfg-options" in one_line(err)
+    assert not (tmp_path / "o").exists()

@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 
-from fusion_perception.cli import tool_main
+from fusion_perception.cli import count, tool_main
 from fusion_perception.benchmark.compare import compare_methods
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seg-config", help="segmentation config (same defaults)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or GPU ids such as 0 or 0,1,2,3")
     p.add_argument("--samples", help="comma-separated sample names for the qualitative grid")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=count(1), default=1,
                    help="(task, method) runs at once, each in its own process with cores/JOBS threads; "
                         "2 on a 2-core CPU halves the time of the small configs (default: 1)")
     p.add_argument("--no-quality", action="store_true", help="skip the fusion-quality metrics table")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fusion_perception.cli import tool_main
+from fusion_perception.cli import count, tool_main
 from fusion_perception.data.records import LAYOUTS
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES
 
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", default=",".join(METRIC_NAMES), metavar="LIST",
                     help=f"comma-separated subset (default: {','.join(METRIC_NAMES)})")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    ap.add_argument("--threads", type=int, default=1, metavar="N",
+    ap.add_argument("--threads", type=count(0), default=1, metavar="N",
                     help="torch CPU threads (default 1: the metrics are many small tensor operations, and "
                          "more threads mostly wait on each other, badly so on a busy machine; 0 = torch's choice)")
-    ap.add_argument("--workers", type=int, default=2, metavar="N", help="image-decoding threads (default 2)")
+    ap.add_argument("--workers", type=count(1), default=2, metavar="N", help="image-decoding threads (default 2)")
     ap.add_argument("--targets", default="auto", metavar="RULE|CSV",
                     help="target retention (the contrast kept of objects only one modality shows), where the "
                          "source has boxes: 'auto' (the annotations' visibility tags where present, else the "

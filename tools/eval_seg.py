@@ -12,7 +12,7 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.cli import tool_main  # noqa: E402
+from fusion_perception.cli import count, tool_main  # noqa: E402
 
 
 @tool_main
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None, metavar="PATH", help="default: the run's last checkpoint")
     ap.add_argument("--out", default=None, metavar="DIR", help="default: RUN/eval/<checkpoint name>")
     ap.add_argument("--device", default=None, choices=("cpu", "cuda"), help="default: cuda when present")
-    ap.add_argument("--num-pred-images", type=int, default=None, help="test images drawn as PNGs")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    ap.add_argument("--num-pred-images", type=count(0), default=None, help="test images drawn as PNGs")
+    ap.add_argument("--threads", type=count(1), default=None, help="CPU threads for torch (default: torch's)")
     args = ap.parse_args(argv)
     if args.threads:
         import torch

@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-from fusion_perception.cli import add_fusion_weights, tool_main
+from fusion_perception.cli import add_fusion_weights, count, tool_main
 from fusion_perception.data.records import LAYOUTS
 from fusion_perception.errors import ConfigError, FusionPerceptionError
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
                     help="source layout (default: detect it)")
     ap.add_argument("--device", default="cpu", help="where the method runs: cpu or cuda[:N] (default: cpu)")
-    ap.add_argument("--batch-size", type=int, default=4, metavar="N",
+    ap.add_argument("--batch-size", type=count(1), default=4, metavar="N",
                     help="pairs fused at once (same-size images are batched; default 4)")
     add_fusion_weights(ap)
     ap.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave out unreadable or inconsistent pairs (listed in the manifest) instead of failing")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace an existing output made with other settings (default: refuse)")
-    ap.add_argument("--workers", type=int, default=2, metavar="N",
+    ap.add_argument("--workers", type=count(1), default=2, metavar="N",
                     help="threads decoding inputs and, separately, encoding outputs (default 2)")
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                     help="import a Python module first (one that registers extra fusion methods)")

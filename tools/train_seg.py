@@ -12,7 +12,7 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.cli import add_cfg_options, add_fusion_weights, tool_main  # noqa: E402
+from fusion_perception.cli import add_cfg_options, add_fusion_weights, count, tool_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=int, default=None,
                     help="override the number of epochs (cosine schedule and frozen phase scale with it)")
     ap.add_argument("--batch", type=int, default=None, help="total training batch size")
-    ap.add_argument("--workers", type=int, default=None, help="data-loader processes")
+    ap.add_argument("--workers", type=count(0), default=None, help="data-loader processes")
     add_cfg_options(ap, "model.encoder_name=resnet34 train_dataloader.batch_size=4")
     ap.add_argument("--skip-bad", action="store_true", help="leave out bad pairs with a warning instead of failing")
     ap.add_argument("--force", action="store_true", help="retrain even when a finished run matches")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace a run in --out (or a fused dataset in --fused-dir) made with other settings "
                          "(default: refuse and say what differs)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--threads", type=count(1), default=None,
                     help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared CPU)")
     return ap
 

@@ -124,9 +124,9 @@ def load_config(config: str | Path | dict | None = None, **overrides: Any) -> di
         source = resolve_config_path(config)
         loaded = {}
         if source is not None:
-            from mmengine.config import Config
+            from fusion_perception.config_files import read_config
 
-            loaded = Config.fromfile(str(source)).to_dict()
+            loaded = read_config(source).to_dict()
     for key, value in loaded.items():
         if key in ("train_args", "eval_args", "vis") and isinstance(value, dict):
             cfg[key] = {**cfg[key], **value}

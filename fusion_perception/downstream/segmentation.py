@@ -33,6 +33,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
+from fusion_perception.config_files import merge_options, read_config  # noqa: E402
 from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
 from fusion_perception.devices import check_device  # noqa: E402
@@ -88,7 +89,7 @@ def _load_config(config: Any, device: str):
         else:
             known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.py")))
             raise ConfigError(f"config file not found: {path} (configs in {CONFIG_DIR}: {known})")
-        cfg = Config.fromfile(str(path))
+        cfg = read_config(path)
         name = path.stem
     return cfg, name
 
@@ -303,7 +304,7 @@ def run_segmentation(
     cfg, cfg_name = _load_config(config, device)
     _apply_overrides(cfg, epochs, batch, workers)
     if cfg_options:  # explicit entries win over what --epochs/--batch derived
-        cfg.merge_from_dict(dict(cfg_options))
+        merge_options(cfg, cfg_options)
     label = method_label(fusion)
     # Building the fuser checks the method name (ConfigError listing the registered ones) and
     # tells which checkpoint it would fuse with.
@@ -455,7 +456,6 @@ def evaluate_segmentation(
     prediction PNGs there and returns the results.
     """
     _register_components()
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from fusion_perception.downstream.seg_report import build_results, write_results
@@ -472,7 +472,7 @@ def evaluate_segmentation(
     check_input_file(ckpt, "checkpoint")
     settings = json.loads((run / SETTINGS_FILE).read_text()) if (run / SETTINGS_FILE).is_file() else {}
     out = check_output_dir(out).resolve() if out else run / "eval" / ckpt.stem
-    cfg = Config.fromfile(str(cfg_path))
+    cfg = read_config(cfg_path)
     cfg.work_dir = str(out)
     cfg.experiment_name = f"seg_eval_{ckpt.stem}_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns() % 10**6}"
     cfg.launcher = "none"

@@ -31,6 +31,7 @@ from mmengine.runner import Runner
 import fusion_perception.training.hooks  # noqa: F401  (registers LossHistoryHook)
 import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
+from fusion_perception.config_files import merge_options, read_config
 from fusion_perception.data.image_io import atomic_write_text
 from fusion_perception.errors import ConfigError, check_input_file
 from fusion_perception.models import save_official_state_dict
@@ -115,7 +116,7 @@ def load_config(
     cache_dir: str | Path | None = None,
 ) -> Config:
     """Read a config and apply the command-line overrides (``cfg_options`` last, so they win)."""
-    cfg = Config.fromfile(str(_config_path(config, default_dir)))
+    cfg = read_config(_config_path(config, default_dir))
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
     ds = cfg.train_dataloader.dataset
@@ -141,7 +142,7 @@ def load_config(
         else:
             warnings.warn("--amp ignored: no CUDA device (mixed precision here is a GPU feature)", stacklevel=2)
     if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
+        merge_options(cfg, cfg_options)
     return cfg
 
 
