@@ -55,7 +55,9 @@ def check_input_file(path: str | Path, what: str = "file") -> Path:
     path = Path(path).expanduser()
     problem = file_problem(path)
     if problem is not None:
-        raise DatasetError(path, f"{what}: {problem}" if what != "file" else problem)
+        if what != "file":
+            problem = f"{what} not found" if problem == "file not found" else f"{what}: {problem}"
+        raise DatasetError(path, problem)
     return path
 
 
