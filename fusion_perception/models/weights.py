@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from fusion_perception.data.image_io import atomic_write_bytes
 from fusion_perception.errors import ConfigError
 
 DEFAULT_EMMA_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "emma_synthetic.pth"
@@ -42,14 +41,13 @@ def emma_cache_dir() -> Path:
     return base / "fusion_perception"
 
 
+def _blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def git_blob_sha1(path: str | Path) -> str:
     """The id git gives a file's content: ``sha1(b"blob <size>\\0" + content)``."""
-    path = Path(path)
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _blob_sha1(Path(path).read_bytes())
 
 
 def fetch_official_emma(
@@ -70,47 +68,34 @@ def fetch_official_emma(
             raise ConfigError(f"{path}: git blob SHA-1 {got} is not the authors' EMMA.pth ({blob_sha1}); "
                               "delete it to download it again")
         return path
-    target.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{OFFICIAL_EMMA_FILE}.", suffix=".part", dir=target)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _download(url, out, timeout, progress)
-        got = git_blob_sha1(tmp)
-        if got != blob_sha1:
-            raise ConfigError(f"{url}: the downloaded file's git blob SHA-1 is {got}, not the authors' EMMA.pth "
-                              f"({blob_sha1}); refused, nothing was cached")
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    data = _download(url, timeout, progress)  # ~6 MB: verified in memory, so nothing unverified touches the disk
+    got = _blob_sha1(data)
+    if got != blob_sha1:
+        raise ConfigError(f"{url}: the downloaded file's git blob SHA-1 is {got}, not the authors' EMMA.pth "
+                          f"({blob_sha1}); refused, nothing was cached")
+    atomic_write_bytes(path, data)
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _download(url: str, out, timeout: float, progress: bool) -> None:
+def _download(url: str, timeout: float, progress: bool) -> bytes:
     from tqdm import tqdm
 
     hint = (f"download it by hand from {url} and put it at {emma_cache_dir() / OFFICIAL_EMMA_FILE} "
             f"(it is checked against git blob SHA-1 {OFFICIAL_EMMA_BLOB_SHA1})")
+    chunks = []
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the user asked for it
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc="EMMA.pth", disable=not progress) as bar:
                 for block in iter(lambda: resp.read(1 << 16), b""):
-                    out.write(block)
+                    chunks.append(block)
                     bar.update(len(block))
     except urllib.error.HTTPError as e:
         raise ConfigError(f"cannot download the authors' EMMA.pth: {url} answered HTTP {e.code}; {hint}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", None) or e
         raise ConfigError(f"cannot download the authors' EMMA.pth from {url} ({reason}); {hint}") from None
+    return b"".join(chunks)
 
 
 def resolve_emma_weights(weights: str | Path | None, data_root: str | Path | None = None) -> Path:
