@@ -52,6 +52,15 @@ def count(least: int) -> Callable[[str], int]:
     return parse
 
 
+def parse_seeds(p: argparse.ArgumentParser, text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else is a usage error."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        p.error(f"--seeds expects comma-separated integers such as 0,1,2, got {text!r}")
+        raise  # not reached: error() exits
+
+
 def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default=None, metavar="KEY=VALUE",
                    help=f"override config entries, e.g. {example}")
@@ -71,6 +80,14 @@ def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-patches", type=count(1), default=None, help="override the config's patch count")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_cfg_options(p, "train_dataloader.batch_size=16")
+    add_verbose(p)
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    """``--verbose``, the same in every tool: library chatter on the terminal as well as in the run's log."""
+    p.add_argument("--verbose", action="store_true",
+                   help="show the libraries' output (mmengine, ultralytics, warnings) on the terminal too; "
+                        "by default it goes to the run's log file")
 
 
 def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:

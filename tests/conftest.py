@@ -15,6 +15,16 @@ SHARED = Path(os.environ.get("FUSION_PERCEPTION_SHARED", REPO.parent / "shared")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def own_fused_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test fuses into its own cache (the tools' shared work_dirs/fused stays untouched)."""
+    from fusion_perception.fusion.cache import CACHE_ENV
+
+    root = tmp_path_factory.mktemp("fused_cache")
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data").is_dir():

@@ -38,7 +38,7 @@ def tiny_seg_config(tmp_path: Path) -> Path:
 
 def compare_cmd(data: Path, config: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(TOOL), "--task", "seg", "--methods", "ir,vi", "--seg-data", str(data),
-            "--seg-config", str(config), "--out", str(out), *extra]
+            "--seg-config", str(config), "--out", str(out), "--fused-root", str(out.parent / "fused"), *extra]
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def _images(b: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.
 
 
 def test_weights_are_required_and_nothing_is_downloaded(tmp_path):
-    with pytest.raises(ConfigError, match=r"(?s)weights=PATH.*EMMA\.pth.*train_emma\.py"):
+    with pytest.raises(ConfigError, match=r"(?s)--weights PATH.*EMMA\.pth.*train_emma\.py.*--weights official"):
         build_fuser("emma", "cpu")
     with pytest.raises(ConfigError, match="not found"):
         build_fuser("emma", "cpu", weights=tmp_path / "missing.pth")

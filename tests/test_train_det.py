@@ -71,7 +71,9 @@ def test_prepare_reuses_fused_cache_and_split(synthetic_root: Path, tmp_path: Pa
     data = synthetic_root / "m3fd"
     fused, yolo, info = prepare_detection_data(data, "mean", tmp_path, seed=0, progress=False)
     assert not info["fused_reused"] and not info["split_reused"] and not yolo.reused
-    assert Path(info["fused_dir"]) == (tmp_path / "fused" / "mean").resolve()
+    from fusion_perception.fusion.cache import default_fused_dir
+
+    assert Path(info["fused_dir"]) == default_fused_dir(data, "mean").resolve()  # the cache every tool shares
     sizes = {s: len(yolo.split[s]) for s in ("train", "val", "test")}
     assert sum(sizes.values()) == len(fused.records) and min(sizes.values()) >= 1
 
@@ -169,7 +171,7 @@ def test_changed_fusion_checkpoint_invalidates_cache(synthetic_root: Path, tmp_p
     save_official_state_dict(UFuser(channels=(4, 4, 4, 4), heads=2), ckpt)
     with pytest.raises(OutputError, match=r"fused dataset .*weights .* → .*--overwrite"):  # never replaced unasked
         prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw)
-    assert fused_fingerprint(load_fused_dataset(tmp_path / "run" / "fused" / "emma")) == first
+    assert fused_fingerprint(load_fused_dataset(info["fused_dir"])) == first
     fused3, yolo3, info3 = prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw,
                                                   overwrite=True)
     assert not info3["fused_reused"] and not yolo3.reused

@@ -52,11 +52,13 @@ def tool(capsys):
 
 
 def one_line(err: str) -> str:
-    """The single error line a tool printed (nothing else on stderr but progress bars)."""
+    """The single error line a tool printed: the last line on stderr, after at most the tool's own
+    stage lines and progress bars (no traceback, no library warning, no terminal escapes)."""
     lines = [ln for ln in err.strip().splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err and "\x1b" not in err, err
-    return lines[0]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert "Traceback" not in err and "Warning" not in err and "\x1b" not in err, err
+    return errors[0]
 
 
 def make_pairs(root: Path, n: int = 4, size=(48, 32), seed: int = 0, colour: bool = True) -> Path:

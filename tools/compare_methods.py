@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 
-from fusion_perception.cli import count, tool_main
+from fusion_perception.cli import add_verbose, count, parse_seeds, tool_main
 from fusion_perception.benchmark.compare import compare_methods
 
 
@@ -39,30 +39,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda, or GPU ids such as 0 or 0,1,2,3")
     p.add_argument("--samples", help="comma-separated sample names for the qualitative grid")
     p.add_argument("--jobs", type=count(1), default=1,
-                   help="(task, method) runs at once, each in its own process with cores/JOBS threads; "
+                   help="fusions and runs at once, each in its own process with cores/JOBS threads; "
                         "2 on a 2-core CPU halves the time of the small configs (default: 1)")
     p.add_argument("--no-quality", action="store_true", help="skip the fusion-quality metrics table")
     p.add_argument("--out", default="outputs/compare", help="output folder (default: outputs/compare)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace runs and fused caches in --out made with other settings (default: refuse)")
+                   help="replace runs and fused caches made with other settings (default: refuse)")
+    p.add_argument("--fused-root", default=None, metavar="DIR",
+                   help="where fused datasets are cached (default: work_dirs/fused, shared with fuse_dataset.py, "
+                        "train_det.py and train_seg.py)")
+    add_verbose(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     bad = [w for w in a.weights if "=" not in w]
     if bad:
         p.error(f"--weights expects METHOD=PATH, got {bad[0]!r}")
-    try:
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        p.error(f"--seeds expects comma-separated integers such as 0,1,2, got {a.seeds!r}")
+    seeds = parse_seeds(p, a.seeds)
     result = compare_methods(
         a.methods, a.out, task=a.task, det_data=a.det_data, seg_data=a.seg_data, seeds=seeds,
         weights=dict(w.split("=", 1) for w in a.weights), det_config=a.det_config, seg_config=a.seg_config,
         device=a.device, samples=a.samples.split(",") if a.samples else None, quality=not a.no_quality,
-        jobs=a.jobs, overwrite=a.overwrite,
+        jobs=a.jobs, overwrite=a.overwrite, fused_root=a.fused_root, verbose=a.verbose,
     )
     for name, md in result.tables.items():
         print(f"\n## {name}\n\n{md}")
-    print(f"\nTables and plots under {a.out}/tables and {a.out}/plots")
+    print("\nTimings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    print(f"Tables and plots under {a.out}/tables and {a.out}/plots; each run's log: {a.out}/<task>/<method>/seed<S>/run.log")
     return 0
 
 

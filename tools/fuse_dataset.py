@@ -7,6 +7,7 @@ import argparse
 import importlib
 import json
 import sys
+from pathlib import Path
 
 from fusion_perception.cli import add_fusion_weights, count, tool_main
 from fusion_perception.data.records import LAYOUTS
@@ -37,15 +38,18 @@ def main(argv: list[str] | None = None) -> int:
                "Parameters (--param): laplacian levels=4; dwt wavelet=db2 levels=3; gff r1=45 eps1=0.3 "
                "r2=7 eps2=1e-6 avg_size=31 gauss_radius=5 gauss_sigma=5 (Li et al. 2013); emma normalize, amp, "
                "channels_last, compile. "
-               "Examples: fuse_dataset.py --method gff --out work/fused/gff  (synthetic default, both "
-               "datasets);  fuse_dataset.py --data M3FD_Detection --method emma --weights EMMA.pth "
-               "--device cuda --out work/fused/emma.  Exit status 2 with a one-line message on bad input.",
+               "Examples: fuse_dataset.py  (EMMA with the toolkit's checkpoint on the synthetic default, both "
+               "datasets, into work_dirs/fused/emma/{m3fd,msrs}, where train_det.py --fusion emma and train_seg.py "
+               "find them);  fuse_dataset.py --method gff;  fuse_dataset.py --data M3FD_Detection --method emma "
+               "--weights official --device cuda.  Exit status 2 with a one-line message on bad input.",
     )
     ap.add_argument("--data", metavar="ROOT",
                     help="the dataset's root folder (default: the synthetic default, whose m3fd and msrs "
                          "parts are fused into OUT/m3fd and OUT/msrs; generated on first use)")
-    ap.add_argument("--method", required=True, metavar="NAME", help="fusion method (see below)")
-    ap.add_argument("--out", required=True, metavar="DIR", help="output folder of the fused dataset")
+    ap.add_argument("--method", default="emma", metavar="NAME", help="fusion method (see below; default: emma)")
+    ap.add_argument("--out", default=None, metavar="DIR",
+                    help="output folder of the fused dataset (default: the cache the other tools read, "
+                         "work_dirs/fused/<method>/<dataset folder name>)")
     ap.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
                     help="source layout (default: detect it)")
     ap.add_argument("--device", default="cpu", help="where the method runs: cpu or cuda[:N] (default: cpu)")
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
+    from fusion_perception.fusion.base import method_label
+    from fusion_perception.fusion.cache import default_fused_dir, fused_cache_root
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default
 
     kwargs = dict(layout=args.layout, device=args.device, batch_size=args.batch_size, weights=args.weights,
@@ -78,16 +84,29 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(module)
         except ImportError as e:
             raise ConfigError(f"--import {module}: {e}") from None
+    label = method_label(args.method)
     if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
                              and not _is_single_dataset(args.data)):
-        results = fuse_default(args.method, args.out, source=args.data, **kwargs)
+        results = fuse_default(args.method, args.out or fused_cache_root(label), source=args.data, **kwargs)
     else:
-        results = {"": fuse_dataset(args.data, args.method, args.out, **kwargs)}
+        out = args.out or default_fused_dir(args.data, label)
+        results = {"": fuse_dataset(args.data, args.method, out, **kwargs)}
     for fused in results.values():
         c = fused.manifest["counts"]
         print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"
               + (f"; {c['stale']} re-fused because their source changed" if c.get("stale") else "")
               + (f", {c['bad']} bad pairs left out" if c["bad"] else "") + ")")
+    print("another method: --method NAME (ir, vi, mean, max, laplacian, dwt, gff, emma, folder:NAME=PATH)")
+    nxt = []
+    for part, fused in results.items():
+        data = "" if args.data is None else f" --data {Path(args.data) / part if part else args.data}"
+        tool = {"m3fd": "train_det", "m3fd_tardal": "train_det", "msrs": "train_seg"}.get(fused.source_layout)
+        if tool:
+            fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
+            nxt.append(f"python tools/{tool}.py --fusion {args.method}{data}{fused_dir}")
+        else:
+            nxt.append(f"python tools/eval_fusion.py --fused {fused.root} --out {fused.root}/eval")
+    print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")
     return 0
 
 

@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from fusion_perception.cli import add_fusion_weights, tool_main
+from fusion_perception.cli import add_fusion_weights, add_verbose, tool_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "interrupted training resumes from its last.pt (the same command again). A run made with\n"
                     "other settings is never replaced without --overwrite.",
         epilog="examples:\n"
-               "  python tools/train_det.py --fusion vi --config small_cpu        # synthetic default, CPU\n"
+               "  python tools/train_det.py --fusion emma                          # synthetic default, CPU: small_cpu\n"
                "  python tools/train_det.py --data /data/M3FD_Detection --fusion emma --weights emma.pth "
                "--device 0,1,2,3\n"
                "  python tools/train_det.py --data M3FD --fusion folder:CDDFuse=/results/cddfuse --device 0",
@@ -28,13 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", metavar="M3FD_ROOT", default=None,
                     help="M3FD (Ir/, Vis/, Annotation/) or TarDAL (ir/, vi/, labels/, meta/) root; "
                          "default: the synthetic default's m3fd set (generated when absent)")
-    ap.add_argument("--fusion", required=True, metavar="METHOD",
+    ap.add_argument("--fusion", default="emma", metavar="METHOD",
                     help="a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, ...) "
-                         "or folder:NAME=PATH for precomputed fused images")
+                         "or folder:NAME=PATH for precomputed fused images (default: emma)")
     add_fusion_weights(ap)
     ap.add_argument("--config", default=None, metavar="FILE|NAME",
                     help="detection config (configs/det/*.py, by path or name); default: yolov5s_m3fd, "
-                         "the paper's recipe; small_cpu for a quick CPU run")
+                         "the paper's recipe, on a GPU, and small_cpu (a quick run) on the CPU")
     ap.add_argument("--model", default=None, help="model YAML (ultralytics' packaged cfgs such as yolov5s.yaml, "
                                                   "yolov8n.yaml, or a local file) or a local .pt")
     ap.add_argument("--det-weights", default=None, metavar="PT",
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: work_dirs/det/<config>/<method>_seed<S>)")
     ap.add_argument("--fused-dir", default=None, metavar="DIR",
-                    help="fused dataset cache to use/share (default: OUT/fused/<method>)")
+                    help="fused dataset to use or write (default: the shared cache "
+                         "work_dirs/fused/<method>/<dataset>, where tools/fuse_dataset.py writes)")
     ap.add_argument("--split-dir", default=None, metavar="DIR",
                     help="split files to use/share (default: OUT/splits/seed<S>)")
     ap.add_argument("--skip-bad", action="store_true", help="leave out bad pairs with a warning instead of failing")
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true",
                     help="replace a run in --out (or a fused dataset in --fused-dir) made with other settings "
                          "(default: refuse and say what differs)")
+    add_verbose(ap)
     return ap
 
 
@@ -71,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch,
         imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
         split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
+        verbose=args.verbose,
     )
     print(table3_header())
     print(res["markdown_row"])
-    print(f"mAP@0.5:0.95 {100 * res['mAP50_95']:.1f}; results: {res['run_dir']}/results.json; "
+    print(f"{res['label']}: mAP@0.5 {100 * res['mAP50']:.1f}, mAP@0.5:0.95 {100 * res['mAP50_95']:.1f} on "
+          f"{res['num_images']} test images; results: {res['run_dir']}/results.md; "
           f"predictions: {res['files']['visualisation']}")
+    data = "" if args.data is None else " --data MSRS_ROOT"
+    print(f"next: python tools/train_seg.py --fusion {args.fusion}{data}   (segmentation), or "
+          f"python tools/train_det.py --fusion laplacian (another method)")
     return 0
 
 

@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                      sensing_vi=args.sensing_vi, work_dir=args.work_dir, equivariance=not args.no_equivariance,
                      a1=args.a1, a2=args.a2, resume=args.resume, launcher=args.launcher, amp=args.amp,
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, verbose=args.verbose)
     print(f"EMMA fuser: {out}")
+    print(f"next: python tools/fuse_dataset.py --method emma --weights {out}   (or --weights {out} in train_det.py, "
+          "train_seg.py, compare_methods.py --weights emma=...)")
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 # OpenMP threads slowed training here up to tenfold; the cost on an idle machine is small.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fusion_perception.cli import add_cfg_options, add_fusion_weights, count, tool_main  # noqa: E402
+from fusion_perception.cli import add_cfg_options, add_fusion_weights, add_verbose, count, tool_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "OUT/results.json (last), OUT/results.md (a Table 4 row) and OUT/predictions/*.png. A finished "
                     "run with the same settings is not redone. Nothing is ever downloaded.",
         epilog="examples:\n"
-               "  python tools/train_seg.py --fusion mean                      # synthetic default, small CPU config\n"
+               "  python tools/train_seg.py                                    # EMMA, synthetic default, small CPU config\n"
                "  python tools/train_seg.py --data /data/MSRS --fusion emma --weights emma.pth --device cuda --amp\n"
                "  torchrun --nproc_per_node 4 tools/train_seg.py --data /data/MSRS --fusion vi --launcher pytorch\n"
                "  python tools/train_seg.py --data MSRS --fusion folder:CDDFuse=/results/cddfuse\n"
@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", metavar="MSRS_ROOT", default=None,
                     help="MSRS root ({train,test}/{ir,vi,Segmentation_labels}); default: the synthetic "
                          "default's msrs set (generated when absent)")
-    ap.add_argument("--fusion", default="mean", metavar="METHOD",
+    ap.add_argument("--fusion", default="emma", metavar="METHOD",
                     help="a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, ...) or "
-                         "folder:NAME=PATH for precomputed fused images (default: mean)")
+                         "folder:NAME=PATH for precomputed fused images (default: emma)")
     add_fusion_weights(ap)
     ap.add_argument("--config", default=None, metavar="FILE|NAME",
                     help="segmentation config (configs/seg/*.py, by path or name); default: "
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: work_dirs/seg/<config>/<method>_seed<S>)")
     ap.add_argument("--fused-dir", default=None, metavar="DIR",
-                    help="fused dataset cache to use/share (default: OUT/fused)")
+                    help="fused dataset to use or write (default: the shared cache "
+                         "work_dirs/fused/<method>/<dataset>, where tools/fuse_dataset.py writes)")
     ap.add_argument("--resume", action="store_true",
                     help="continue an interrupted run from its last checkpoint (implied: the same command "
                          "resumes an interrupted run with the same settings)")
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--threads", type=count(1), default=None,
                     help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared CPU)")
+    add_verbose(ap)
     return ap
 
 
@@ -87,12 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device, resume=args.resume, launcher=args.launcher, amp=args.amp,
         encoder_weights=args.encoder_weights, fused_dir=args.fused_dir, cfg_options=args.cfg_options,
         epochs=args.epochs, batch=args.batch, workers=args.workers, skip_bad=args.skip_bad,
-        force=args.force, overwrite=args.overwrite, progress=not args.no_progress,
+        force=args.force, overwrite=args.overwrite, progress=not args.no_progress, verbose=args.verbose,
     )
     if "markdown_row" in res:  # rank 0
         print(table4_header(res["classes"]))
         print(res["markdown_row"])
-        print(f"results: {res['run_dir']}/results.json; predictions: {res['predictions_dir']}")
+        print(f"{res['label']}: mIoU {100 * (res['mIoU'] or float('nan')):.1f} on {res['num_test_images']} test "
+              f"images; results: {res['run_dir']}/results.md; predictions: {res['predictions_dir']}")
+        print("next: python tools/compare_methods.py --methods ir,vi,laplacian,emma   (method against method, "
+              "both tasks), or python tools/demo.py")
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fusion_perception.cli import add_patch_training_args, tool_main
 
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
                         work_dir=args.work_dir, resume=args.resume, launcher=args.launcher, amp=args.amp,
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, verbose=args.verbose)
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
+    print(f"next: python tools/train_emma.py --sensing-dir {Path(out['ir'] if 'ir' in out else out['vi']).parent}")
     return 0
 
 

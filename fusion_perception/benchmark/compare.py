@@ -4,13 +4,13 @@ Every piece is cached and reused — the fused datasets (by manifest), the split
 finished run (by its ``results.json``) — so an interrupted comparison resumes where it
 stopped and a finished one re-renders its tables at once.
 
-Layout of ``out``::
+Layout of ``out`` (the fused datasets live in the shared cache, ``work_dirs/fused/<method>/<dataset>``)::
 
-    fused/{det,seg}/<method>/     fused datasets (the preprocessing stage's output)
     det/splits/seed<S>/           the detection split every method shares for seed S
     det/<method>/seed<S>/         one detection run (results.json when finished)
     seg/<method>/seed<S>/         one segmentation run
     tables/                       det.*, seg.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON)
+    logs/compare.log              the libraries' output that reached this process (each run has its run.log)
     plots/                        det_map50.png, seg_miou.png, qualitative.png
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class Comparison:
     results: dict[str, list[dict]] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)  # task or "fusion_quality" -> Markdown
     files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # fusion, training, scoring (seconds)
 
 
 def parse_methods(methods: str | Sequence[str]) -> list[str]:
@@ -83,6 +85,19 @@ def check_methods(specs: Sequence[str], weights: dict[str, str | None],
             build_fuser(spec, "cpu", **({"weights": w} if w else {}))
 
 
+def task_source(task: str, data: str | Path | None) -> Path:
+    """The dataset root a task reads: ``data``, or the synthetic default's set (generated once)."""
+    from fusion_perception.downstream.segmentation import msrs_source
+
+    if task == "seg":
+        return msrs_source(data)
+    if data is not None:
+        return Path(data).expanduser().resolve()
+    from fusion_perception.data.synthetic import ensure_default
+
+    return (Path(ensure_default("det")) / "m3fd").resolve()
+
+
 def compare_methods(
     methods: str | Sequence[str],
     out: str | Path,
@@ -100,17 +115,27 @@ def compare_methods(
     progress: bool = True,
     jobs: int = 1,
     overwrite: bool = False,
+    fused_root: str | Path | None = None,
+    verbose: bool = False,
 ) -> Comparison:
     """Run the protocols of ``task`` ("det", "seg" or "both") for every method and seed.
 
     ``det_data``/``seg_data``: M3FD and MSRS roots (``None``: the synthetic default's sets).
     ``weights``: fusion checkpoints by method label (e.g. ``{"emma": "EMMA.pth"}``).
     ``samples``: names for the qualitative grid (default: the first test images).
-    ``jobs``: (task, method) units run at once in separate processes, each with its share of
-    the CPU threads; small CPU runs use one core badly, so two jobs on two cores take about
-    half the time. Units share nothing but the detection split, which is deterministic.
-    ``overwrite``: replace runs and fused caches in ``out`` made with other settings (refused otherwise).
+    ``jobs``: fusions, then (task, method, seed) runs, at once in separate processes, each with its
+    share of the CPU threads; small CPU runs use one core badly, so two jobs on two cores take
+    about half the time.
+    ``fused_root``: where the fused datasets are cached (default: the shared cache
+    ``work_dirs/fused`` that every tool reads, :mod:`fusion_perception.fusion.cache`).
+    ``overwrite``: replace runs and fused caches made with other settings (refused otherwise).
+    The terminal shows a line per stage and progress bars; the runs' library output goes to their
+    ``run.log`` files (``verbose``: to the terminal too). ``Comparison.timings`` says where the
+    time went.
     """
+    from fusion_perception.console import chatter_to, stage
+    from fusion_perception.fusion.cache import cache_root, default_fused_dir
+
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     tasks = TASKS if task == "both" else (task,)
@@ -124,15 +149,31 @@ def compare_methods(
     comparison = Comparison()
     if det_config is None and device == "cpu" and "det" in tasks:
         # As segmentation does: the paper's 400-epoch recipe is for GPUs.
-        _LOG.info("detection on CPU: using configs/det/small_cpu.py (pass --det-config for another)")
+        if progress:
+            stage("detection on the CPU: configs/det/small_cpu.py (the paper's recipe: --det-config yolov5s_m3fd)")
         det_config = "small_cpu"
 
-    runs = dict(det_data=det_data, seg_data=seg_data, seeds=tuple(int(x) for x in seeds), out=out,
-                det_config=det_config, seg_config=seg_config, device=device, progress=progress, overwrite=overwrite)
-    units = [(t, spec, per_method_weights[spec]) for t in tasks for spec in specs]
-    done = _run_units(units, runs, jobs)
+    sources = {t: task_source(t, det_data if t == "det" else seg_data) for t in tasks}
+    cache = Path(fused_root) if fused_root is not None else cache_root()
+    fused_dirs = {(t, s): default_fused_dir(sources[t], method_label(s), cache) for t in tasks for s in specs}
+    runs = dict(sources=sources, seeds=tuple(int(x) for x in seeds), out=out, det_config=det_config,
+                seg_config=seg_config, device=device, overwrite=overwrite, verbose=verbose,
+                fused_dirs=fused_dirs, weights=per_method_weights)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with chatter_to(out / "logs" / "compare.log", verbose), _Jobs(jobs) as pool:
+        fusions = [(t, s) for t in tasks for s in specs]
+        pool.run(fuse_unit, [((t, s, runs), (t, s)) for t, s in fusions], "fuse", "dataset", progress,
+                 lambda key, n: f"fuse {method_label(key[1])} ({key[0]}): {n} images in {fused_dirs[key]}")
+        timings["fusion"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        units = [(t, s, seed) for t in tasks for s in specs for seed in runs["seeds"]]
+        done = pool.run(run_unit, [((t, s, seed, runs), (t, s, seed)) for t, s, seed in units], "train + test",
+                        "run", progress, _unit_line)
+        timings["training"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
     for t in tasks:
-        results = [r for spec in specs for r in done[(t, spec)]]
+        results = [done[(t, s, seed)] for s in specs for seed in runs["seeds"]]
         comparison.results[t] = results
         columns = DET_COLUMNS if t == "det" else SEG_COLUMNS
         table = aggregate(results, columns)
@@ -143,70 +184,103 @@ def compare_methods(
         comparison.files.append(bar_chart(table, key, out / "plots" / f"{t}_{'map50' if t == 'det' else 'miou'}.png", title))
 
     fused_task = "seg" if "seg" in tasks else "det"
-    fused_roots = {method_label(s): out / "fused" / fused_task / method_label(s) for s in specs}
+    shown_roots = {method_label(s): fused_dirs[(fused_task, s)] for s in specs}
     if quality:
-        md = fusion_quality_table(fused_roots, out / "tables" / "fusion_quality", progress=progress)
+        md = fusion_quality_table(shown_roots, out / "tables" / "fusion_quality", progress=progress)
         comparison.tables["fusion_quality"] = md
         comparison.files += [p for stem in ("fusion_quality", "target_retention") for ext in ("md", "csv", "json")
                              if (p := out / "tables" / f"{stem}.{ext}").is_file()]
     # ir and vi would repeat the grid's IR and VI source columns
     shown = [method_label(s) for s in specs if parse_method_spec(s)[0] not in ("ir", "vi")]
-    comparison.files.append(qualitative_figure(fused_roots, out / "plots" / "qualitative.png", samples, shown))
+    comparison.files.append(qualitative_figure(shown_roots, out / "plots" / "qualitative.png", samples, shown))
+    timings["scoring"] = time.perf_counter() - t2
+    comparison.timings = timings
     return comparison
 
 
-def run_unit(task: str, spec: str, weights: str | None, runs: dict[str, Any]) -> list[dict]:
-    """One method's runs of one task, seed after seed (its fused cache is built by the first)."""
+def fuse_unit(task: str, spec: str, runs: dict[str, Any]) -> int:
+    """Fuse one method's copy of one task's dataset into the shared cache (reused when it matches)."""
+    from fusion_perception.fusion.stage import fuse_dataset
+
+    source = runs["sources"][task]
+    weights = resolve_weights(spec, runs["weights"][spec], source)
+    device = "cpu" if runs["device"] == "cpu" else _torch_device(runs["device"])
+    fused = fuse_dataset(source, spec, runs["fused_dirs"][(task, spec)], layout="msrs" if task == "seg" else "auto",
+                         device=device, weights=weights, on_mismatch="replace" if runs["overwrite"] else "error",
+                         progress=False)
+    return len(fused)
+
+
+def run_unit(task: str, spec: str, seed: int, runs: dict[str, Any]) -> dict:
+    """One run: a method's detector or segmenter for one seed, on its (already fused) dataset."""
     from fusion_perception.downstream.detection import run_detection
     from fusion_perception.downstream.segmentation import run_segmentation
 
     out: Path = runs["out"]
     label = method_label(spec)
-    results = []
-    for seed in runs["seeds"]:
-        _LOG.info("%s: %s, seed %d", task, label, seed)
-        common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed, weights=weights,
-                      device=runs["device"], fused_dir=out / "fused" / task / label, progress=runs["progress"],
-                      overwrite=runs["overwrite"])
-        if task == "det":
-            r = run_detection(runs["det_data"], spec, out / "det" / label / f"seed{seed}",
-                              split_dir=out / "det" / "splits" / f"seed{seed}", **common)
-        else:
-            r = run_segmentation(runs["seg_data"], spec, out / "seg" / label / f"seed{seed}", **common)
-        results.append(r)
-    return results
+    common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed,
+                  weights=runs["weights"][spec], device=runs["device"], fused_dir=runs["fused_dirs"][(task, spec)],
+                  progress=False, overwrite=runs["overwrite"], verbose=runs["verbose"])
+    if task == "det":
+        return run_detection(runs["sources"]["det"], spec, out / "det" / label / f"seed{seed}",
+                             split_dir=out / "det" / "splits" / f"seed{seed}", **common)
+    return run_segmentation(runs["sources"]["seg"], spec, out / "seg" / label / f"seed{seed}", **common)
 
 
-def _run_units(
-    units: Sequence[tuple[str, str, str | None]], runs: dict[str, Any], jobs: int
-) -> dict[tuple[str, str], list[dict]]:
-    """Run every (task, method) unit, in this process or in ``jobs`` worker processes."""
-    if jobs == 1 or len(units) == 1:
-        return {(t, spec): run_unit(t, spec, w, runs) for t, spec, w in units}
-    from fusion_perception.data.synthetic import ensure_default
+def _unit_line(key: tuple[str, str, int], r: dict) -> str:
+    task, spec, seed = key
+    metric = f"mAP@0.5 {100 * r['mAP50']:.1f}" if task == "det" else f"mIoU {100 * (r['mIoU'] or 0):.1f}"
+    return f"{task} {method_label(spec)} seed {seed}: {metric}"
 
-    for t in sorted({t for t, _, _ in units if runs[f"{t}_data"] is None}):
-        ensure_default(t)  # here, not in two workers at once
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    done: dict[tuple[str, str], list[dict]] = {}
-    # Idle OpenMP threads must sleep, not spin, when processes share the cores; torch reads this
-    # when it loads, so the (spawned, clean) workers inherit it from the environment.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    quiet = {**runs, "progress": False}  # progress bars of parallel runs would interleave
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO),
-    ) as pool:
-        futures = {pool.submit(run_unit, t, spec, w, quiet): (t, spec) for t, spec, w in units}
-        try:
+
+def _torch_device(device: str) -> str:
+    from fusion_perception.downstream.detection import torch_device
+
+    return torch_device(device)
+
+
+class _Jobs:
+    """Runs keyed jobs in this process (``jobs=1``) or in ``jobs`` spawned worker processes, each
+    with its share of the CPU threads, with a progress bar and a line per finished job."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "_Jobs":
+        if self.jobs > 1:
+            # Idle OpenMP threads must sleep, not spin, when processes share the cores; torch reads this
+            # when it loads, so the (spawned, clean) workers inherit it from the environment.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            threads = max(1, (os.cpu_count() or 1) // self.jobs)
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)  # finish the running jobs, start no more
+
+    def run(self, fn, items: Sequence[tuple[tuple, Any]], desc: str, unit: str, progress: bool, line) -> dict:
+        from fusion_perception.console import progress as progress_bar
+
+        done: dict[Any, Any] = {}
+        with progress_bar(total=len(items), desc=desc, unit=unit, disable=not progress) as bar:
+            def finish(key: Any, value: Any) -> None:
+                done[key] = value
+                bar.update(1)
+                if progress:
+                    bar.write(line(key, value), file=bar.fp)
+
+            if self.pool is None:
+                for args, key in items:
+                    finish(key, fn(*args))
+                return done
+            futures = {self.pool.submit(fn, *args): key for args, key in items}
             for fut in as_completed(futures):
-                t, spec = futures[fut]
-                done[(t, spec)] = fut.result()
-                _LOG.info("%s: %s finished (%d of %d)", t, method_label(spec), len(done), len(units))
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # finish the running units, start no more
-            raise
-    return done
+                finish(futures[fut], fut.result())
+        return done
 
 
 def _init_worker(threads: int, level: int) -> None:

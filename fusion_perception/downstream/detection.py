@@ -16,7 +16,7 @@ A finished run with the same settings is not redone: its ``results.json`` is ret
 Run directory layout (``out``)::
 
     run.json                  settings of the run (what eval_det.py reads)
-    fused/<label>/            fused dataset cache (unless ``fused_dir`` is given)
+    (fused images: the shared cache work_dirs/fused/<label>/<dataset>, unless ``fused_dir`` is given)
     splits/seed<S>/           train/val/test name lists (unless ``split_dir`` is given)
     yolo/                     YOLO layout + dataset.yaml
     train/weights/{best,last}.pt
@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from fusion_perception.console import chatter_to, stage
+from fusion_perception.console import progress as progress_bar
 from fusion_perception.data.image_io import atomic_write_text
 from fusion_perception.data.records import M3FD_CLASSES, FusedDataset
 from fusion_perception.downstream.det_data import (
@@ -295,14 +297,16 @@ def prepare_detection_data(
     """
     from fusion_perception.fusion.stage import fuse_dataset
 
+    from fusion_perception.fusion.cache import default_fused_dir
+
     _, label = check_fusion_method(fusion)
     out = Path(out)
-    fused_dir = Path(fused_dir) if fused_dir is not None else out / "fused" / label
     split_dir = Path(split_dir) if split_dir is not None else out / "splits" / f"seed{seed}"
     weights = resolve_weights(fusion, weights, data_root)
     if weights is not None:
         check_input_file(weights, "fusion checkpoint")
     source = load_detection_source(data_root, skip_bad=skip_bad)
+    fused_dir = Path(fused_dir) if fused_dir is not None else default_fused_dir(source.root, label)
     before = _manifest_stamp(fused_dir)
     t0 = time.time()
     fused = fuse_dataset(
@@ -312,6 +316,8 @@ def prepare_detection_data(
     )
     fused_reused = before is not None and before == _manifest_stamp(fused_dir)
     _LOG.info("%s fused cache %s (%.1fs)", "reused" if fused_reused else "wrote", fused_dir, time.time() - t0)
+    if progress:
+        stage(f"fuse {label}: {len(fused)} images {'reused from' if fused_reused else 'written to'} {fused_dir}")
 
     classes = tuple(fused.classes) or M3FD_CLASSES
     split, split_reused = load_or_make_split(fused, split_dir, seed, split_ratio)
@@ -343,8 +349,12 @@ def train_yolo(
     device: str = "cpu",
     det_weights: str | Path | None = None,
     resume: bool = False,
+    progress: bool = True,
 ) -> Path:
-    """Train ultralytics YOLO on the exported layout; returns ``run_dir/train/weights/best.pt``."""
+    """Train ultralytics YOLO on the exported layout; returns ``run_dir/train/weights/best.pt``.
+
+    ``progress``: a bar over the epochs on the terminal (ultralytics' own per-batch bars go
+    wherever stdout goes: the run's log under :func:`~fusion_perception.console.chatter_to`)."""
     _ultralytics()
     from ultralytics import YOLO
 
@@ -353,10 +363,25 @@ def train_yolo(
     run_dir = Path(run_dir)
     weights_dir = run_dir / "train" / "weights"
     on_cpu = torch_device(device) == "cpu"
+    bar = progress_bar(desc="train YOLO", unit="epoch", disable=not progress)
+
+    def on_start(trainer) -> None:
+        bar.reset(total=max(0, trainer.epochs - trainer.start_epoch))
+
+    def on_epoch_end(trainer) -> None:
+        bar.update(1)
+        loss = getattr(trainer, "tloss", None)
+        if loss is not None:
+            bar.set_postfix_str(f"loss {float(loss.sum() if hasattr(loss, 'sum') else loss):.3f}", refresh=False)
+
     if resume and (weights_dir / "last.pt").is_file():
         _LOG.info("resuming training from %s", weights_dir / "last.pt")
         model = YOLO(str(weights_dir / "last.pt"))
-        model.train(resume=True, trainer=OfflineDetectionTrainer, device=device, workers=cfg["workers"], plots=False)
+        model.add_callback("on_train_start", on_start)
+        model.add_callback("on_train_epoch_end", on_epoch_end)
+        with bar:
+            model.train(resume=True, trainer=OfflineDetectionTrainer, device=device, workers=cfg["workers"],
+                        plots=False)
     else:
         shutil.rmtree(run_dir / "train", ignore_errors=True)
         model = YOLO(cfg["model"], task="detect")
@@ -380,7 +405,10 @@ def train_yolo(
             "verbose": True,
             **cfg["train_args"],
         }
-        model.train(trainer=OfflineDetectionTrainer, **args)
+        model.add_callback("on_train_start", on_start)
+        model.add_callback("on_train_epoch_end", on_epoch_end)
+        with bar:
+            model.train(trainer=OfflineDetectionTrainer, **args)
     best = weights_dir / "best.pt"
     if not best.is_file():
         best = weights_dir / "last.pt"
@@ -561,6 +589,15 @@ def _read_names(path: Path) -> list[str]:
 # --------------------------------------------------------------------------- the protocol
 
 
+CPU_CONFIG = "small_cpu"
+
+
+def default_config(device: str | int | None) -> str:
+    """The paper's recipe on GPUs; on a CPU the small config (the paper's 400 epochs of YOLOv5s at
+    640 px would take days there)."""
+    return CPU_CONFIG if torch_device(device) == "cpu" else DEFAULT_CONFIG
+
+
 def default_out(label: str, seed: int, config_name: str = DEFAULT_CONFIG) -> Path:
     """``work_dirs/det/<config>/<method>_seed<S>``: runs of other configs do not share a folder."""
     return Path("work_dirs") / "det" / config_name / f"{label}_seed{seed}"
@@ -659,6 +696,7 @@ def run_detection(
     force: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Fuse, split, train and evaluate one detection run; returns the results dict (``results.json``).
 
@@ -670,12 +708,19 @@ def run_detection(
     settings returns its stored results at once (``force=True`` retrains it); an interrupted one
     resumes from its ``last.pt``. A run in ``out`` (or a fused dataset in ``fused_dir``) made
     with other settings is never replaced unless ``overwrite=True``: the refusal says what
-    differs.
+    differs. ``config=None`` is the paper's recipe on a GPU and ``small_cpu`` on a CPU.
+
+    The terminal shows a line per stage and a progress bar (``progress``); the libraries' output
+    goes to ``out/run.log`` unless ``verbose``. The fused images go to the shared cache
+    (:func:`~fusion_perception.fusion.cache.default_fused_dir`) unless ``fused_dir`` is given.
     """
     from fusion_perception.fusion.base import build_fuser
 
     # 1. the arguments, before anything is read or written
     _, label = check_fusion_method(fusion)
+    chosen = config is None
+    if chosen:
+        config = default_config(device)
     cfg = load_config(config, model=model, epochs=epochs, batch=batch, imgsz=imgsz, workers=workers)
     check_device(device)
     if det_weights is not None:
@@ -697,6 +742,22 @@ def run_detection(
         if why is not None:
             raise refuse_to_replace(out, "a detection run", why)
     out.mkdir(parents=True, exist_ok=True)
+    if progress:
+        if chosen and config == CPU_CONFIG:
+            stage(f"detection config: {CPU_CONFIG} on the CPU ({Path(str(cfg['model'])).name}, {cfg['epochs']} epochs "
+                  f"at {cfg['imgsz']} px); the paper's recipe: --config {DEFAULT_CONFIG} (for GPUs)")
+        stage(f"det {label} seed {seed} -> {out}" + ("" if verbose else f" (log: {out / 'run.log'})"))
+    with chatter_to(out / "run.log", verbose):
+        return _run_detection(out, stored, request, cfg, label, fusion, data_root, seed=seed, weights=weights,
+                              det_weights=det_weights, device=device, fused_dir=fused_dir, split_dir=split_dir,
+                              skip_bad=skip_bad, force=force, overwrite=overwrite, progress=progress)
+
+
+def _run_detection(out: Path, stored: dict | None, request: dict, cfg: dict, label: str, fusion: str,
+                   data_root: str | Path | None, *, seed: int, weights: str | None, det_weights: str | Path | None,
+                   device: str, fused_dir: str | Path | None, split_dir: str | Path | None, skip_bad: bool,
+                   force: bool, overwrite: bool, progress: bool) -> dict[str, Any]:
+    """:func:`run_detection` once its arguments are checked: fuse, split, train, score."""
     times: dict[str, float] = {}
 
     t0 = time.time()
@@ -723,6 +784,8 @@ def run_detection(
             raise refuse_to_replace(out, "a detection run", why)
         if not force and stored.get("settings_key") == key and (out / "results.json").is_file():
             _LOG.info("run %s already finished with these settings; returning its results", out)
+            if progress:
+                stage("finished earlier with the same settings: its results are reused (--force retrains)")
             return json.loads((out / "results.json").read_text())
     if overwrite or force:
         _clear_run(out)  # asked for: the old run goes, right before the new one trains
@@ -753,8 +816,12 @@ def run_detection(
         _LOG.info("training already finished in %s; evaluating only", out / "train")
     else:
         t0 = time.time()
-        train_yolo(yolo, out, cfg, seed=seed, device=device, det_weights=det_weights, resume=state == "partial")
+        train_yolo(yolo, out, cfg, seed=seed, device=device, det_weights=det_weights, resume=state == "partial",
+                   progress=progress)
         times["train"] = round(time.time() - t0, 2)
         run["times_s"] = times
         atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str))
-    return evaluate_run(out, "test", device=device)
+    results = evaluate_run(out, "test", device=device)
+    if progress:
+        stage(f"test: {results['num_images']} images, mAP@0.5 {100 * results['mAP50']:.1f}")
+    return results

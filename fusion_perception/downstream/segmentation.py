@@ -34,6 +34,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 
 from fusion_perception.config_files import merge_options, read_config  # noqa: E402
+from fusion_perception.console import chatter_to, stage  # noqa: E402
 from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
 from fusion_perception.devices import check_device  # noqa: E402
@@ -58,6 +59,7 @@ def _register_components() -> None:
     import fusion_perception.downstream.seg_data  # noqa: F401
     import fusion_perception.downstream.seg_metric  # noqa: F401
     import fusion_perception.downstream.seg_model  # noqa: F401
+    import fusion_perception.training.hooks  # noqa: F401  (ConsoleProgressHook)
 
 
 def default_config(device: str) -> Path:
@@ -131,7 +133,7 @@ def _cfg_sha256(cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _msrs_source(data_root: str | Path | None) -> Path:
+def msrs_source(data_root: str | Path | None) -> Path:
     """The MSRS-layout folder to fuse: the synthetic default's ``msrs`` part when none is given;
     a multi-task root holding ``msrs/`` is accepted as well."""
     if data_root is None:
@@ -170,8 +172,10 @@ def _device_scope(device: str) -> Iterator[None]:
 
 def _fill_config(cfg, *, fused_root: Path, out: Path, seed: int, amp: bool, launcher: str,
                  encoder_weights: str | Path | None, resume: bool, num_pred_images: int | None,
-                 label: str) -> None:
+                 label: str, progress: bool = True) -> None:
     """Put the run's paths and switches into the config (in place)."""
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
+                        dict(type="ConsoleProgressHook", desc="train DeepLabV3+", disable=not progress)]
     cfg.work_dir = str(out / "train")
     cfg.experiment_name = f"seg_{label}_seed{seed}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{time.time_ns() % 10**6}"
     cfg.launcher = launcher
@@ -253,6 +257,7 @@ def run_segmentation(
     overwrite: bool = False,
     fuse_batch_size: int = 4,
     progress: bool = True,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Run the segmentation protocol for one fusion method and seed; return results.json's content.
 
@@ -270,8 +275,9 @@ def run_segmentation(
         launcher: ``"none"`` or ``"pytorch"`` (DDP under ``torchrun``; GPUs only).
         amp: mixed precision (mmengine ``AmpOptimWrapper``; GPUs only).
         encoder_weights: local file with pretrained encoder weights (never downloaded).
-        fused_dir: where the fused dataset is cached; default ``OUT/fused``. Runs of several
-            seeds may share one.
+        fused_dir: where the fused dataset is cached; default the shared cache
+            ``work_dirs/fused/<method>/<dataset>`` (:mod:`fusion_perception.fusion.cache`), which
+            ``fuse_dataset.py`` and the other tools use too.
         epochs: train this many epochs (schedule and frozen phase scaled to it).
         batch: total training batch size; workers: data-loader processes.
         cfg_options: overrides merged into the config last (mmengine ``--cfg-options`` keys).
@@ -280,6 +286,8 @@ def run_segmentation(
         force: retrain even when a finished run with the same settings exists.
         overwrite: replace a run in ``out`` (or a fused dataset in ``fused_dir``) made with other
             settings; without it such a run is refused, saying what differs.
+        progress: a line per stage and progress bars on the terminal.
+        verbose: the libraries' output on the terminal too (by default it goes to ``out/run.log``).
 
     Every argument is checked before anything is read or written. A run whose results.json
     exists and whose settings (method, fusion checkpoint, data, config, seed, encoder weights,
@@ -287,11 +295,7 @@ def run_segmentation(
     settings continues from its last checkpoint (the same command again; ``resume`` is implied).
     """
     _register_components()
-    from mmengine.runner import Runner
-
-    from fusion_perception.downstream.seg_report import build_results, read_results, write_results
-    from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
-    from fusion_perception.training.runner import allow_mmengine_checkpoints
+    from fusion_perception.downstream.seg_report import read_results
 
     # the arguments first: nothing is read or written until they are all right
     device = _resolve_device(device)
@@ -301,6 +305,7 @@ def run_segmentation(
         raise ConfigError("--launcher pytorch (DDP) needs CUDA GPUs")
     if amp and not device.startswith("cuda"):
         raise ConfigError("--amp needs a CUDA GPU")
+    chosen = config is None
     cfg, cfg_name = _load_config(config, device)
     _apply_overrides(cfg, epochs, batch, workers)
     if cfg_options:  # explicit entries win over what --epochs/--batch derived
@@ -316,7 +321,7 @@ def run_segmentation(
     out = check_output_dir(out).resolve()
     if fused_dir is not None:
         check_output_dir(fused_dir, "--fused-dir")
-    source = _msrs_source(data_root)
+    source = msrs_source(data_root)
 
     settings = json.loads(json.dumps({
         "task": "seg",
@@ -339,6 +344,9 @@ def run_segmentation(
     done = read_results(out)
     if done is not None and done.get("settings") == settings and not force:
         log.info("segmentation run %s is finished with the same settings: reusing its results", out)
+        if progress and _rank() == 0:
+            stage(f"seg {label} seed {seed}: finished earlier in {out} with the same settings; its results are "
+                  "reused (--force retrains)")
         return done
     old_settings = None
     if (out / SETTINGS_FILE).is_file():
@@ -358,12 +366,39 @@ def run_segmentation(
     resume = resume or (done is None and before == settings)
     clear = _rank() == 0 and before is not None and not resume
 
+    if progress and _rank() == 0:
+        if chosen and not device.startswith("cuda"):
+            stage(f"segmentation config: {cfg_name} on the CPU ({cfg.model.encoder_name}, {cfg.train_cfg.max_epochs} "
+                  f"epochs); the paper's recipe: --config {Path(PAPER_CONFIG).stem} (for GPUs)")
+        stage(f"seg {label} seed {seed} -> {out}" + ("" if verbose else f" (log: {out / 'run.log'})"))
+    out.mkdir(parents=True, exist_ok=True)
+    with chatter_to(out / "run.log" if _rank() == 0 else None, verbose):
+        return _run_segmentation(cfg, cfg_name, settings, out, source, fusion, label, seed=seed, weights=weights,
+                                 device=device, launcher=launcher, amp=amp, encoder_weights=encoder_weights,
+                                 fused_dir=fused_dir, num_pred_images=num_pred_images, skip_bad=skip_bad,
+                                 overwrite=overwrite, resume=resume, clear=clear, fuse_batch_size=fuse_batch_size,
+                                 progress=progress)
+
+
+def _run_segmentation(cfg, cfg_name: str, settings: dict, out: Path, source: Path, fusion: str, label: str, *,
+                      seed: int, weights: str | None, device: str, launcher: str, amp: bool,
+                      encoder_weights: str | Path | None, fused_dir: str | Path | None, num_pred_images: int | None,
+                      skip_bad: bool, overwrite: bool, resume: bool, clear: bool, fuse_batch_size: int,
+                      progress: bool) -> dict[str, Any]:
+    """:func:`run_segmentation` once its arguments are checked: fuse, train, score."""
+    from mmengine.runner import Runner
+
+    from fusion_perception.downstream.seg_report import build_results, write_results
+    from fusion_perception.fusion.cache import default_fused_dir
+    from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
+    from fusion_perception.training.runner import allow_mmengine_checkpoints
+
     if launcher == "pytorch":
         from mmengine.dist import init_dist, is_distributed
 
         if not is_distributed():
             init_dist("pytorch", backend=cfg.get("env_cfg", {}).get("dist_cfg", {}).get("backend", "nccl"))
-    fused_root = Path(fused_dir).expanduser().resolve() if fused_dir is not None else out / "fused"
+    fused_root = (Path(fused_dir).expanduser() if fused_dir is not None else default_fused_dir(source, label)).resolve()
     fuse_device = device
     if launcher == "pytorch":
         fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
@@ -371,6 +406,9 @@ def run_segmentation(
         fused = fuse_dataset(source, fusion, fused_root, layout="msrs", device=fuse_device,
                              batch_size=fuse_batch_size, weights=weights,
                              on_mismatch="replace" if overwrite else "error", skip_bad=skip_bad, progress=progress)
+        if progress:
+            c = fused.manifest["counts"]
+            stage(f"fuse {label}: {c['total']} images in {fused_root} ({c['fused']} new, {c['skipped']} reused)")
     if launcher == "pytorch":
         from mmengine.dist import barrier
 
@@ -387,7 +425,8 @@ def run_segmentation(
         hist = label_histogram([r.mask_path for r in fused.split("train")], int(cfg.model.num_classes))
         cfg.model.class_weight = [round(float(w), 4) for w in median_frequency_weights(hist)]
     _fill_config(cfg, fused_root=fused_root, out=out, seed=seed, amp=amp, launcher=launcher,
-                 encoder_weights=encoder_weights, resume=resume, num_pred_images=num_pred_images, label=label)
+                 encoder_weights=encoder_weights, resume=resume, num_pred_images=num_pred_images, label=label,
+                 progress=progress)
     if _rank() == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
@@ -423,8 +462,9 @@ def run_segmentation(
             },
         )
         write_results(out, results)
-        print(f"[seg] {label} seed {seed}: mIoU {100 * (results['mIoU'] or float('nan')):.1f} "
-              f"(train {t1 - t0:.1f} s, eval {t2 - t1:.1f} s) -> {out / 'results.json'}")
+        if progress:
+            stage(f"test: {results['num_test_images']} images, mIoU {100 * (results['mIoU'] or float('nan')):.1f} "
+                  f"(train {t1 - t0:.0f} s, test {t2 - t1:.0f} s)")
     else:
         results = {"task": "seg", "method": fusion, "label": label, "seed": seed, "mIoU": metrics.get("mIoU")}
     return results

@@ -33,6 +33,7 @@ import fusion_perception.training.models  # noqa: F401  (registers SensingModel,
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
 from fusion_perception.config_files import merge_options, read_config
 from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
 from fusion_perception.models import save_official_state_dict
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
@@ -190,21 +191,34 @@ def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, o
     return False
 
 
-def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False) -> torch.nn.Module:
-    """Train with mmengine's Runner; return the trained (unwrapped) model."""
+def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False, verbose: bool = False,
+         progress: bool = True) -> torch.nn.Module:
+    """Train with mmengine's Runner; return the trained (unwrapped) model.
+
+    The terminal shows one line and a progress bar; mmengine's logger goes to ``work_dir/run.log``
+    (and its own timestamped log) unless ``verbose``.
+    """
     # mmengine appends a timestamp; the counter keeps two runs in one second (sensing ir
     # then vi, tests) from sharing a logger/visualizer instance.
     global _RUN_COUNT
     _RUN_COUNT += 1
     cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
-    resume = continue_or_refuse(Path(cfg.work_dir), _settings(cfg), resume, overwrite, apply=is_main_process())
+    work_dir = Path(cfg.work_dir)
+    resume = continue_or_refuse(work_dir, _settings(cfg), resume, overwrite, apply=is_main_process())
     cfg.resume = bool(resume)
     cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
+    # after the settings are compared: how a run is shown is not what it trains
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ConsoleProgressHook", desc=name,
+                                                            disable=not progress)]
     if cfg.get("launcher", "none") == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
-    runner = Runner.from_cfg(cfg)
-    with allow_mmengine_checkpoints():
-        runner.train()
+    if progress and is_main_process():
+        stage(f"{name}: {'resuming' if resume else 'training'} {cfg.train_cfg.max_epochs} epochs in {work_dir}"
+              + ("" if verbose else f" (log: {work_dir / 'run.log'})"))
+    with chatter_to(work_dir / "run.log", verbose):
+        runner = Runner.from_cfg(cfg)
+        with allow_mmengine_checkpoints():
+            runner.train()
     model = runner.model
     return model.module if is_model_wrapper(model) else model
 
@@ -233,6 +247,8 @@ def train_sensing(
     max_patches: int | None = None,
     cfg_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    verbose: bool = False,
+    progress: bool = True,
 ) -> dict[str, Path]:
     """Train ``A_i`` and/or ``A_v``; returns ``{"ir": work_dir/sensing_ir.pth, "vi": ...}``.
 
@@ -256,7 +272,7 @@ def train_sensing(
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
-        model = _run(cfg, f"sensing_{tgt}", resume, overwrite)
+        model = _run(cfg, f"sensing_{tgt}", resume, overwrite, verbose, progress)
         out[tgt] = work_dir / SENSING_EXPORTS[tgt]
         if is_main_process():
             save_official_state_dict(model.net, out[tgt])
@@ -300,6 +316,8 @@ def train_emma(
     max_patches: int | None = None,
     cfg_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    verbose: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``."""
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
@@ -313,7 +331,7 @@ def train_emma(
         cfg.model.a1 = float(a1)
     if a2 is not None:
         cfg.model.a2 = float(a2)
-    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite)
+    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite, verbose, progress)
     out = work_dir / EMMA_EXPORT
     if is_main_process():
         save_official_state_dict(model.fuser, out)

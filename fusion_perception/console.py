@@ -1,0 +1,88 @@
+"""What a person sees: a line per stage and a progress bar; library chatter goes to the run's log.
+
+mmengine's logger and hook tables, ultralytics' per-batch bars and deprecation warnings are
+useful after a failure and noise before it. :func:`chatter_to` sends everything written to the
+process's stdout and stderr (Python streams and the file descriptors, so C libraries and child
+processes too) to a log file for the length of a run; :func:`stage` and :func:`progress` keep
+writing to the terminal. ``verbose=True`` leaves the terminal as it is, chatter included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+_CONSOLE: list[TextIO] = []  # the terminal while chatter is redirected (innermost last)
+
+
+def console() -> TextIO:
+    """Where a person reads: the terminal, even while library chatter goes to a log file."""
+    return _CONSOLE[-1] if _CONSOLE else sys.stderr
+
+
+def stage(message: str) -> None:
+    """One line of what the toolkit is doing (``fuse emma: 200 images reused from ...``)."""
+    print(message, file=console(), flush=True)
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", unit: str = "it",
+             disable: bool = False, leave: bool = False, **kw: Any):
+    """A tqdm bar on the terminal (not in the log file); gone when done unless ``leave``."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=console(), disable=disable, dynamic_ncols=True,
+                leave=leave, **kw)
+
+
+def _fd_backed(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None  # a test's capture object, say: it stays the console as it is
+
+
+@contextlib.contextmanager
+def chatter_to(log_file: str | Path | None, verbose: bool = False) -> Iterator[Path | None]:
+    """Within the block, stdout and stderr go to ``log_file`` (appended); :func:`console` stays the
+    terminal. Nested blocks move the chatter to the inner log. ``verbose`` or no ``log_file``:
+    nothing is redirected."""
+    if verbose or log_file is None:
+        yield None
+        return
+    log_path = Path(log_file)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    err_fd = _fd_backed(sys.stderr)
+    owned = not _CONSOLE and err_fd is not None  # a stream of our own on the terminal, closed at the end
+    if owned:
+        terminal: TextIO = io.TextIOWrapper(os.fdopen(os.dup(err_fd), "wb", buffering=0), write_through=True)
+    else:
+        terminal = _CONSOLE[-1] if _CONSOLE else sys.stderr
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    saved_streams = (sys.stdout, sys.stderr)
+    log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        for fd in (1, 2):
+            os.dup2(log.fileno(), fd)
+        sys.stdout = sys.stderr = log
+        _CONSOLE.append(terminal)
+        yield log_path
+    finally:
+        _CONSOLE.pop()
+        log.flush()
+        sys.stdout, sys.stderr = saved_streams
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        log.close()
+        if owned:
+            with contextlib.suppress(OSError, ValueError):
+                terminal.close()
+
+
+__all__ = ["chatter_to", "console", "progress", "stage"]

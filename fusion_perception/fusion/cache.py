@@ -1,0 +1,36 @@
+"""The fused-dataset cache every tool agrees on.
+
+``fuse_dataset.py``, ``train_det.py``, ``train_seg.py`` and ``compare_methods.py`` read and write a
+method's fused copy of a dataset in one place, ``work_dirs/fused/<method>/<dataset folder name>``
+(relative to the working directory), so a dataset fused once is not fused again by the next tool:
+``python tools/fuse_dataset.py`` (EMMA on the synthetic default) writes ``work_dirs/fused/emma/m3fd``
+and ``work_dirs/fused/emma/msrs``, which ``train_det.py --fusion emma`` and ``train_seg.py`` reuse.
+A cached copy is reused only when its manifest matches (method, parameters, checkpoint, source
+files); otherwise the tools refuse to replace it without ``--overwrite`` and say what differs.
+``$FUSION_PERCEPTION_FUSED`` moves the cache (the test suite gives each test its own).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "FUSION_PERCEPTION_FUSED"
+
+
+def cache_root() -> Path:
+    """``$FUSION_PERCEPTION_FUSED``, else ``work_dirs/fused`` under the working directory."""
+    return Path(os.environ.get(CACHE_ENV) or Path("work_dirs") / "fused")
+
+
+def fused_cache_root(label: str, root: str | Path | None = None) -> Path:
+    """``work_dirs/fused/<label>``: where a method's fused datasets go (one sub-folder per dataset)."""
+    return Path(root if root is not None else cache_root()) / label
+
+
+def default_fused_dir(source_root: str | Path, label: str, root: str | Path | None = None) -> Path:
+    """``work_dirs/fused/<label>/<source folder name>`` (e.g. ``work_dirs/fused/emma/m3fd``)."""
+    return fused_cache_root(label, root) / Path(source_root).resolve().name
+
+
+__all__ = ["CACHE_ENV", "cache_root", "default_fused_dir", "fused_cache_root"]
