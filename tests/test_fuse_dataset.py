@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pair_folders import random_pairs
 
 from fusion_perception.data.image_io import is_gray, read_image
 from fusion_perception.errors import ConfigError, DatasetError, OutputError
@@ -42,20 +43,6 @@ def _cli_main(argv: list[str]) -> int:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.main([str(a) for a in argv])
-
-
-def _make_pairs(root: Path, n: int, size=(48, 32), colour_every=0, seed=0) -> Path:
-    """A plain ir/vi pair folder; every ``colour_every``-th visible image is colour."""
-    rng = np.random.default_rng(seed)
-    (root / "ir").mkdir(parents=True)
-    (root / "vi").mkdir()
-    w, h = size
-    for i in range(n):
-        cv2.imwrite(str(root / "ir" / f"p{i:03d}.png"), rng.integers(0, 256, (h, w), dtype=np.uint8))
-        colour = colour_every and i % colour_every == 0
-        vi = rng.integers(0, 256, (h, w, 3) if colour else (h, w), dtype=np.uint8)
-        cv2.imwrite(str(root / "vi" / f"p{i:03d}.png"), vi)
-    return root
 
 
 def _png_ok(path: Path) -> bool:
@@ -121,7 +108,7 @@ def test_each_classical_method_from_the_command_line(method, synthetic_root, tmp
 
 
 def test_gray_flag_and_colour_output(tmp_path):
-    src = _make_pairs(tmp_path / "src", 4, colour_every=2)
+    src = random_pairs(tmp_path / "src", 4, colour_every=2)
     colour = fuse_dataset(src, "max", tmp_path / "c", progress=False)
     gray = fuse_dataset(src, "max", tmp_path / "g", gray_output=True, progress=False)
     dims = [read_image(r.image_path).ndim for r in colour.records]
@@ -131,7 +118,7 @@ def test_gray_flag_and_colour_output(tmp_path):
 
 
 def test_tardal_layout_keeps_labels_and_meta(tmp_path):
-    src = _make_pairs(tmp_path / "tardal", 6, colour_every=1)
+    src = random_pairs(tmp_path / "tardal", 6, colour_every=1)
     (src / "labels").mkdir()
     (src / "meta").mkdir()
     for i in range(6):
@@ -168,7 +155,7 @@ class SlowMean(ClassicalFuser):
 
 
 def test_kill_half_way_then_resume(tmp_path):
-    src = _make_pairs(tmp_path / "src", 40)
+    src = random_pairs(tmp_path / "src", 40)
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "slow_fuser_plugin.py").write_text(_SLOW_PLUGIN)
     out = tmp_path / "out"
@@ -210,7 +197,7 @@ def test_kill_half_way_then_resume(tmp_path):
 
 
 def test_rerun_reuses_and_a_changed_setup_is_detected(tmp_path):
-    src = _make_pairs(tmp_path / "src", 5)
+    src = random_pairs(tmp_path / "src", 5)
     out = tmp_path / "out"
     first = fuse_dataset(src, "laplacian", out, fuser_params={"levels": 2}, progress=False)
     stats = {r.name: _stat(r.image_path) for r in first.records}
@@ -277,7 +264,7 @@ def test_folder_method_round_trip(synthetic_root, tmp_path):
 
 
 def test_folder_missing_or_mismatched_results(tmp_path, capsys):
-    src = _make_pairs(tmp_path / "src", 6)
+    src = random_pairs(tmp_path / "src", 6)
     results = tmp_path / "results"
     results.mkdir()
     for i in range(6):
@@ -304,7 +291,7 @@ def test_folder_missing_or_mismatched_results(tmp_path, capsys):
 
 
 def test_bad_method_and_bad_data_on_the_command_line(tmp_path, capsys):
-    src = _make_pairs(tmp_path / "src", 2)
+    src = random_pairs(tmp_path / "src", 2)
     assert _cli_main(["--data", src, "--method", "nope", "--out", tmp_path / "o"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "nope" in err and "registered methods" in err and "gff" in err
@@ -324,7 +311,7 @@ def test_bad_method_and_bad_data_on_the_command_line(tmp_path, capsys):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_skip_bad_pairs_are_listed(tmp_path, capsys):
-    src = _make_pairs(tmp_path / "src", 5)
+    src = random_pairs(tmp_path / "src", 5)
     bad = src / "vi" / "p002.png"
     bad.write_bytes(bad.read_bytes()[:60])  # truncated
     assert _cli_main(["--data", src, "--method", "mean", "--out", tmp_path / "o", "--quiet"]) == 2

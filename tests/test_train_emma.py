@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,23 @@ def test_no_equivariance_still_logs_eq(msrs_root: Path, sensing_dir: Path, tmp_p
     assert hist[0]["first"]["loss"] == pytest.approx(hist[0]["first"]["loss_ir"] + hist[0]["first"]["loss_vi"], rel=1e-5)
     scalars = next(work.glob("*/vis_data/scalars.json")).read_text().splitlines()
     assert all("loss_eq" in json.loads(line) for line in scalars if '"loss"' in line)
+
+
+def test_selection_keeps_the_fuser_with_the_best_held_out_retention(msrs_root: Path, sensing_dir: Path,
+                                                                       tmp_path: Path):
+    """Every `interval` steps the fuser is scored on held-out scenes of another seed; the best is exported."""
+    work = tmp_path / "emma_sel"
+    hooks = [dict(type="LossHistoryHook"),
+              dict(type="RetentionSelectionHook", interval=2, seed=5, count=6, size=(96, 64))]
+    out = train_emma(data_root=msrs_root, sensing_dir=sensing_dir, work_dir=work, epochs=3,
+                     max_patches=TINY["max_patches"], cfg_options={**EMMA_OPTS, "custom_hooks": hooks})
+    record = json.loads((work / "emma_fuser_best.json").read_text())
+    assert record["iteration"] in (2, 4, 6) and record["scenes"] == {"seed": 5, "count": 6}
+    assert record["min"] == min(record["ir_only"], record["vi_only"])
+    log = (work / "run.log").read_text()
+    scores = re.findall(r"held-out retention at iteration (\d+): IR-only ([\d.]+), VI-only ([\d.]+)", log)
+    assert [int(s[0]) for s in scores] == [2, 4, 6]
+    assert record["min"] == pytest.approx(max(min(float(a), float(b)) for _, a, b in scores), abs=1e-3)
+    assert out.read_bytes() == (work / "emma_fuser_best.pth").read_bytes()  # the selected fuser is the export
+    assert (work / "emma_fuser_last.pth").is_file()
+    assert (work / "selection_scenes" / "m3fd" / "synthetic.json").is_file()  # never the training data

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pair_folders import random_pairs
 import torch
 
 from fusion_perception.data.image_io import read_image
@@ -59,18 +60,6 @@ def one_line(err: str) -> str:
     assert len(errors) == 1 and lines[-1] == errors[0], err
     assert "Traceback" not in err and "Warning" not in err and "\x1b" not in err, err
     return errors[0]
-
-
-def make_pairs(root: Path, n: int = 4, size=(48, 32), seed: int = 0, colour: bool = True) -> Path:
-    rng = np.random.default_rng(seed)
-    (root / "ir").mkdir(parents=True)
-    (root / "vi").mkdir()
-    w, h = size
-    for i in range(n):
-        cv2.imwrite(str(root / "ir" / f"p{i}.png"), rng.integers(0, 256, (h, w), dtype=np.uint8))
-        cv2.imwrite(str(root / "vi" / f"p{i}.png"), rng.integers(0, 256, (h, w, 3) if colour else (h, w),
-                                                                 dtype=np.uint8))
-    return root
 
 
 def mtimes(root: Path) -> dict[str, int]:
@@ -186,7 +175,7 @@ def test_f8_files_are_written_with_the_users_umask(tmp_path):
     from fusion_perception.fusion.stage import fuse_dataset
     from fusion_perception.models import UFuser, save_official_state_dict
 
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     old = os.umask(0o022)
     try:
         fuse_dataset(src, "mean", tmp_path / "out", progress=False)
@@ -198,23 +187,23 @@ def test_f8_files_are_written_with_the_users_umask(tmp_path):
 
 
 def test_f9_an_edited_source_is_fused_again(tmp_path, tool):
-    src = make_pairs(tmp_path / "src", colour=False)
+    src = random_pairs(tmp_path / "src")
     out = tmp_path / "out"
     assert tool("fuse_dataset", "--data", src, "--method", "mean", "--out", out, "--quiet")[0] == 0
     before = mtimes(out / "fused")
     time.sleep(0.01)
-    cv2.imwrite(str(src / "ir" / "p1.png"), np.full((32, 48), 255, np.uint8))  # edited in place
+    cv2.imwrite(str(src / "ir" / "p001.png"), np.full((32, 48), 255, np.uint8))  # edited in place
     rc, stdout, _ = tool("fuse_dataset", "--data", src, "--method", "mean", "--out", out, "--quiet")
     assert rc == 0 and "1 new, 3 kept" in stdout and "1 re-fused" in stdout
     after = mtimes(out / "fused")
-    assert after["p1.png"] != before["p1.png"] and {k: after[k] for k in before if k != "p1.png"} == \
-        {k: v for k, v in before.items() if k != "p1.png"}
-    vi = read_image(src / "vi" / "p1.png").astype(float)
-    assert np.abs(read_image(out / "fused" / "p1.png") - (255 + vi) / 2).max() <= 1  # fused from the edited IR
+    assert after["p001.png"] != before["p001.png"] and {k: after[k] for k in before if k != "p001.png"} == \
+        {k: v for k, v in before.items() if k != "p001.png"}
+    vi = read_image(src / "vi" / "p001.png").astype(float)
+    assert np.abs(read_image(out / "fused" / "p001.png") - (255 + vi) / 2).max() <= 1  # fused from the edited IR
 
 
 def test_f10_a_rerun_that_writes_nothing_says_so(tmp_path, tool):
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     out = tmp_path / "out"
     assert "4 new, 0 kept" in tool("fuse_dataset", "--data", src, "--method", "max", "--out", out, "--quiet")[1]
     before = mtimes(out)
@@ -321,7 +310,7 @@ def test_f11_16bit_ir_is_scored_as_it_was_fused(tmp_path):
 def test_f13_images_too_small_for_a_metric_leave_it_undefined(tmp_path, tool):
     from fusion_perception.fusion.stage import fuse_dataset
 
-    src = make_pairs(tmp_path / "src", size=(32, 24))
+    src = random_pairs(tmp_path / "src", size=(32, 24), colour_every=1)
     fuse_dataset(src, "mean", tmp_path / "mean", progress=False)
     rc, stdout, err = tool("eval_fusion", "--fused", tmp_path / "mean", "--out", tmp_path / "eval", "--quiet")
     assert rc == 0, err
@@ -342,7 +331,7 @@ TOOLS_WITH_OUT = {
 def inputs(synthetic_root, tmp_path):
     from fusion_perception.fusion.stage import fuse_dataset
 
-    pairs = make_pairs(tmp_path / "pairs")
+    pairs = random_pairs(tmp_path / "pairs", colour_every=1)
     fuse_dataset(pairs, "mean", tmp_path / "fused_mean", progress=False)
     return {"pairs": pairs, "fused": tmp_path / "fused_mean", "m3fd": synthetic_root / "m3fd",
             "msrs": synthetic_root / "msrs"}
@@ -372,7 +361,7 @@ def test_f16_full_disk_ends_in_one_line_and_leaves_whole_files(tmp_path):
     """A real full disk: a 160 KB tmpfs in a private mount namespace (``unshare``)."""
     if not shutil.which("unshare"):
         pytest.skip("unshare not available")
-    src = make_pairs(tmp_path / "src", n=40, size=(96, 64), colour=True)
+    src = random_pairs(tmp_path / "src", n=40, size=(96, 64), colour_every=1)
     disk = tmp_path / "disk"
     disk.mkdir()
     check = ("import json, sys, pathlib; from fusion_perception.data.image_io import read_image; "
@@ -408,7 +397,7 @@ def test_f17_out_of_memory_advises_a_smaller_batch(tmp_path, tool):
                 torch.empty(1 << 46, dtype=torch.uint8)  # 64 TB: the allocator fails
                 return ir
 
-    src = make_pairs(tmp_path / "src", n=4)
+    src = random_pairs(tmp_path / "src", n=4, colour_every=1)
     with pytest.raises(DatasetError, match=r"out of memory fusing 2 48x32 pairs at once.*--batch-size 1"):
         fuse_dataset(src, "greedy_test_method", tmp_path / "out", batch_size=2, progress=False)
     with pytest.raises(DatasetError, match=r"out of memory fusing this 48x32 pair") as e:
@@ -463,22 +452,23 @@ def test_f20_epochs_zero_is_refused_before_fusing(synthetic_root, tmp_path, tool
 
 def test_f21_emma_weights_given_a_yolo_checkpoint(tmp_path, tool):
     yolo = real_yolo_pt(tmp_path / "last.pt")
-    rc, _, err = tool("fuse_dataset", "--data", make_pairs(tmp_path / "src"), "--method", "emma", "--weights", yolo,
-                      "--out", tmp_path / "out")
+    src = random_pairs(tmp_path / "src", colour_every=1)
+    rc, _, err = tool("fuse_dataset", "--data", src, "--method", "emma", "--weights", yolo, "--out", tmp_path / "out")
     line = one_line(err)
     assert rc == 2 and str(yolo) in line and "ultralytics YOLO checkpoint, not EMMA weights" in line
 
 
 def test_f22_emma_weights_given_a_folder(tmp_path, tool):
     (tmp_path / "weights").mkdir()
-    rc, _, err = tool("fuse_dataset", "--data", make_pairs(tmp_path / "src"), "--method", "emma", "--weights",
-                      tmp_path / "weights", "--out", tmp_path / "out")
+    src = random_pairs(tmp_path / "src", colour_every=1)
+    rc, _, err = tool("fuse_dataset", "--data", src, "--method", "emma", "--weights", tmp_path / "weights",
+                      "--out", tmp_path / "out")
     line = one_line(err)
     assert rc == 2 and str(tmp_path / "weights") in line and "is a directory" in line
 
 
 def test_f23_a_dangling_symlink_is_named(tmp_path, tool):
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     link = src / "ir" / "p2.png"
     link.unlink()
     link.symlink_to(tmp_path / "gone" / "p2.png")
@@ -488,7 +478,7 @@ def test_f23_a_dangling_symlink_is_named(tmp_path, tool):
 
 
 def test_f24_an_empty_modality_folder_is_named(tmp_path, tool):
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     for p in (src / "vi").iterdir():
         p.unlink()
     rc, _, err = tool("fuse_dataset", "--data", src, "--method", "mean", "--out", tmp_path / "out")
@@ -497,7 +487,7 @@ def test_f24_an_empty_modality_folder_is_named(tmp_path, tool):
 
 
 def test_f25_missing_fused_images_name_what_was_found(tmp_path, tool):
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     fused = tmp_path / "results"
     fused.mkdir()
     for i in range(4):
@@ -508,7 +498,7 @@ def test_f25_missing_fused_images_name_what_was_found(tmp_path, tool):
 
 
 def test_f26_folder_method_without_a_path(tmp_path, tool):
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     rc, _, err = tool("fuse_dataset", "--data", src, "--method", "folder", "--out", tmp_path / "out")
     assert rc == 2 and "folder:NAME=PATH" in one_line(err)
     assert not (tmp_path / "out").exists()
@@ -562,7 +552,7 @@ def test_a_refusal_keeps_output_untouched(tmp_path):
     """Fuse into a folder holding another method's output: refused, every file as it was."""
     from fusion_perception.fusion.stage import fuse_dataset
 
-    src = make_pairs(tmp_path / "src")
+    src = random_pairs(tmp_path / "src", colour_every=1)
     fuse_dataset(src, "max", tmp_path / "out", progress=False)
     before = mtimes(tmp_path / "out")
     with pytest.raises(OutputError, match="method max → mean"):

@@ -281,6 +281,38 @@ class RetentionResult:
         }
 
 
+def select_targets(pair: TargetPair, rule: TargetRule, c_ir: Sequence[float], c_vi: Sequence[float]
+                   ) -> list[str | None]:
+    """For each object of ``pair`` (the class filter applied by the caller), the one modality that
+    shows it (``"ir"``/``"vi"``), or ``None``: both, neither, or too faint in its source.
+    ``c_ir``/``c_vi``: the objects' local contrast in the two sources."""
+    out: list[str | None] = []
+    for k, obj in enumerate(pair.objects):
+        if pair.sources is not None:
+            source = pair.sources[k]
+        elif obj.visibility is not None and rule.mode in ("auto", "tags"):
+            source = rule.by_tags(obj.visibility)
+        elif rule.mode in ("auto", "contrast"):
+            source = rule.by_contrast(float(c_ir[k]), float(c_vi[k]))
+        else:
+            source = None
+        c_src = c_ir[k] if source == "ir" else c_vi[k]
+        out.append(source if source is not None and float(c_src) >= rule.min_source_contrast else None)
+    return out
+
+
+def _read_luminance(path: Path):
+    from fusion_perception.data.image_io import luminance01, read_image
+
+    return luminance01(read_image(path))
+
+
+def _wanted(pair: TargetPair, rule: TargetRule) -> TargetPair:
+    keep = [k for k, o in enumerate(pair.objects) if rule.wants(o.label)]
+    return TargetPair(pair.name, pair.ir_path, pair.vi_path, tuple(pair.objects[k] for k in keep),
+                      None if pair.sources is None else tuple(pair.sources[k] for k in keep))
+
+
 def evaluate_retention(
     pairs: Sequence[TargetPair],
     fused: Mapping[str, Mapping[str, Path]],
@@ -291,42 +323,74 @@ def evaluate_retention(
     """Retention of every method's fused images (``fused``: method -> image name -> file)."""
     from tqdm import tqdm
 
-    from fusion_perception.data.image_io import luminance01, read_image
-
     methods = list(fused)
     result = RetentionResult(rule=rule.mode, values={m: [] for m in methods})
     for pair in tqdm(pairs, desc="target retention", unit="pair", disable=not progress):
-        wanted = [(k, o) for k, o in enumerate(pair.objects) if rule.wants(o.label)]
-        if not wanted:
+        pair = _wanted(pair, rule)
+        if not pair.objects:
             continue
-        ir, vi = luminance01(read_image(pair.ir_path)), luminance01(read_image(pair.vi_path))
+        ir, vi = _read_luminance(pair.ir_path), _read_luminance(pair.vi_path)
         images = [ir, vi]
         for m in methods:
-            f = luminance01(read_image(fused[m][pair.name]))
+            f = _read_luminance(fused[m][pair.name])
             if f.shape != ir.shape:
                 raise DatasetError(fused[m][pair.name], f"fused image is {f.shape[1]}x{f.shape[0]}, its source "
                                                         f"pair is {ir.shape[1]}x{ir.shape[0]}")
             images.append(f)
-        boxes = torch.tensor([o.box for _, o in wanted], dtype=torch.float64)
+        boxes = torch.tensor([o.box for o in pair.objects], dtype=torch.float64)
         c = local_contrast(torch.from_numpy(np.stack(images)).to(torch.float64), boxes)  # (2 + M, N)
-        for j, (k, obj) in enumerate(wanted):
-            c_ir, c_vi = float(c[0, j]), float(c[1, j])
-            if pair.sources is not None:
-                source = pair.sources[k]
-            elif obj.visibility is not None and rule.mode in ("auto", "tags"):
-                source = rule.by_tags(obj.visibility)
-            elif rule.mode in ("auto", "contrast"):
-                source = rule.by_contrast(c_ir, c_vi)
-            else:
-                source = None
-            c_src = c_ir if source == "ir" else c_vi
-            if source is None or c_src < rule.min_source_contrast:
+        for j, (obj, source) in enumerate(zip(pair.objects, select_targets(pair, rule, c[0], c[1]))):
+            if source is None:
                 continue
+            c_src = c[SOURCES.index(source), j]
             result.objects.append({"image": pair.name, "label": obj.label, "box": list(obj.box),
-                                   "source": source, "source_contrast": round(c_src, 6)})
+                                   "source": source, "source_contrast": round(float(c_src), 6)})
             for i, m in enumerate(methods):
-                result.values[m].append(float(retention_ratio(c[2 + i, j], c[SOURCES.index(source), j])))
+                result.values[m].append(float(retention_ratio(c[2 + i, j], c_src)))
     return result
+
+
+class RetentionProbe:
+    """Held-out pairs and their single-modality objects, loaded once, to score a fuser quickly
+    (EMMA's model selection during training: :class:`~fusion_perception.training.hooks.RetentionSelectionHook`)."""
+
+    def __init__(self, pairs: Sequence[TargetPair], rule: TargetRule = TargetRule()):
+        self.items: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []  # ir, vi, boxes, source idx, c_src
+        for pair in pairs:
+            pair = _wanted(pair, rule)
+            if not pair.objects:
+                continue
+            ir, vi = (torch.from_numpy(_read_luminance(p)) for p in (pair.ir_path, pair.vi_path))
+            boxes = torch.tensor([o.box for o in pair.objects], dtype=torch.float64)
+            c = local_contrast(torch.stack((ir, vi)).to(torch.float64), boxes)
+            sources = select_targets(pair, rule, c[0], c[1])
+            keep = [k for k, s in enumerate(sources) if s is not None]
+            if keep:
+                idx = torch.tensor([SOURCES.index(sources[k]) for k in keep])
+                self.items.append((ir, vi, boxes[keep], idx, c[idx, torch.tensor(keep)]))
+        if not self.items:
+            raise DatasetError(None, "no held-out object is shown by one modality only")
+
+    def score(self, fuse, batch_size: int = 4) -> dict[str, float]:
+        """``fuse(ir, vi) -> fused`` on ``(B, 1, H, W)`` luminance in [0, 1]; returns the mean IR-only and
+        VI-only retention and the worse of the two (``min``)."""
+        values: dict[int, list[float]] = {0: [], 1: []}
+        for start in range(0, len(self.items), batch_size):
+            chunk = self.items[start:start + batch_size]
+            by_size: dict[tuple, list] = {}
+            for item in chunk:
+                by_size.setdefault(tuple(item[0].shape), []).append(item)
+            for group in by_size.values():
+                ir = torch.stack([g[0] for g in group])[:, None]
+                vi = torch.stack([g[1] for g in group])[:, None]
+                fused = fuse(ir, vi)[:, 0].to(torch.float64).cpu()
+                for f, (_, _, boxes, idx, c_src) in zip(fused, group):
+                    ratio = retention_ratio(local_contrast(f, boxes), c_src)
+                    for s, r in zip(idx.tolist(), ratio.tolist()):
+                        values[s].append(r)
+        ir_only = float(np.mean(values[0])) if values[0] else math.nan
+        vi_only = float(np.mean(values[1])) if values[1] else math.nan
+        return {"ir_only": ir_only, "vi_only": vi_only, "min": float(np.nanmin([ir_only, vi_only]))}
 
 
 def target_pairs(records: Sequence[Mapping], rule: TargetRule) -> list[TargetPair]:
@@ -391,7 +455,8 @@ def csv_text(result: RetentionResult) -> str:
 
 
 __all__ = [
-    "AnnotatedObject", "RetentionResult", "RetentionStat", "TargetPair", "TargetRule", "evaluate_retention",
+    "AnnotatedObject", "RetentionProbe", "RetentionResult", "RetentionStat", "TargetPair", "TargetRule",
+    "evaluate_retention", "select_targets",
     "local_contrast", "markdown_table", "read_objects_file", "read_sidecar_objects", "read_voc_objects",
     "retention_ratio", "summarize", "target_pairs",
 ]

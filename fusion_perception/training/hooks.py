@@ -98,3 +98,72 @@ class ConsoleProgressHook(Hook):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+BEST_FUSER = "emma_fuser_best.pth"
+BEST_RECORD = "emma_fuser_best.json"
+
+
+@HOOKS.register_module()
+class RetentionSelectionHook(Hook):
+    """Model selection by what fusion is for: every ``interval`` iterations (and at the end), fuse
+    held-out synthetic scenes of a seed the training never sees and keep the U-Fuser whose worse of
+    IR-only / VI-only target retention is highest, as ``work_dir/emma_fuser_best.pth`` (official
+    format) with its scores in ``emma_fuser_best.json``.
+
+    EMMA's loss reaches the fuser only through the sensing nets, and on a short CPU schedule the
+    balance between the IR and the visible term swings from one evaluation to the next (measured:
+    IR-only retention 0.16, 0.61, 0.77 after 150, 300, 450 steps of one run); selecting on held-out
+    retention keeps the best fuser of the run instead of whichever the last step left.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, interval: int = 100, seed: int = 1, count: int = 40, size: tuple[int, int] = (320, 256)):
+        self.interval = int(interval)
+        self.seed, self.count, self.size = int(seed), int(count), tuple(size)
+        self._probe = None
+
+    def before_train(self, runner) -> None:
+        if not is_main_process():
+            return
+        from fusion_perception.data.readers import load_dataset
+        from fusion_perception.data.synthetic import generate
+        from fusion_perception.metrics.retention import RetentionProbe, TargetRule, target_pairs
+
+        scenes = Path(runner.work_dir) / "selection_scenes"
+        if not (scenes / "m3fd" / "synthetic.json").is_file():
+            generate(scenes, task="det", count=self.count, size=self.size, seed=self.seed, progress=False)
+        ds = load_dataset(scenes / "m3fd")
+        records = [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "annotation": r.annotation_path}
+                   for r in ds.records]
+        self._probe = RetentionProbe(target_pairs(records, TargetRule(mode="tags")))
+        path = Path(runner.work_dir) / BEST_RECORD
+        self._best = json.loads(path.read_text()) if path.is_file() else None  # a resumed run keeps its best
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._probe is not None and ((runner.iter + 1) % self.interval == 0 or runner.iter + 1 == runner.max_iters):
+            self._select(runner)
+
+    def _select(self, runner) -> None:
+        import torch
+        from mmengine.model import is_model_wrapper
+
+        from fusion_perception.fusion.emma import fuse_one_pass
+        from fusion_perception.models import save_official_state_dict
+
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        fuser = model.fuser
+        was_training = fuser.training
+        fuser.eval()
+        with torch.no_grad():
+            device = next(fuser.parameters()).device
+            scores = self._probe.score(lambda ir, vi: fuse_one_pass(fuser, ir.to(device), vi.to(device)))
+        fuser.train(was_training)
+        it = runner.iter + 1
+        runner.logger.info(f"held-out retention at iteration {it}: IR-only {scores['ir_only']:.3f}, "
+                           f"VI-only {scores['vi_only']:.3f}")
+        if self._best is None or scores["min"] > self._best["min"]:
+            self._best = {"iteration": it, **scores, "scenes": {"seed": self.seed, "count": self.count}}
+            save_official_state_dict(fuser, Path(runner.work_dir) / BEST_FUSER)
+            atomic_write_text(Path(runner.work_dir) / BEST_RECORD, json.dumps(self._best, indent=1))

@@ -28,11 +28,11 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-import fusion_perception.training.hooks  # noqa: F401  (registers LossHistoryHook)
+from fusion_perception.training.hooks import BEST_FUSER  # (importing registers the hooks)
 import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
 from fusion_perception.config_files import merge_options, read_config
-from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.data.image_io import atomic_write_bytes, atomic_write_text
 from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
 from fusion_perception.models import save_official_state_dict
@@ -45,6 +45,7 @@ DEFAULT_EMMA_CONFIG = CONFIG_DIR / "emma" / "small_cpu.py"
 
 SENSING_EXPORTS = {"ir": "sensing_ir.pth", "vi": "sensing_vi.pth"}
 EMMA_EXPORT = "emma_fuser.pth"
+EMMA_LAST_EXPORT = "emma_fuser_last.pth"  # the last iteration's fuser, when another one was selected
 
 _RUN_COUNT = 0
 
@@ -334,7 +335,11 @@ def train_emma(
     model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite, verbose, progress)
     out = work_dir / EMMA_EXPORT
     if is_main_process():
-        save_official_state_dict(model.fuser, out)
+        # with a RetentionSelectionHook in the config, the fuser it selected is the run's result
+        best = work_dir / BEST_FUSER
+        save_official_state_dict(model.fuser, work_dir / EMMA_LAST_EXPORT if best.is_file() else out)
+        if best.is_file():
+            atomic_write_bytes(out, best.read_bytes())
     return out
 
 
