@@ -174,6 +174,7 @@ def fuse_with_colour(
         ycrcb = rgb_to_ycrcb(vi)
         fused_y = fuser.fuse(ir, ycrcb[:, :1], names)
         if fuser.color_output and not gray_output:
-            return ycrcb_to_rgb(torch.cat((fused_y.to(ycrcb.dtype), ycrcb[:, 1:]), dim=1))
+            ycrcb[:, :1] = fused_y  # the visible image's chroma with the fused luminance
+            return ycrcb_to_rgb(ycrcb)
         return fused_y
     return fuser.fuse(ir, vi, names)

@@ -265,8 +265,8 @@ def _exclusive(out: Path) -> Iterator[None]:
 class _Pair:
     rec: PairRecord
     path: Path  # output file
-    ir: np.ndarray  # (1, H, W) float32
-    vi: np.ndarray  # (1 or 3, H, W) float32
+    ir: np.ndarray  # (1, H, W): uint8 (scaled to [0, 1] on the device), or float32 in [0, 1]
+    vi: np.ndarray  # (1 or 3, H, W), likewise
 
 
 def _decode(rec: PairRecord, path: Path) -> _Pair:
@@ -278,9 +278,21 @@ def _decode(rec: PairRecord, path: Path) -> _Pair:
             f"visible image is {vi_img.shape[1]}x{vi_img.shape[0]} but its IR image {rec.ir_path} is "
             f"{ir_img.shape[1]}x{ir_img.shape[0]} (the pair must be registered)",
         )
-    ir = luminance01(ir_img)[None]
-    vi = luminance01(vi_img)[None] if is_gray(vi_img) else np.ascontiguousarray(to_float01(vi_img).transpose(2, 0, 1))
-    return _Pair(rec, path, np.ascontiguousarray(ir, dtype=np.float32), vi.astype(np.float32, copy=False))
+    return _Pair(rec, path, _gray_input(ir_img), _gray_input(vi_img) if is_gray(vi_img) else _colour_input(vi_img))
+
+
+def _gray_input(img: np.ndarray) -> np.ndarray:
+    """``(1, H, W)`` luminance: 8-bit stays 8-bit (a quarter of the bytes to batch and move; the
+    division by 255 happens on the device, to the same float32 values), anything else float32."""
+    if img.dtype == np.uint8 and (img.ndim == 2 or is_gray(img)):
+        return np.ascontiguousarray(img if img.ndim == 2 else img[..., 0])[None]
+    return np.ascontiguousarray(luminance01(img), dtype=np.float32)[None]
+
+
+def _colour_input(img: np.ndarray) -> np.ndarray:
+    """``(3, H, W)`` RGB: uint8 as is, 16-bit scaled to float32 in [0, 1]."""
+    x = img if img.dtype == np.uint8 else to_float01(img)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int) -> Iterator[tuple[Any, Future]]:
@@ -300,7 +312,7 @@ def _batches(pairs: Iterable[_Pair], batch_size: int, max_pending: int) -> Itera
     buckets: dict[tuple, list[_Pair]] = defaultdict(list)
     pending = 0
     for p in pairs:
-        key = (p.ir.shape[-2:], p.vi.shape[0])
+        key = (p.ir.shape[-2:], p.vi.shape[0], p.ir.dtype, p.vi.dtype)
         buckets[key].append(p)
         pending += 1
         if len(buckets[key]) >= batch_size:
@@ -314,21 +326,25 @@ def _batches(pairs: Iterable[_Pair], batch_size: int, max_pending: int) -> Itera
         yield buckets.pop(key)
 
 
+def _to_device01(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack one batch's arrays and move them to ``device`` as float32 in [0, 1]."""
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
+    return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_output: bool) -> np.ndarray:
     """Fuse one batch on ``device``; returns uint8 ``(B, H, W, C)`` on the host."""
-    ir = torch.from_numpy(np.stack([p.ir for p in batch]))
-    vi = torch.from_numpy(np.stack([p.vi for p in batch]))
-    if device.type == "cuda":
-        ir, vi = ir.pin_memory().to(device, non_blocking=True), vi.pin_memory().to(device, non_blocking=True)
-    else:
-        ir, vi = ir.to(device), vi.to(device)
+    ir = _to_device01([p.ir for p in batch], device)
+    vi = _to_device01([p.vi for p in batch], device)
     names = [p.rec.name for p in batch]
     fused = fuse_with_colour(fuser, ir, vi, names, gray_output)
     b, _, h, w = ir.shape
     if fused.ndim != 4 or fused.shape[0] != b or fused.shape[1] not in (1, 3) or tuple(fused.shape[-2:]) != (h, w):
         raise RuntimeError(f"method {fuser.name!r} returned shape {tuple(fused.shape)} "
                            f"for a batch of {tuple(ir.shape)}")
-    if not torch.isfinite(fused).all():
+    # one reduction instead of an elementwise isfinite: a NaN or inf anywhere makes the sum so
+    if not torch.isfinite(fused.sum()):
         raise RuntimeError(f"method {fuser.name!r} produced NaN/inf for {', '.join(names)}")
     # quantise on the device: a quarter of the bytes to copy back; in place, the result is ours
     u8 = fused.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
