@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
-from fusion_perception.cli import add_fusion_weights, count, tool_main
-from fusion_perception.data.records import LAYOUTS
-from fusion_perception.errors import ConfigError, FusionPerceptionError
+# Idle OpenMP threads sleep instead of spinning: torch's threads share the cores with the
+# decode/encode threads (and, on a shared machine, with other jobs). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fusion_perception.cli import add_fusion_weights, count, tool_main  # noqa: E402
+from fusion_perception.data.records import LAYOUTS  # noqa: E402
+from fusion_perception.errors import ConfigError, FusionPerceptionError  # noqa: E402
 
 
 def _param(text: str) -> tuple[str, object]:

@@ -40,6 +40,9 @@ class Fuser:
     # Raised when a method's output changes for the same parameters (a fixed bug), so caches
     # made by the old code no longer match.
     revision: int = 1
+    # Parameters that change how the method computes but not its result beyond float rounding
+    # (memory layout, compilation): a cached fused dataset made with other values is reused.
+    runtime_params: frozenset[str] = frozenset()
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any):
         self.device = torch.device(device)

@@ -125,13 +125,15 @@ class EMMAFuser(Fuser):
     for the authors' release fetched once and verified; the fuse stage passes the toolkit's own
     checkpoint on synthetic data, see :func:`resolve_weights`),
     ``normalize`` (``"minmax"`` per image, what the public code saves, or ``"none"``),
-    ``amp`` (``None``, ``"bf16"`` or ``"fp16"``; CUDA only), ``channels_last``,
-    ``compile`` (``torch.compile`` the network).
+    ``amp`` (``None``, ``"bf16"`` or ``"fp16"``; CUDA only), ``channels_last`` (default on:
+    oneDNN's and cuDNN's faster layout for these convolutions, ~20 % on a CPU),
+    ``compile`` (``torch.compile`` the network; pays back only on thousands of pairs).
     """
 
     name = "emma"
     color_output = True
     resolve_weights = staticmethod(resolve_emma_weights)
+    runtime_params = frozenset({"channels_last", "compile"})
 
     def __init__(
         self,
@@ -139,7 +141,7 @@ class EMMAFuser(Fuser):
         weights: str | Path | None = None,
         normalize: str = "minmax",
         amp: str | None = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
         compile: bool = False,  # noqa: A002 - the documented parameter name
         **unknown: Any,
     ):

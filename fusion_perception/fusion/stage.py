@@ -145,6 +145,19 @@ _FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "sourc
                       "fuser.label": "label"}
 
 
+def _same_pixels(old: dict | None, new: dict, fuser: Fuser) -> bool:
+    """Whether an earlier run's fingerprint describes the pixels ``new`` does: equal once the
+    fuser's runtime parameters (how it computes, not what: e.g. EMMA's memory format) are left
+    out of both, as the device and batch size already are."""
+    def core(fp: dict | None) -> Any:
+        if not isinstance(fp, dict) or not isinstance((fp.get("fuser") or {}).get("params"), dict):
+            return fp
+        params = {k: v for k, v in fp["fuser"]["params"].items() if k not in fuser.runtime_params}
+        return {**fp, "fuser": {**fp["fuser"], "params": params}}
+
+    return core(old) == core(new)
+
+
 # ----------------------------------------------------------------------------- output layout
 
 
@@ -351,19 +364,6 @@ def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_out
     return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
-@contextlib.contextmanager
-def _compute_threads(device: torch.device, workers: int) -> Iterator[None]:
-    """On the CPU, leave cores to the decode/encode threads: torch's intra-op threads spin-wait
-    when a core they need is busy, which costs far more than one thread fewer."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _write(path: Path, img: np.ndarray) -> None:
     write_image(path, img[..., 0] if img.shape[-1] == 1 else img)
 
@@ -416,7 +416,7 @@ def fuse_dataset(
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         old = _read_manifest(out)
-        stale = old is not None and old.get("fingerprint") != fingerprint
+        stale = old is not None and not _same_pixels(old.get("fingerprint"), fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
             why = (describe_changes(old.get("fingerprint") or {}, fingerprint, _FINGERPRINT_WORDS) if stale
@@ -528,7 +528,10 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                 fused += 1
                 bar.update(1)
 
-        with torch.inference_mode(), _compute_threads(device, workers):
+        # torch keeps its own thread count: the decode/encode threads are light next to a network,
+        # and with passive OpenMP waiting (the tools set OMP_WAIT_POLICY=PASSIVE) a core they
+        # take for a moment does not stall the others.
+        with torch.inference_mode():
             for batch in _batches(decoded(), batch_size, max_pending=4 * batch_size):
                 try:
                     images = _fuse_batch(fuser, batch, device, gray_output)
