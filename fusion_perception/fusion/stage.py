@@ -60,6 +60,7 @@ from fusion_perception.fusion.base import (
     parse_method_spec,
     resolve_weights,
 )
+from fusion_perception.fusion.ranks import Ranks
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
 
@@ -386,6 +387,7 @@ def fuse_dataset(
     on_mismatch: str = "error",
     progress: bool = True,
     workers: int = 2,
+    distributed: bool = False,
 ) -> FusedDataset:
     """Fuse every pair of ``source`` with ``method`` into ``out``; resumable; returns the result.
 
@@ -394,6 +396,9 @@ def fuse_dataset(
     ``on_mismatch``: what to do when ``out`` holds a fused dataset made with other settings
     (method, parameters, weights, source, gray_output): ``"error"`` or ``"replace"``.
     ``workers``: threads that decode inputs and, separately, encode outputs.
+    ``distributed``: this process is one rank of a torchrun job (see :mod:`.ranks`): every rank
+    calls this with the same arguments, fuses its share of the pairs (a bare ``cuda`` device is
+    the rank's own GPU), and all return the one merged result.
     """
     if on_mismatch not in ("error", "replace"):
         raise ConfigError(f"on_mismatch must be 'error' or 'replace', not {on_mismatch!r}")
@@ -402,6 +407,8 @@ def fuse_dataset(
     device = torch.device(check_device(device if isinstance(device, str) else str(device)))
     out = check_output_dir(out).resolve()
 
+    ranks = Ranks.join() if distributed else Ranks()
+    device = ranks.device(device)
     params = dict(fuser_params or {})
     weights = resolve_weights(method, weights, source.root if isinstance(source, PairDataset) else source)
     if weights is not None:
@@ -413,8 +420,8 @@ def fuse_dataset(
         raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
     fingerprint = _fingerprint(fuser, method, ds, gray_output)
 
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    def prepare() -> dict | None:
+        """The earlier run's manifest to resume from, after refusing or clearing a different one."""
         old = _read_manifest(out)
         stale = old is not None and not _same_pixels(old.get("fingerprint"), fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
@@ -425,9 +432,16 @@ def fuse_dataset(
                 raise refuse_to_replace(out, "a fused dataset", why)
             _remove_outputs(out, old)
         _remove_stale_temps(out)
-        return _run(ds, src_root, fuser, method, out, fingerprint, None if (stale or orphan) else old,
+        return None if (stale or orphan) else old
+
+    if ranks.leader:
+        out.mkdir(parents=True, exist_ok=True)
+    # The leader holds the folder's lock and prepares it; the other ranks take its word.
+    with _exclusive(out) if ranks.leader else contextlib.nullcontext():
+        old = ranks.from_leader(prepare)
+        return _run(ds, src_root, fuser, method, out, fingerprint, old,
                     device=device, batch_size=batch_size, gray_output=gray_output, skip_bad=skip_bad,
-                    progress=progress, workers=max(1, int(workers)))
+                    progress=progress, workers=max(1, int(workers)), ranks=ranks)
 
 
 def _read_manifest(out: Path) -> dict | None:
@@ -443,7 +457,7 @@ def _read_manifest(out: Path) -> dict | None:
 def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, fingerprint: dict,
          old: dict | None, *,
          device: torch.device, batch_size: int, gray_output: bool, skip_bad: bool, progress: bool,
-         workers: int) -> FusedDataset:
+         workers: int, ranks: Ranks) -> FusedDataset:
     from tqdm import tqdm
 
     records = list(ds.records)
@@ -459,6 +473,9 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
              and (done_before.get(r.name) or {}).get("source_stamp", entries[r.name]["source_stamp"])
              != entries[r.name]["source_stamp"]]
     todo = [r for r in records if r in stale or not (out / entries[r.name]["image"]).is_file()]
+    if ranks.world > 1:  # one view of what is left, the leader's
+        left = set(ranks.from_leader(lambda: [r.name for r in todo]))
+        todo = [r for r in records if r.name in left]
     if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
         fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
         fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
@@ -468,10 +485,6 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     if check is not None and todo:
         check([r.name for r in todo])  # list every missing precomputed result up front
 
-    for r in stale:
-        with contextlib.suppress(FileNotFoundError):
-            (out / entries[r.name]["image"]).unlink()
-    extra_files = _copy_labels(ds, src_root, records, entries, out)
     skipped_source = [{"path": str(s.path), "problem": s.problem} for s in ds.skipped]
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -496,21 +509,33 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
         "device": str(device),
         "complete": False,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "extra_files": extra_files,
+        "extra_files": [],
         "records": [entries[n] for n in names],
     }
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
 
-    bar = tqdm(total=len(todo), desc=f"fuse {manifest['label']}", unit="img", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    def start() -> list[str]:
+        for r in stale:
+            with contextlib.suppress(FileNotFoundError):
+                (out / entries[r.name]["image"]).unlink()
+        manifest["extra_files"] = _copy_labels(ds, src_root, records, entries, out)
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        return manifest["extra_files"]
+
+    # the leader copies the labels and writes the manifest; images only once it is there
+    manifest["extra_files"] = ranks.from_leader(start)
+    share = ranks.share(todo)  # this rank's pairs (all of them in a single process)
+
+    bar = tqdm(total=len(share), desc=f"fuse {manifest['label']}{ranks.describe()}", unit="img",
+               disable=not progress or not ranks.leader, dynamic_ncols=True, file=sys.stderr)
     bad: dict[str, SkippedItem] = {}  # pairs that fail to decode, under skip_bad
     fused = 0
+    failure: FusionPerceptionError | None = None  # this rank's, reported to all ranks
     decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="fuse-decode")
     write_pool = ThreadPoolExecutor(workers, thread_name_prefix="fuse-encode")
     writes: deque[Future] = deque()
     try:
         def decoded() -> Iterator[_Pair]:
-            jobs = ((r, out / entries[r.name]["image"]) for r in todo)
+            jobs = ((r, out / entries[r.name]["image"]) for r in share)
             for (rec, _), fut in _prefetch(decode_pool, _decode, jobs, depth=2 * batch_size + 2 * workers):
                 try:
                     yield fut.result()
@@ -543,22 +568,31 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                     writes.append(write_pool.submit(_write, pair.path, img))
                 drain(limit=4 * batch_size)
         drain(limit=0)
+    except FusionPerceptionError as e:
+        if ranks.world == 1:
+            raise
+        failure = e
     finally:
         decode_pool.shutdown(wait=True, cancel_futures=True)
         write_pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    per_rank = ranks.all_gather((fused, bad), failure)  # raises any rank's failure on every rank
 
-    if bad:
-        manifest["records"] = [e for e in manifest["records"] if e["name"] not in bad]
-        manifest["source"]["skipped"] += [{"path": str(b.path), "problem": b.problem} for b in bad.values()]
-    missing = [e["name"] for e in manifest["records"] if not (out / e["image"]).is_file()]
-    if missing:
-        raise DatasetError(out, f"{len(missing)} fused images were not written: {', '.join(missing[:20])}")
-    manifest["counts"].update(total=len(manifest["records"]), done=len(manifest["records"]), fused=fused,
-                              bad=len(manifest["source"]["skipped"]))
-    manifest["complete"] = True
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    def finish() -> None:  # the one manifest, merged from every rank's work
+        bad = {name: item for _, rank_bad in per_rank for name, item in rank_bad.items()}
+        if bad:
+            manifest["records"] = [e for e in manifest["records"] if e["name"] not in bad]
+            manifest["source"]["skipped"] += [{"path": str(b.path), "problem": b.problem} for b in bad.values()]
+        missing = [e["name"] for e in manifest["records"] if not (out / e["image"]).is_file()]
+        if missing:
+            raise DatasetError(out, f"{len(missing)} fused images were not written: {', '.join(missing[:20])}")
+        manifest["counts"].update(total=len(manifest["records"]), done=len(manifest["records"]),
+                                  fused=sum(n for n, _ in per_rank), bad=len(manifest["source"]["skipped"]))
+        manifest["complete"] = True
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+
+    ranks.from_leader(finish)
     return load_fused_dataset(out)
 
 
