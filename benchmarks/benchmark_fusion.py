@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("benchmark_fusion: error: --device cuda asked for, but torch sees no CUDA GPU here", file=sys.stderr)
         return 2
-    if not args.settings and not (args.roadscene / "vi").is_dir():
+    roadscene = (args.roadscene / "vi").is_dir()
+    if not roadscene and (args.network or not (args.settings or device.type == "cuda")):
         print(f"benchmark_fusion: error: no RoadScene pairs at {args.roadscene} (--roadscene)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bench_fusion_") as tmp:
@@ -309,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.settings or device.type == "cuda":
             settings(args, weights)
             if args.settings:
+                return 0
+            if not roadscene:
+                print(f"no RoadScene pairs at {args.roadscene}: the process comparison is skipped")
                 return 0
         processes(args, weights, work)
         if args.profile:
