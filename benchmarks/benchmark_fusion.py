@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +54,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from processes import REPO, repo_env, run_process  # noqa: E402  (a module next to this script)
+sys.path.insert(0, str(REPO))  # this repository's package, in this process too
+
 DEFAULT_ROADSCENE = REPO.parent / "shared" / "data" / "roadscene"
 
 
@@ -72,18 +73,6 @@ def _random_weights(path: Path, seed: int) -> Path:
     return save_official_state_dict(UFuser(), path)
 
 
-def run_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run of ``cmd``; exits on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def _output_difference(ours: Path, ref: Path, margin: int) -> tuple[float, float]:
     """(max, mean) |Y_ours - Y_ref| in 8-bit levels inside the largest 32-multiple crop less ``margin``."""
     import cv2
@@ -94,15 +83,15 @@ def _output_difference(ours: Path, ref: Path, margin: int) -> tuple[float, float
         b = cv2.cvtColor(cv2.imread(str(ours / p.name)), cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float32)
         h1, w1 = a.shape[0] - a.shape[0] % 32, a.shape[1] - a.shape[1] % 32
         d = np.abs(a - b)[margin:h1 - margin, margin:w1 - margin]
-        worst, means = max(worst, float(d.max())), means + [float(d.mean())]
-    return worst, float(np.mean(means))
+        if d.size:  # images smaller than two margins have no such region
+            worst, means = max(worst, float(d.max())), means + [float(d.mean())]
+    return worst, float(np.mean(means)) if means else float("nan")
 
 
 def processes(args: argparse.Namespace, weights: Path, work: Path) -> None:
     rs = args.roadscene
     n = len([p for p in (rs / "ir").iterdir() if (rs / "vi" / p.name).is_file()])
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = repo_env(OMP_WAIT_POLICY="PASSIVE")
     py = sys.executable
     ref_cmd = [py, str(HERE / "reference_emma.py"), "--data", str(rs), "--weights", str(weights),
                "--out", str(work / "reference"), "--device", args.device]

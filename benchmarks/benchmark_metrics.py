@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,10 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from processes import REPO, repo_env, run_process  # noqa: E402  (a module next to this script)
+sys.path.insert(0, str(REPO))  # this repository's package, in this process too
+
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "roadscene"
 METHODS = ("mean", "max")
 
@@ -63,18 +64,6 @@ def prepare(data: Path, pairs: int | None, work: Path) -> tuple[Path, dict[str, 
     return src, fused
 
 
-def run_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run of ``cmd``; exits on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def compare_values(ours_json: Path, ref_json: Path) -> dict[str, float]:
     ours = json.loads(ours_json.read_text())["methods"]
     ref = json.loads(ref_json.read_text())
@@ -91,8 +80,6 @@ def profile(src: Path, fused: dict[str, Path], env: dict[str, str]) -> None:
     """Where the time goes: start-up imports, decoding, each metric (per pair, in process)."""
     import torch
 
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(HERE))
     from reference_metrics import METRIC_NAMES, reference_metrics
 
     from fusion_perception.metrics.fusion_eval import read_gray255
@@ -144,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "ir").is_dir():
         sys.exit(f"no pair folder at {args.data} (ir/, vi/)")
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = repo_env()
     with tempfile.TemporaryDirectory(prefix="bench_metrics_") as tmp:
         work = Path(tmp)
         src, fused = prepare(args.data, args.pairs, work)

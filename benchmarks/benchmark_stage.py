@@ -24,23 +24,16 @@ import argparse
 import itertools
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from processes import REPO, repo_env, run_process  # noqa: E402  (a module next to this script)
+sys.path.insert(0, str(REPO))  # this repository's package, in this process too
+
 DEFAULT_ROADSCENE = REPO.parent / "shared" / "data" / "roadscene"
-
-
-def wall(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - t0
 
 
 def pair_list(roots: list[Path], path: Path) -> int:
@@ -69,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from fusion_perception.data.synthetic import ensure_default
     from fusion_perception.models import UFuser, save_official_state_dict
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = repo_env()
     py = sys.executable
     methods = [m for m in args.methods.split(",") if m]
     with tempfile.TemporaryDirectory(prefix="bench_stage_") as tmp:
@@ -91,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.exit(f"unknown dataset {name!r}: synthetic or roadscene")
 
         startup = {
-            "floor": min(wall([py, "-c", "import cv2, numpy"], env) for _ in range(3)),
-            "stage": min(wall([py, "-c", "import fusion_perception.fusion.stage, fusion_perception.fusion.emma"], env)
-                         for _ in range(3)),
+            "floor": min(run_process([py, "-c", "import cv2, numpy"], env)[0] for _ in range(3)),
+            "stage": min(run_process([py, "-c", "import fusion_perception.fusion.stage, fusion_perception.fusion.emma"],
+                                     env)[0] for _ in range(3)),
         }
         print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} at start; start-up (interpreter + "
               f"imports): floor {startup['floor']:.2f} s, fuse_dataset {startup['stage']:.2f} s")
@@ -102,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         outputs = itertools.count()  # a fresh output folder for every run: nothing to resume
 
         def timed(cmd_for_run, runs_wanted: int) -> float:
-            return statistics.median(wall(cmd_for_run(work / f"out{next(outputs)}"), env) for _ in range(runs_wanted))
+            runs = [run_process(cmd_for_run(work / f"out{next(outputs)}"), env)[0] for _ in range(runs_wanted)]
+            return statistics.median(runs)
 
         for label, (data_args, roots) in datasets.items():
             n = pair_list(roots, work / "pairs.tsv")

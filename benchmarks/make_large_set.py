@@ -16,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from fusion_perception.data.synthetic import generate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's package
+from fusion_perception.data.synthetic import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

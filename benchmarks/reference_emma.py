@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-from fusion_perception.fusion.emma import public_four_crop_fuse
-from fusion_perception.models import UFuser, load_official_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's package
+from fusion_perception.fusion.emma import public_four_crop_fuse  # noqa: E402
+from fusion_perception.models import UFuser, load_official_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,23 +25,6 @@ from fusion_perception.models import UFuser, save_official_state_dict
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / "tools" / "fuse_dataset.py"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-_SLOW_PLUGIN = '''
-import time
-from fusion_perception.fusion.base import FUSERS
-from fusion_perception.fusion.classical import ClassicalFuser
-
-@FUSERS.register_module(name="slow_mean")
-class SlowMean(ClassicalFuser):
-    """The mean, taking its time: lets a test kill the stage half-way."""
-    name = "slow_mean"
-    defaults = {"delay": 0.05}
-
-    def fuse(self, ir, vi, names=None):
-        time.sleep(self.params["delay"])
-        return (ir + vi) / 2
-'''
-
-
 def _env(**extra: str) -> dict[str, str]:
     # One torch thread in every process, as torchrun gives each rank: the same arithmetic (a
     # network's float results may differ in the last bit between thread counts).
@@ -96,11 +79,9 @@ def test_two_ranks_equal_one_process(method, synthetic_root, tmp_path):
         assert [p.name for p in (tmp_path / "two" / part).glob("manifest*")] == ["manifest.json"]  # one, merged
 
 
-def test_killed_two_rank_run_resumes_per_rank(tmp_path):
+def test_killed_two_rank_run_resumes_per_rank(tmp_path, slow_mean_plugin):
     src = _make_pairs(tmp_path / "src", 24)
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "slow_fuser_plugin.py").write_text(_SLOW_PLUGIN)
-    env = _env(PYTHONPATH=os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]))
+    env = _env(PYTHONPATH=os.pathsep.join([str(slow_mean_plugin), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "two"
     args = [*TORCHRUN, str(CLI), "--data", str(src), "--method", "slow_mean", "--import", "slow_fuser_plugin",
             "--param", "delay=0.15", "--batch-size", "1", "--out", str(out), "--quiet"]
