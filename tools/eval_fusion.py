@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from fusion_perception.cli import count, tool_main
-from fusion_perception.data.records import LAYOUTS
-from fusion_perception.metrics.fusion_quality import METRIC_NAMES
+# Idle OpenMP threads sleep instead of spinning (on a busy machine a spinning thread waits far
+# longer than the small tensor operations take). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fusion_perception.cli import count, tool_main  # noqa: E402
+from fusion_perception.data.records import LAYOUTS  # noqa: E402
+from fusion_perception.metrics.fusion_quality import METRIC_NAMES  # noqa: E402
 
 
 @tool_main

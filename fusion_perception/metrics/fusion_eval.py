@@ -346,10 +346,11 @@ def evaluate_fused_folders(
 
     # Pairs are scored on worker threads: decoding (OpenCV) and the tensor operations release
     # the GIL, so the threads keep every core busy. One torch thread per worker on the CPU:
-    # these are many small operations that intra-op threads would mostly wait on.
+    # these are many small operations that intra-op threads would mostly wait on (spinning,
+    # on a busy machine, for tens of times longer than the work).
     n_workers = max(1, workers or os.cpu_count() or 1)
     threads_before = torch.get_num_threads()
-    if dev.type == "cpu" and n_workers > 1:
+    if dev.type == "cpu":
         torch.set_num_threads(1)
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fusion-metrics")
     bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not progress)
