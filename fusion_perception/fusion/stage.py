@@ -365,6 +365,19 @@ def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_out
     return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
+@contextlib.contextmanager
+def _compute_threads(device: torch.device, workers: int) -> Iterator[None]:
+    """On the CPU, leave cores to the decode/encode threads: torch's intra-op threads spin-wait
+    when a core they need is busy, which costs far more than one thread fewer."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _write(path: Path, img: np.ndarray) -> None:
     write_image(path, img[..., 0] if img.shape[-1] == 1 else img)
 
@@ -553,10 +566,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                 fused += 1
                 bar.update(1)
 
-        # torch keeps its own thread count: the decode/encode threads are light next to a network,
-        # and with passive OpenMP waiting (the tools set OMP_WAIT_POLICY=PASSIVE) a core they
-        # take for a moment does not stall the others.
-        with torch.inference_mode():
+        with torch.inference_mode(), _compute_threads(device, workers):
             for batch in _batches(decoded(), batch_size, max_pending=4 * batch_size):
                 try:
                     images = _fuse_batch(fuser, batch, device, gray_output)
