@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, OutputError
 from fusion_perception.fusion.base import build_fuser, file_sha256, fuse_with_colour
 from fusion_perception.fusion.emma import EMMAFuser, fuse_one_pass, minmax_per_image, public_four_crop_fuse
 from fusion_perception.models import UFuser, save_official_state_dict
@@ -180,5 +180,5 @@ def test_runtime_parameters_do_not_invalidate_a_cached_output(weights, tmp_path)
     again = fuse_dataset(src, "emma", out, weights=weights, progress=False)
     assert again.manifest["params"]["channels_last"] is False  # the cached run, untouched
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == stamps
-    with pytest.raises(ConfigError, match="normalize"):
+    with pytest.raises(OutputError, match="normalize minmax → none\\)"):  # and nothing about channels_last
         fuse_dataset(src, "emma", out, weights=weights, fuser_params={"normalize": "none"}, progress=False)

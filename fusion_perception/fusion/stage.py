@@ -146,17 +146,14 @@ _FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "sourc
                       "fuser.label": "label"}
 
 
-def _same_pixels(old: dict | None, new: dict, fuser: Fuser) -> bool:
-    """Whether an earlier run's fingerprint describes the pixels ``new`` does: equal once the
-    fuser's runtime parameters (how it computes, not what: e.g. EMMA's memory format) are left
-    out of both, as the device and batch size already are."""
-    def core(fp: dict | None) -> Any:
-        if not isinstance(fp, dict) or not isinstance((fp.get("fuser") or {}).get("params"), dict):
-            return fp
-        params = {k: v for k, v in fp["fuser"]["params"].items() if k not in fuser.runtime_params}
-        return {**fp, "fuser": {**fp["fuser"], "params": params}}
-
-    return core(old) == core(new)
+def _pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
+    """What of a fingerprint decides the pixels: all of it but the fuser's runtime parameters
+    (how it computes, not what: e.g. EMMA's memory format), as the device and batch size are
+    left out already. Two runs whose ``_pixels`` are equal share their fused images."""
+    if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
+        return fingerprint
+    params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
+    return {**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}}
 
 
 # ----------------------------------------------------------------------------- output layout
@@ -436,10 +433,11 @@ def fuse_dataset(
     def prepare() -> dict | None:
         """The earlier run's manifest to resume from, after refusing or clearing a different one."""
         old = _read_manifest(out)
-        stale = old is not None and not _same_pixels(old.get("fingerprint"), fingerprint, fuser)
+        stale = old is not None and _pixels(old.get("fingerprint"), fuser) != _pixels(fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
-            why = (describe_changes(old.get("fingerprint") or {}, fingerprint, _FINGERPRINT_WORDS) if stale
+            why = (describe_changes(_pixels(old.get("fingerprint"), fuser) or {}, _pixels(fingerprint, fuser),
+                                    _FINGERPRINT_WORDS) if stale
                    else "fused images but no manifest")
             if on_mismatch == "error":
                 raise refuse_to_replace(out, "a fused dataset", why)
