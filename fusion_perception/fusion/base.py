@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from mmengine.registry import Registry
 
 from fusion_perception.data.image_io import rgb_to_ycrcb, ycrcb_to_rgb
 from fusion_perception.errors import ConfigError
+from fusion_perception.registry import Registry
 
 FUSERS = Registry("fuser")
 
