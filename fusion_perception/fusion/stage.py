@@ -415,16 +415,19 @@ def fuse_dataset(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
     device = torch.device(check_device(device if isinstance(device, str) else str(device)))
-    out = check_output_dir(out).resolve()
-
     ranks = Ranks.join() if distributed else Ranks()
     device = ranks.device(device)
+    # the leader alone tries the output folder (the check creates and removes folders) and makes
+    # the synthetic default where it is missing; the other ranks take its word
+    out = ranks.from_leader(lambda: check_output_dir(out)).resolve()
+
     params = dict(fuser_params or {})
     weights = resolve_weights(method, weights, source.root if isinstance(source, PairDataset) else source)
     if weights is not None:
         params["weights"] = str(weights)
     fuser = build_fuser(method, device, **params)
-    ds = resolve_source(source, layout, skip_bad)
+    ds = (ranks.from_leader(lambda: resolve_source(source, layout, skip_bad)) if source is None
+          else resolve_source(source, layout, skip_bad))
     src_root = Path(ds.root).resolve()
     if out == src_root or src_root.is_relative_to(out):
         raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
@@ -671,14 +674,15 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
 
     ``source=None`` is the synthetic default (generated on first use).
     """
-    check_output_dir(out)
+    ranks = Ranks.join() if kwargs.get("distributed") else Ranks()
+    ranks.from_leader(lambda: check_output_dir(out))
     weights = resolve_weights(method, kwargs.get("weights"), source)
     build_fuser(method, "cpu", **({"weights": weights} if weights else {}),
                 **(kwargs.get("fuser_params") or {}))  # a bad method or parameter fails before any data is made
     if source is None:
         from fusion_perception.data.synthetic import ensure_default
 
-        source = ensure_default("both")
+        source = ranks.from_leader(lambda: ensure_default("both"))  # made once, by the leader
     root = Path(source)
     present = [p for p in parts if (root / p).is_dir()]
     if not present:
