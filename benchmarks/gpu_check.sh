@@ -9,12 +9,12 @@
 #
 #   bash benchmarks/gpu_check.sh [WORKDIR]          # from the repository root; PYTHON=... to choose
 #
-# Needs a Python with torch (CUDA), OpenCV, numpy, tqdm and the project's pure-Python requirements
-# (mmengine and its helpers). Where those are missing and nothing can be installed from the
-# network (the lent GPU machines), download their wheels here first and carry the folder:
-#   python -m pip download --dest .gpu_wheels --no-deps mmengine addict yapf termcolor platformdirs
-# and they are installed into WORKDIR for this run only. Without a GPU it stops at once with one
-# line and exit status 2.
+# Needs a Python with torch (CUDA), OpenCV, numpy, Pillow and tqdm: the fuse stage loads nothing
+# else (no mmengine, no ultralytics), so the lent GPU machines' image runs it as it is. Where one
+# is missing and nothing can be installed from the network, download its wheel here first
+# (python -m pip download --dest .gpu_wheels --no-deps NAME), carry the folder, and it is
+# installed into WORKDIR for this run only. Without a GPU it stops at once with one line and
+# exit status 2.
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
@@ -29,13 +29,14 @@ fail() { echo "gpu_check: error: $*" >&2; exit 2; }
 "$PYTHON" -c "import torch" 2>/dev/null || fail "$PYTHON cannot import torch (PYTHON=... to choose another)"
 "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || fail "$PYTHON's torch sees no CUDA GPU here; run this on a machine with one"
-if ! "$PYTHON" -c "import mmengine, cv2, tqdm" 2>/dev/null; then
+NEEDED="import cv2, numpy, PIL, tqdm"
+if ! "$PYTHON" -c "$NEEDED" 2>/dev/null; then
     if compgen -G ".gpu_wheels/*.whl" >/dev/null; then
         "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$WORK/site" .gpu_wheels/*.whl
         export PYTHONPATH="$PYTHONPATH:$WORK/site"
     fi
-    "$PYTHON" -c "import mmengine, cv2, tqdm" 2>/dev/null \
-        || fail "$PYTHON lacks mmengine, cv2 or tqdm; put their wheels in .gpu_wheels/ (see the header)"
+    "$PYTHON" -c "$NEEDED" 2>/dev/null \
+        || fail "$PYTHON lacks one of OpenCV, numpy, Pillow, tqdm; put its wheel in .gpu_wheels/ (see the header)"
 fi
 
 CORES=$(nproc)
