@@ -1,112 +1,176 @@
-"""Time the nine fusion-quality metrics: the batched torch version against a scipy/numpy baseline.
+#!/usr/bin/env python
+"""The fusion-quality metrics as users meet them: ``tools/eval_fusion.py`` against the reference
+evaluator, each run as a process, start-up included.
 
-Both run in this process on the same prepared images (the RoadScene pairs of
-``shared/data/roadscene`` by default, fused with ``mean`` as the reference fixture does), one
-after the other; the script prints seconds per pair for each, the speed-up, and the largest
-relative deviation between the two per metric. Wall-clock and CPU (process) time are both
-reported: on a machine shared with other jobs the CPU-time ratio is the steadier figure.
+Both score the same fused folders (the RoadScene pairs of ``shared/data/roadscene``, fused with
+``mean`` and ``max`` as the reference fixture defines them, written as 8-bit PNG) against the same
+source pairs, all nine metrics:
 
-    .venv/bin/python benchmarks/benchmark_metrics.py [--data DIR] [--fusion mean|max] [--pairs N]
+* this project: ``python tools/eval_fusion.py --fused mean=DIR --fused max=DIR --source SRC``;
+* the baseline: ``python benchmarks/reference_eval.py`` (the published evaluation scripts' way:
+  scipy/numpy, one image at a time, see ``reference_metrics.py``).
 
-torch runs single-threaded by default (``--threads``), as numpy/scipy do here, so the ratio
-compares the implementations, not the thread counts.
+Each command is timed from launch to exit (wall clock, and the CPU time of the process and its
+threads); the project's command runs ``--runs`` times (median reported), the baseline
+``--baseline-runs`` times, interleaved. The script then checks that both produced the same values
+(largest relative deviation per metric) and prints the speed-up. ``--profile`` adds where the
+time goes: start-up imports of each side, decoding, and each metric per pair in process.
+
+    python benchmarks/benchmark_metrics.py                  # 50 pairs x 2 methods, ~1.5 min idle
+    python benchmarks/benchmark_metrics.py --pairs 25 --profile
+
+On a machine shared with other jobs the wall-clock ratio moves with their load; the CPU-time
+ratio is the steadier figure, the wall-clock one what a user waits for.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import sys
+import tempfile
 import time
-import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
-import torch
 
-from fusion_perception.metrics.fusion_eval import read_gray255
-from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from processes import REPO, repo_env, run_process  # noqa: E402  (a module next to this script)
+sys.path.insert(0, str(REPO))  # this repository's package, in this process too
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_metrics import reference_metrics  # noqa: E402  (a script next to this one)
-
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "roadscene"
+METHODS = ("mean", "max")
 
 
-def load_pairs(root: Path, fusion: str, limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(name, IR, VI, fused) float32 arrays on 0..255, prepared as the reference fixture's inputs."""
-    ir_dir, vi_dir = root / "ir", root / "vi"
-    names = sorted(p.name for p in ir_dir.iterdir() if (vi_dir / p.name).is_file())[:limit]
-    out = []
+def prepare(data: Path, pairs: int | None, work: Path) -> tuple[Path, dict[str, Path]]:
+    """A source folder of the first ``pairs`` pairs (links) and the mean/max fused folders (PNG)."""
+    names = sorted(p.name for p in (data / "ir").iterdir() if (data / "vi" / p.name).is_file())[:pairs]
+    src = work / "src"
+    fused = {m: work / "fused" / m for m in METHODS}
+    for d in (src / "ir", src / "vi", *fused.values()):
+        d.mkdir(parents=True)
     for n in names:
-        a, b = read_gray255(ir_dir / n), read_gray255(vi_dir / n)
-        f = np.round((a + b) / 2) if fusion == "mean" else np.maximum(a, b)  # np.round: half to even
-        out.append((n, a, b, f.astype(np.float32)))
-    return out
+        for mod in ("ir", "vi"):
+            (src / mod / n).symlink_to((data / mod / n).resolve())
+        a, b = (np.round(cv2.cvtColor(cv2.imread(str(data / mod / n)).astype(np.float32), cv2.COLOR_BGR2GRAY))
+                for mod in ("ir", "vi"))
+        stem = Path(n).stem
+        cv2.imwrite(str(fused["mean"] / f"{stem}.png"), np.round((a + b) / 2).astype(np.uint8))  # half to even
+        cv2.imwrite(str(fused["max"] / f"{stem}.png"), np.maximum(a, b).astype(np.uint8))
+    return src, fused
 
 
-def time_it(fn) -> tuple[float, float]:
-    w, c = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - w, time.process_time() - c
+def compare_values(ours_json: Path, ref_json: Path) -> dict[str, float]:
+    ours = json.loads(ours_json.read_text())["methods"]
+    ref = json.loads(ref_json.read_text())
+    worst: dict[str, float] = {}
+    for method, rows in ref.items():
+        for image, vals in rows.items():
+            for m, v in vals.items():
+                got = ours[method]["per_image"][image][m]
+                worst[m] = max(worst.get(m, 0.0), abs(got - v) / max(abs(v), 1e-12))
+    return worst
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ir/ and vi/ (default: RoadScene)")
-    ap.add_argument("--fusion", choices=("mean", "max"), default="mean", help="the fused image scored")
-    ap.add_argument("--pairs", type=int, default=None, help="use only the first N pairs")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    ap.add_argument("--device", default="cpu", help="device of the torch version (default cpu)")
-    args = ap.parse_args(argv)
+def profile(src: Path, fused: dict[str, Path], env: dict[str, str]) -> None:
+    """Where the time goes: start-up imports, decoding, each metric (per pair, in process)."""
+    import torch
 
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", module="sklearn")  # "continuous values for label" on float images
-    pairs = load_pairs(args.data, args.fusion, args.pairs)
-    if not pairs:
-        raise SystemExit(f"no pairs under {args.data}")
-    dev = torch.device(args.device)
-    tensors = [(torch.from_numpy(a)[None].to(dev), torch.from_numpy(b)[None].to(dev), torch.from_numpy(f)[None].to(dev))
-               for _, a, b, f in pairs]
+    from reference_metrics import METRIC_NAMES, reference_metrics
 
-    def run_torch() -> list[dict[str, float]]:
-        out = []
-        for a, b, f in tensors:
-            vals = compute_fusion_metrics(a, b, f)
-            out.append({k: float(v[0]) for k, v in vals.items()})
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return out
+    from fusion_perception.metrics.fusion_eval import read_gray255
+    from fusion_perception.metrics.fusion_quality import compute_fusion_metrics
 
-    def run_reference() -> list[dict[str, float]]:
-        return [reference_metrics(a, b, f) for _, a, b, f in pairs]
-
-    # One warm-up pair each (imports, oneDNN primitive caches), not timed.
-    compute_fusion_metrics(*tensors[0])
-    reference_metrics(*pairs[0][1:])
-
-    res: dict[str, list[dict[str, float]]] = {}
-
-    def keep(key, fn):
-        def run():
-            res[key] = fn()
-        return run
-
-    ref_wall, ref_cpu = time_it(keep("ref", run_reference))
-    ours_wall, ours_cpu = time_it(keep("torch", run_torch))
-
-    n = len(pairs)
-    print(f"{n} pairs from {args.data} ({args.fusion} fusion), all nine metrics, torch threads={args.threads}, "
-          f"device={args.device}")
-    print(f"{'':24s}{'wall s/pair':>12s}{'CPU s/pair':>12s}")
-    print(f"{'scipy/numpy reference':24s}{ref_wall / n:12.4f}{ref_cpu / n:12.4f}")
-    print(f"{'torch (this project)':24s}{ours_wall / n:12.4f}{ours_cpu / n:12.4f}")
-    print(f"{'speed-up':24s}{ref_wall / ours_wall:11.1f}x{ref_cpu / max(ours_cpu, 1e-9):11.1f}x")
-    print("max relative deviation torch vs reference:")
+    py = sys.executable
+    for label, code in (("start-up: python + eval_fusion's imports", "import fusion_perception.metrics.fusion_eval"),
+                        ("start-up: python + reference imports",
+                         "import cv2, scipy.signal, sklearn.metrics, skimage.metrics")):
+        walls = [run_process([py, "-c", code], env)[0] for _ in range(3)]
+        print(f"  {label:<44s} {min(walls):7.3f} s")
+    names = sorted(p.name for p in (src / "ir").iterdir())
+    t0 = time.perf_counter()
+    data = [(read_gray255(src / "ir" / n), read_gray255(src / "vi" / n),
+             [read_gray255(fused[m] / f"{Path(n).stem}.png") for m in METHODS]) for n in names]
+    decode = (time.perf_counter() - t0) / len(names)
+    print(f"  {'decode (IR, VI, 2 fused), per pair':<44s} {decode * 1e3:7.2f} ms")
+    torch.set_num_threads(1)
+    ours = dict.fromkeys(METRIC_NAMES, 0.0)
+    ref = dict.fromkeys(METRIC_NAMES, 0.0)
+    for a, b, fs in data:
+        ta, tb, tf = torch.from_numpy(a)[None], torch.from_numpy(b)[None], torch.from_numpy(np.stack(fs))
+        for m in METRIC_NAMES:
+            t = time.process_time()
+            compute_fusion_metrics(ta, tb, tf, (m,))
+            ours[m] += time.process_time() - t
+            t = time.process_time()
+            for f in fs:
+                reference_metrics(a, b, f, (m,))
+            ref[m] += time.process_time() - t
+    n = len(data)
+    print(f"  per pair (2 methods), CPU ms, one thread:  {'this project':>12s} {'reference':>12s}")
     for m in METRIC_NAMES:
-        dev_max = max(abs(t[m] - r[m]) / max(abs(r[m]), 1e-12) for t, r in zip(res["torch"], res["ref"]))
-        print(f"  {m:5s} {dev_max:.2e}")
+        print(f"    {m:<40s} {ours[m] / n * 1e3:12.2f} {ref[m] / n * 1e3:12.2f}")
+    print(f"    {'all nine':<40s} {sum(ours.values()) / n * 1e3:12.2f} {sum(ref.values()) / n * 1e3:12.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="pair folder with ir/ and vi/ (default: RoadScene)")
+    ap.add_argument("--pairs", type=int, default=None, help="use only the first N pairs (default: all)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of eval_fusion.py (median reported; default 3)")
+    ap.add_argument("--baseline-runs", type=int, default=1, help="runs of the reference evaluator (default 1)")
+    ap.add_argument("--workers", type=int, default=None, help="eval_fusion.py --workers (default: its own)")
+    ap.add_argument("--profile", action="store_true", help="also print start-up, decode and per-metric times")
+    args = ap.parse_args(argv)
+    if not (args.data / "ir").is_dir():
+        sys.exit(f"no pair folder at {args.data} (ir/, vi/)")
+
+    env = repo_env()
+    with tempfile.TemporaryDirectory(prefix="bench_metrics_") as tmp:
+        work = Path(tmp)
+        src, fused = prepare(args.data, args.pairs, work)
+        n = len(list((src / "ir").iterdir()))
+        fused_args = [a for m, d in fused.items() for a in ("--fused", f"{m}={d}")]
+        ours_cmd = [sys.executable, str(REPO / "tools" / "eval_fusion.py"), *fused_args, "--source", str(src),
+                    "--out", str(work / "ours"), "--quiet"]
+        if args.workers:
+            ours_cmd += ["--workers", str(args.workers)]
+        ref_cmd = [sys.executable, str(HERE / "reference_eval.py"), "--source", str(src), *fused_args,
+                   "--out", str(work / "reference.json")]
+        print(f"{n} pairs x {len(METHODS)} methods ({', '.join(METHODS)}) from {args.data}, all nine metrics; "
+              f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} at start")
+        # warm the file cache (libraries, images) for both sides, untimed
+        run_process([sys.executable, "-c", "import torch, cv2, scipy.signal, sklearn.metrics, skimage.metrics"], env)
+        ours_t: list[tuple[float, float]] = []
+        ref_t: list[tuple[float, float]] = []
+        order = ["ours"] + ["ref", "ours"] * max(args.baseline_runs, args.runs)
+        for who in order:
+            if who == "ours" and len(ours_t) < args.runs:
+                ours_t.append(run_process(ours_cmd, env))
+            elif who == "ref" and len(ref_t) < args.baseline_runs:
+                ref_t.append(run_process(ref_cmd, env))
+        worst = compare_values(work / "ours" / "fusion_metrics.json", work / "reference.json")
+        ow, oc = statistics.median(w for w, _ in ours_t), statistics.median(c for _, c in ours_t)
+        rw, rc = statistics.median(w for w, _ in ref_t), statistics.median(c for _, c in ref_t)
+        print(f"{'command (a process each, start-up included)':<46s} {'wall s':>8s} {'CPU s':>8s}")
+        print(f"{'tools/eval_fusion.py (this project)':<46s} {ow:8.2f} {oc:8.2f}   runs: "
+              + ", ".join(f"{w:.2f}" for w, _ in ours_t))
+        print(f"{'benchmarks/reference_eval.py (baseline)':<46s} {rw:8.2f} {rc:8.2f}   runs: "
+              + ", ".join(f"{w:.2f}" for w, _ in ref_t))
+        print(f"speed-up: {rw / ow:.1f}x wall clock, {rc / oc:.1f}x CPU time")
+        print("largest relative deviation from the reference values: "
+              + ", ".join(f"{m} {e:.1e}" for m, e in worst.items()))
+        if args.profile:
+            print("profile:")
+            profile(src, fused, env)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

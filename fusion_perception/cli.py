@@ -9,20 +9,22 @@ import os
 import sys
 from typing import Callable
 
-from mmengine.config import DictAction
-
 from fusion_perception.errors import user_error_message
 
 
-class ConfigOptionsAction(DictAction):
-    """``--cfg-options a.b=1 c=[2,3]`` -> ``{"a.b": 1, "c": [2, 3]}``, parsed as mmengine's tools do;
-    an item without ``=`` is a usage error rather than a traceback."""
+class ConfigOptionsAction(argparse.Action):
+    """``--cfg-options a.b=1 c=[2,3]`` -> ``{"a.b": 1, "c": [2, 3]}``, parsed by mmengine's own
+    DictAction, as mmengine's tools do (imported when the option is given: the tools that only
+    share this module, such as eval_fusion, do not load mmengine); an item without ``=`` is a
+    usage error rather than a traceback."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
         bad = [v for v in values if "=" not in v]
         if bad:
             parser.error(f"{option_string} expects KEY=VALUE, got {bad[0]!r}")
-        super().__call__(parser, namespace, values, option_string)
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
 FUSION_WEIGHTS_HELP = (

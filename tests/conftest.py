@@ -50,3 +50,31 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     generate(out, task="both", count=24, size=(160, 128), seed=0)
     return out
+
+
+_SLOW_MEAN_PLUGIN = '''
+import time
+from fusion_perception.fusion.base import FUSERS
+from fusion_perception.fusion.classical import ClassicalFuser
+
+@FUSERS.register_module(name="slow_mean")
+class SlowMean(ClassicalFuser):
+    """The mean, taking its time: lets a test kill the stage half-way."""
+    name = "slow_mean"
+    defaults = {"delay": 0.05}
+
+    def fuse(self, ir, vi, names=None):
+        time.sleep(self.params["delay"])
+        return (ir + vi) / 2
+'''
+
+
+@pytest.fixture
+def slow_mean_plugin(tmp_path: Path) -> Path:
+    """A folder holding ``slow_fuser_plugin.py``, which registers ``slow_mean``: the mean, taking
+    ``--param delay=SECONDS`` per batch, so that a test can kill the stage half-way. Put the
+    folder on PYTHONPATH and pass ``--import slow_fuser_plugin``."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "slow_fuser_plugin.py").write_text(_SLOW_MEAN_PLUGIN)
+    return folder

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, OutputError
 from fusion_perception.fusion.base import build_fuser, file_sha256, fuse_with_colour
 from fusion_perception.fusion.emma import EMMAFuser, fuse_one_pass, minmax_per_image, public_four_crop_fuse
 from fusion_perception.models import UFuser, save_official_state_dict
@@ -89,10 +89,11 @@ def test_multiple_of_8_equals_the_unpadded_network(weights):
 
 def test_batch_and_channels_last_do_not_change_the_result(weights):
     ir, vi = _images(3, 29, 45, seed=3)
-    plain = build_fuser("emma", "cpu", weights=str(weights))
+    plain = build_fuser("emma", "cpu", weights=str(weights), channels_last=False)
     one_by_one = torch.cat([plain.fuse(ir[i:i + 1], vi[i:i + 1]) for i in range(3)])
     torch.testing.assert_close(plain.fuse(ir, vi), one_by_one, rtol=0, atol=1e-5)
-    cl = build_fuser("emma", "cpu", weights=str(weights), channels_last=True)
+    cl = build_fuser("emma", "cpu", weights=str(weights))  # channels_last by default
+    assert cl.channels_last
     torch.testing.assert_close(cl.fuse(ir, vi), one_by_one, rtol=0, atol=1e-5)
 
 
@@ -163,3 +164,21 @@ def test_fuse_dataset_cli_writes_colour_for_colour_inputs(weights, tmp_path, sha
         vi = read_image(data / "vi" / next(n for n in names if Path(n).stem == p.stem))
         assert img.ndim == 3 and img.shape == vi.shape  # colour in, colour out, same size
         assert img.dtype == np.uint8 and int(img.max()) > int(img.min())
+
+
+def test_runtime_parameters_do_not_invalidate_a_cached_output(weights, tmp_path):
+    """channels_last changes how EMMA computes, not what: a fused dataset made without it is
+    reused by a run with the default (on); normalize does change the pixels and is refused."""
+    from fusion_perception.data.synthetic import generate
+    from fusion_perception.fusion.stage import fuse_dataset
+
+    generate(tmp_path / "data", task="det", count=3, size=(96, 64), seed=0, progress=False)
+    src, out = tmp_path / "data" / "m3fd", tmp_path / "out"
+    first = fuse_dataset(src, "emma", out, weights=weights, fuser_params={"channels_last": False}, progress=False)
+    assert first.manifest["params"]["channels_last"] is False
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
+    again = fuse_dataset(src, "emma", out, weights=weights, progress=False)
+    assert again.manifest["params"]["channels_last"] is False  # the cached run, untouched
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == stamps
+    with pytest.raises(OutputError, match="normalize minmax → none\\)"):  # and nothing about channels_last
+        fuse_dataset(src, "emma", out, weights=weights, fuser_params={"normalize": "none"}, progress=False)

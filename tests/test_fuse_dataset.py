@@ -137,32 +137,13 @@ def test_tardal_layout_keeps_labels_and_meta(tmp_path):
 
 # ----------------------------------------------------------------------------- resume after a kill
 
-_SLOW_PLUGIN = '''
-import time
-from fusion_perception.fusion.base import FUSERS
-from fusion_perception.fusion.classical import ClassicalFuser
-
-@FUSERS.register_module(name="slow_mean")
-class SlowMean(ClassicalFuser):
-    """The mean, taking its time: lets a test kill the stage half-way."""
-    name = "slow_mean"
-    defaults = {"delay": 0.05}
-
-    def fuse(self, ir, vi, names=None):
-        time.sleep(self.params["delay"])
-        return (ir + vi) / 2
-'''
-
-
-def test_kill_half_way_then_resume(tmp_path):
+def test_kill_half_way_then_resume(tmp_path, slow_mean_plugin):
     src = random_pairs(tmp_path / "src", 40)
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "slow_fuser_plugin.py").write_text(_SLOW_PLUGIN)
     out = tmp_path / "out"
     args = [sys.executable, str(CLI), "--data", str(src), "--method", "slow_mean", "--out", str(out),
             "--import", "slow_fuser_plugin", "--param", "delay=0.1", "--batch-size", "1", "--workers", "2",
             "--quiet"]
-    env = _env(PYTHONPATH=str(tmp_path / "plugins") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _env(PYTHONPATH=str(slow_mean_plugin) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -135,6 +135,23 @@ def test_same_values_for_every_input_form_and_batch():
             assert float(one[m][0]) == pytest.approx(float(base[m][i]), rel=1e-5), (i, m)
 
 
+def test_one_source_pair_against_several_fused_images():
+    """Sources of batch 1 against B fused images (several methods of one pair): the values of
+    the expanded batch, and of each image scored alone."""
+    rng = np.random.default_rng(4)
+    ir, vi = (torch.from_numpy(_scene(rng, 48, 52))[None] for _ in range(2))
+    fused = torch.from_numpy(np.stack([_scene(rng, 48, 52) for _ in range(3)]))
+    shared = fq.compute_fusion_metrics(ir, vi, fused)
+    expanded = fq.compute_fusion_metrics(ir.expand(3, -1, -1), vi.expand(3, -1, -1), fused)
+    for m in fq.METRIC_NAMES:
+        torch.testing.assert_close(shared[m], expanded[m], rtol=1e-12, atol=0, msg=m)
+        for i in range(3):
+            alone = fq.compute_fusion_metrics(ir, vi, fused[i:i + 1], (m,))[m]
+            assert float(alone[0]) == pytest.approx(float(shared[m][i]), rel=1e-6), (m, i)
+    with pytest.raises(ValueError, match="differ in shape"):
+        fq.compute_fusion_metrics(ir.expand(2, -1, -1), vi.expand(2, -1, -1), fused)
+
+
 def test_individual_functions_match_the_combined_call():
     rng = np.random.default_rng(2)
     ir, vi, fu = (torch.from_numpy(_scene(rng, 48, 56))[None] for _ in range(3))

@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from fusion_perception.cli import count, tool_main
-from fusion_perception.data.records import LAYOUTS
-from fusion_perception.metrics.fusion_quality import METRIC_NAMES
+# Idle OpenMP threads sleep instead of spinning (on a busy machine a spinning thread waits far
+# longer than the small tensor operations take). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fusion_perception.cli import count, tool_main  # noqa: E402
+from fusion_perception.data.records import LAYOUTS  # noqa: E402
+from fusion_perception.metrics.fusion_quality import METRIC_NAMES  # noqa: E402
 
 
 @tool_main
@@ -39,10 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", default=",".join(METRIC_NAMES), metavar="LIST",
                     help=f"comma-separated subset (default: {','.join(METRIC_NAMES)})")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    ap.add_argument("--threads", type=count(0), default=1, metavar="N",
-                    help="torch CPU threads (default 1: the metrics are many small tensor operations, and "
-                         "more threads mostly wait on each other, badly so on a busy machine; 0 = torch's choice)")
-    ap.add_argument("--workers", type=count(1), default=2, metavar="N", help="image-decoding threads (default 2)")
+    ap.add_argument("--workers", type=count(1), default=None, metavar="N",
+                    help="pairs read and scored at once, each on its own thread with one torch thread "
+                         "(default: one per CPU core)")
     ap.add_argument("--targets", default="auto", metavar="RULE|CSV",
                     help="target retention (the contrast kept of objects only one modality shows), where the "
                          "source has boxes: 'auto' (the annotations' visibility tags where present, else the "
@@ -57,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="replace tables in --out that score other folders or metrics (default: refuse)")
     args = ap.parse_args(argv)
 
-    import torch
-
     from fusion_perception.metrics.fusion_eval import (
         evaluate_fused_folders,
         evaluate_target_retention,
@@ -67,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     from fusion_perception.metrics.retention import TargetRule
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rule = None if args.targets == "off" else TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
     result = evaluate_fused_folders(
         args.fused, args.source, layout=args.layout, split=args.split, device=args.device,

@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
-from fusion_perception.cli import add_fusion_weights, count, tool_main
-from fusion_perception.data.records import LAYOUTS
-from fusion_perception.errors import ConfigError, FusionPerceptionError
+# Idle OpenMP threads sleep instead of spinning: torch's threads share the cores with the
+# decode/encode threads (and, on a shared machine, with other jobs). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fusion_perception.cli import add_fusion_weights, count, tool_main  # noqa: E402
+from fusion_perception.data.records import LAYOUTS  # noqa: E402
+from fusion_perception.errors import ConfigError, FusionPerceptionError  # noqa: E402
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -41,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                "Examples: fuse_dataset.py  (EMMA with the toolkit's checkpoint on the synthetic default, both "
                "datasets, into work_dirs/fused/emma/{m3fd,msrs}, where train_det.py --fusion emma and train_seg.py "
                "find them);  fuse_dataset.py --method gff;  fuse_dataset.py --data M3FD_Detection --method emma "
-               "--weights official --device cuda.  Exit status 2 with a one-line message on bad input.",
+               "--weights official --device cuda.  Several processes or GPUs: torchrun --nproc_per_node 4 "
+               "tools/fuse_dataset.py ... --device cuda (each rank fuses its share of the pairs on its own GPU, "
+               "one manifest; several nodes need --data and --out on a filesystem all of them see).  "
+               "Exit status 2 with a one-line message on bad input.",
     )
     ap.add_argument("--data", metavar="ROOT",
                     help="the dataset's root folder (default: the synthetic default, whose m3fd and msrs "
@@ -73,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from fusion_perception.fusion.base import method_label
     from fusion_perception.fusion.cache import default_fused_dir, fused_cache_root
+    from fusion_perception.fusion.ranks import launched_by_torchrun
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default
 
     kwargs = dict(layout=args.layout, device=args.device, batch_size=args.batch_size, weights=args.weights,
                   fuser_params=dict(args.param), gray_output=args.gray, skip_bad=args.skip_bad,
                   on_mismatch="replace" if args.overwrite else "error", progress=not args.quiet,
-                  workers=args.workers)
+                  workers=args.workers, distributed=launched_by_torchrun())
     for module in args.imports:
         try:
             importlib.import_module(module)
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out = args.out or default_fused_dir(args.data, label)
         results = {"": fuse_dataset(args.data, args.method, out, **kwargs)}
+    if kwargs["distributed"] and os.environ.get("RANK") != "0":
+        return 0  # the leader reports for all ranks
     for fused in results.values():
         c = fused.manifest["counts"]
         print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"

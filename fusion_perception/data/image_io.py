@@ -240,16 +240,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def rgb_to_ycrcb(rgb: torch.Tensor) -> torch.Tensor:
     """``(..., 3, H, W)`` RGB in [0, 1] to YCrCb (OpenCV's convention, chroma offset 0.5)."""
     r, g, b = rgb.unbind(-3)
-    y = _KR * r + _KG * g + _KB * b
-    cr = (r - y) * 0.713 + 0.5
-    cb = (b - y) * 0.564 + 0.5
-    return torch.stack((y, cr, cb), dim=-3)
+    out = torch.empty_like(rgb, memory_format=torch.contiguous_format)
+    y, cr, cb = out.unbind(-3)
+    # Written into one output, operation for operation ``y = KR r + KG g + KB b``,
+    # ``cr = (r - y) 0.713 + 0.5``, ``cb = (b - y) 0.564 + 0.5`` (the same roundings), no stack.
+    torch.mul(r, _KR, out=y).add_(g * _KG).add_(b * _KB)
+    torch.sub(r, y, out=cr).mul_(0.713).add_(0.5)
+    torch.sub(b, y, out=cb).mul_(0.564).add_(0.5)
+    return out
 
 
 def ycrcb_to_rgb(ycrcb: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_ycrcb`; the result is clamped to [0, 1]."""
     y, cr, cb = ycrcb.unbind(-3)
-    r = y + 1.403 * (cr - 0.5)
-    g = y - 0.714 * (cr - 0.5) - 0.344 * (cb - 0.5)
-    b = y + 1.773 * (cb - 0.5)
-    return torch.stack((r, g, b), dim=-3).clamp_(0.0, 1.0)
+    cr, cb = cr - 0.5, cb - 0.5
+    out = torch.empty_like(ycrcb, memory_format=torch.contiguous_format)
+    r, g, b = out.unbind(-3)
+    # r = y + 1.403 cr, g = y - 0.714 cr - 0.344 cb, b = y + 1.773 cb (centred chroma), in place
+    torch.add(y, cr * 1.403, out=r)
+    torch.sub(y, cr * 0.714, out=g).sub_(cb * 0.344)
+    torch.add(y, cb * 1.773, out=b)
+    return out.clamp_(0.0, 1.0)

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from mmengine.registry import Registry
 
 from fusion_perception.data.image_io import rgb_to_ycrcb, ycrcb_to_rgb
 from fusion_perception.errors import ConfigError
+from fusion_perception.registry import Registry
 
 FUSERS = Registry("fuser")
 
@@ -40,6 +40,9 @@ class Fuser:
     # Raised when a method's output changes for the same parameters (a fixed bug), so caches
     # made by the old code no longer match.
     revision: int = 1
+    # Parameters that change how the method computes but not its result beyond float rounding
+    # (memory layout, compilation): a cached fused dataset made with other values is reused.
+    runtime_params: frozenset[str] = frozenset()
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any):
         self.device = torch.device(device)
@@ -174,6 +177,7 @@ def fuse_with_colour(
         ycrcb = rgb_to_ycrcb(vi)
         fused_y = fuser.fuse(ir, ycrcb[:, :1], names)
         if fuser.color_output and not gray_output:
-            return ycrcb_to_rgb(torch.cat((fused_y.to(ycrcb.dtype), ycrcb[:, 1:]), dim=1))
+            ycrcb[:, :1] = fused_y  # the visible image's chroma with the fused luminance
+            return ycrcb_to_rgb(ycrcb)
         return fused_y
     return fuser.fuse(ir, vi, names)

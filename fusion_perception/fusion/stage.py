@@ -60,6 +60,7 @@ from fusion_perception.fusion.base import (
     parse_method_spec,
     resolve_weights,
 )
+from fusion_perception.fusion.ranks import Ranks
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
 
@@ -143,6 +144,16 @@ def _fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) 
 _FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "source_root": "source",
                       "source_layout": "layout", "gray_output": "gray output", "fuser.method": "",
                       "fuser.label": "label"}
+
+
+def _pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
+    """What of a fingerprint decides the pixels: all of it but the fuser's runtime parameters
+    (how it computes, not what: e.g. EMMA's memory format), as the device and batch size are
+    left out already. Two runs whose ``_pixels`` are equal share their fused images."""
+    if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
+        return fingerprint
+    params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
+    return {**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}}
 
 
 # ----------------------------------------------------------------------------- output layout
@@ -265,8 +276,8 @@ def _exclusive(out: Path) -> Iterator[None]:
 class _Pair:
     rec: PairRecord
     path: Path  # output file
-    ir: np.ndarray  # (1, H, W) float32
-    vi: np.ndarray  # (1 or 3, H, W) float32
+    ir: np.ndarray  # (1, H, W): uint8 (scaled to [0, 1] on the device), or float32 in [0, 1]
+    vi: np.ndarray  # (1 or 3, H, W), likewise
 
 
 def _decode(rec: PairRecord, path: Path) -> _Pair:
@@ -278,9 +289,21 @@ def _decode(rec: PairRecord, path: Path) -> _Pair:
             f"visible image is {vi_img.shape[1]}x{vi_img.shape[0]} but its IR image {rec.ir_path} is "
             f"{ir_img.shape[1]}x{ir_img.shape[0]} (the pair must be registered)",
         )
-    ir = luminance01(ir_img)[None]
-    vi = luminance01(vi_img)[None] if is_gray(vi_img) else np.ascontiguousarray(to_float01(vi_img).transpose(2, 0, 1))
-    return _Pair(rec, path, np.ascontiguousarray(ir, dtype=np.float32), vi.astype(np.float32, copy=False))
+    return _Pair(rec, path, _gray_input(ir_img), _gray_input(vi_img) if is_gray(vi_img) else _colour_input(vi_img))
+
+
+def _gray_input(img: np.ndarray) -> np.ndarray:
+    """``(1, H, W)`` luminance: 8-bit stays 8-bit (a quarter of the bytes to batch and move; the
+    division by 255 happens on the device, to the same float32 values), anything else float32."""
+    if img.dtype == np.uint8 and (img.ndim == 2 or is_gray(img)):
+        return np.ascontiguousarray(img if img.ndim == 2 else img[..., 0])[None]
+    return np.ascontiguousarray(luminance01(img), dtype=np.float32)[None]
+
+
+def _colour_input(img: np.ndarray) -> np.ndarray:
+    """``(3, H, W)`` RGB: uint8 as is, 16-bit scaled to float32 in [0, 1]."""
+    x = img if img.dtype == np.uint8 else to_float01(img)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int) -> Iterator[tuple[Any, Future]]:
@@ -300,7 +323,7 @@ def _batches(pairs: Iterable[_Pair], batch_size: int, max_pending: int) -> Itera
     buckets: dict[tuple, list[_Pair]] = defaultdict(list)
     pending = 0
     for p in pairs:
-        key = (p.ir.shape[-2:], p.vi.shape[0])
+        key = (p.ir.shape[-2:], p.vi.shape[0], p.ir.dtype, p.vi.dtype)
         buckets[key].append(p)
         pending += 1
         if len(buckets[key]) >= batch_size:
@@ -314,21 +337,25 @@ def _batches(pairs: Iterable[_Pair], batch_size: int, max_pending: int) -> Itera
         yield buckets.pop(key)
 
 
+def _to_device01(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack one batch's arrays and move them to ``device`` as float32 in [0, 1]."""
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
+    return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_output: bool) -> np.ndarray:
     """Fuse one batch on ``device``; returns uint8 ``(B, H, W, C)`` on the host."""
-    ir = torch.from_numpy(np.stack([p.ir for p in batch]))
-    vi = torch.from_numpy(np.stack([p.vi for p in batch]))
-    if device.type == "cuda":
-        ir, vi = ir.pin_memory().to(device, non_blocking=True), vi.pin_memory().to(device, non_blocking=True)
-    else:
-        ir, vi = ir.to(device), vi.to(device)
+    ir = _to_device01([p.ir for p in batch], device)
+    vi = _to_device01([p.vi for p in batch], device)
     names = [p.rec.name for p in batch]
     fused = fuse_with_colour(fuser, ir, vi, names, gray_output)
     b, _, h, w = ir.shape
     if fused.ndim != 4 or fused.shape[0] != b or fused.shape[1] not in (1, 3) or tuple(fused.shape[-2:]) != (h, w):
         raise RuntimeError(f"method {fuser.name!r} returned shape {tuple(fused.shape)} "
                            f"for a batch of {tuple(ir.shape)}")
-    if not torch.isfinite(fused).all():
+    # one reduction instead of an elementwise isfinite: a NaN or inf anywhere makes the sum so
+    if not torch.isfinite(fused.sum()):
         raise RuntimeError(f"method {fuser.name!r} produced NaN/inf for {', '.join(names)}")
     # quantise on the device: a quarter of the bytes to copy back; in place, the result is ours
     u8 = fused.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
@@ -370,6 +397,7 @@ def fuse_dataset(
     on_mismatch: str = "error",
     progress: bool = True,
     workers: int = 2,
+    distributed: bool = False,
 ) -> FusedDataset:
     """Fuse every pair of ``source`` with ``method`` into ``out``; resumable; returns the result.
 
@@ -378,40 +406,56 @@ def fuse_dataset(
     ``on_mismatch``: what to do when ``out`` holds a fused dataset made with other settings
     (method, parameters, weights, source, gray_output): ``"error"`` or ``"replace"``.
     ``workers``: threads that decode inputs and, separately, encode outputs.
+    ``distributed``: this process is one rank of a torchrun job (see :mod:`.ranks`): every rank
+    calls this with the same arguments, fuses its share of the pairs (a bare ``cuda`` device is
+    the rank's own GPU), and all return the one merged result.
     """
     if on_mismatch not in ("error", "replace"):
         raise ConfigError(f"on_mismatch must be 'error' or 'replace', not {on_mismatch!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
     device = torch.device(check_device(device if isinstance(device, str) else str(device)))
-    out = check_output_dir(out).resolve()
+    ranks = Ranks.join() if distributed else Ranks()
+    device = ranks.device(device)
+    # the leader alone tries the output folder (the check creates and removes folders) and makes
+    # the synthetic default where it is missing; the other ranks take its word
+    out = ranks.from_leader(lambda: check_output_dir(out)).resolve()
 
     params = dict(fuser_params or {})
     weights = resolve_weights(method, weights, source.root if isinstance(source, PairDataset) else source)
     if weights is not None:
         params["weights"] = str(weights)
     fuser = build_fuser(method, device, **params)
-    ds = resolve_source(source, layout, skip_bad)
+    ds = (ranks.from_leader(lambda: resolve_source(source, layout, skip_bad)) if source is None
+          else resolve_source(source, layout, skip_bad))
     src_root = Path(ds.root).resolve()
     if out == src_root or src_root.is_relative_to(out):
         raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
     fingerprint = _fingerprint(fuser, method, ds, gray_output)
 
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    def prepare() -> dict | None:
+        """The earlier run's manifest to resume from, after refusing or clearing a different one."""
         old = _read_manifest(out)
-        stale = old is not None and old.get("fingerprint") != fingerprint
+        stale = old is not None and _pixels(old.get("fingerprint"), fuser) != _pixels(fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
-            why = (describe_changes(old.get("fingerprint") or {}, fingerprint, _FINGERPRINT_WORDS) if stale
+            why = (describe_changes(_pixels(old.get("fingerprint"), fuser) or {}, _pixels(fingerprint, fuser),
+                                    _FINGERPRINT_WORDS) if stale
                    else "fused images but no manifest")
             if on_mismatch == "error":
                 raise refuse_to_replace(out, "a fused dataset", why)
             _remove_outputs(out, old)
         _remove_stale_temps(out)
-        return _run(ds, src_root, fuser, method, out, fingerprint, None if (stale or orphan) else old,
+        return None if (stale or orphan) else old
+
+    if ranks.leader:
+        out.mkdir(parents=True, exist_ok=True)
+    # The leader holds the folder's lock and prepares it; the other ranks take its word.
+    with _exclusive(out) if ranks.leader else contextlib.nullcontext():
+        old = ranks.from_leader(prepare)
+        return _run(ds, src_root, fuser, method, out, fingerprint, old,
                     device=device, batch_size=batch_size, gray_output=gray_output, skip_bad=skip_bad,
-                    progress=progress, workers=max(1, int(workers)))
+                    progress=progress, workers=max(1, int(workers)), ranks=ranks)
 
 
 def _read_manifest(out: Path) -> dict | None:
@@ -427,7 +471,7 @@ def _read_manifest(out: Path) -> dict | None:
 def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, fingerprint: dict,
          old: dict | None, *,
          device: torch.device, batch_size: int, gray_output: bool, skip_bad: bool, progress: bool,
-         workers: int) -> FusedDataset:
+         workers: int, ranks: Ranks) -> FusedDataset:
     from tqdm import tqdm
 
     records = list(ds.records)
@@ -443,6 +487,9 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
              and (done_before.get(r.name) or {}).get("source_stamp", entries[r.name]["source_stamp"])
              != entries[r.name]["source_stamp"]]
     todo = [r for r in records if r in stale or not (out / entries[r.name]["image"]).is_file()]
+    if ranks.world > 1:  # one view of what is left, the leader's
+        left = set(ranks.from_leader(lambda: [r.name for r in todo]))
+        todo = [r for r in records if r.name in left]
     if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
         fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
         fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
@@ -452,10 +499,6 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     if check is not None and todo:
         check([r.name for r in todo])  # list every missing precomputed result up front
 
-    for r in stale:
-        with contextlib.suppress(FileNotFoundError):
-            (out / entries[r.name]["image"]).unlink()
-    extra_files = _copy_labels(ds, src_root, records, entries, out)
     skipped_source = [{"path": str(s.path), "problem": s.problem} for s in ds.skipped]
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -480,21 +523,33 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
         "device": str(device),
         "complete": False,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "extra_files": extra_files,
+        "extra_files": [],
         "records": [entries[n] for n in names],
     }
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
 
-    bar = tqdm(total=len(todo), desc=f"fuse {manifest['label']}", unit="img", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    def start() -> list[str]:
+        for r in stale:
+            with contextlib.suppress(FileNotFoundError):
+                (out / entries[r.name]["image"]).unlink()
+        manifest["extra_files"] = _copy_labels(ds, src_root, records, entries, out)
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        return manifest["extra_files"]
+
+    # the leader copies the labels and writes the manifest; images only once it is there
+    manifest["extra_files"] = ranks.from_leader(start)
+    share = ranks.share(todo)  # this rank's pairs (all of them in a single process)
+
+    bar = tqdm(total=len(share), desc=f"fuse {manifest['label']}{ranks.describe()}", unit="img",
+               disable=not progress or not ranks.leader, dynamic_ncols=True, file=sys.stderr)
     bad: dict[str, SkippedItem] = {}  # pairs that fail to decode, under skip_bad
     fused = 0
+    failure: FusionPerceptionError | None = None  # this rank's, reported to all ranks
     decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="fuse-decode")
     write_pool = ThreadPoolExecutor(workers, thread_name_prefix="fuse-encode")
     writes: deque[Future] = deque()
     try:
         def decoded() -> Iterator[_Pair]:
-            jobs = ((r, out / entries[r.name]["image"]) for r in todo)
+            jobs = ((r, out / entries[r.name]["image"]) for r in share)
             for (rec, _), fut in _prefetch(decode_pool, _decode, jobs, depth=2 * batch_size + 2 * workers):
                 try:
                     yield fut.result()
@@ -524,22 +579,31 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                     writes.append(write_pool.submit(_write, pair.path, img))
                 drain(limit=4 * batch_size)
         drain(limit=0)
+    except FusionPerceptionError as e:
+        if ranks.world == 1:
+            raise
+        failure = e
     finally:
         decode_pool.shutdown(wait=True, cancel_futures=True)
         write_pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    per_rank = ranks.all_gather((fused, bad), failure)  # raises any rank's failure on every rank
 
-    if bad:
-        manifest["records"] = [e for e in manifest["records"] if e["name"] not in bad]
-        manifest["source"]["skipped"] += [{"path": str(b.path), "problem": b.problem} for b in bad.values()]
-    missing = [e["name"] for e in manifest["records"] if not (out / e["image"]).is_file()]
-    if missing:
-        raise DatasetError(out, f"{len(missing)} fused images were not written: {', '.join(missing[:20])}")
-    manifest["counts"].update(total=len(manifest["records"]), done=len(manifest["records"]), fused=fused,
-                              bad=len(manifest["source"]["skipped"]))
-    manifest["complete"] = True
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    def finish() -> None:  # the one manifest, merged from every rank's work
+        bad = {name: item for _, rank_bad in per_rank for name, item in rank_bad.items()}
+        if bad:
+            manifest["records"] = [e for e in manifest["records"] if e["name"] not in bad]
+            manifest["source"]["skipped"] += [{"path": str(b.path), "problem": b.problem} for b in bad.values()]
+        missing = [e["name"] for e in manifest["records"] if not (out / e["image"]).is_file()]
+        if missing:
+            raise DatasetError(out, f"{len(missing)} fused images were not written: {', '.join(missing[:20])}")
+        manifest["counts"].update(total=len(manifest["records"]), done=len(manifest["records"]),
+                                  fused=sum(n for n, _ in per_rank), bad=len(manifest["source"]["skipped"]))
+        manifest["complete"] = True
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+
+    ranks.from_leader(finish)
     return load_fused_dataset(out)
 
 
@@ -610,14 +674,15 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
 
     ``source=None`` is the synthetic default (generated on first use).
     """
-    check_output_dir(out)
+    ranks = Ranks.join() if kwargs.get("distributed") else Ranks()
+    ranks.from_leader(lambda: check_output_dir(out))
     weights = resolve_weights(method, kwargs.get("weights"), source)
     build_fuser(method, "cpu", **({"weights": weights} if weights else {}),
                 **(kwargs.get("fuser_params") or {}))  # a bad method or parameter fails before any data is made
     if source is None:
         from fusion_perception.data.synthetic import ensure_default
 
-        source = ensure_default("both")
+        source = ranks.from_leader(lambda: ensure_default("both"))  # made once, by the leader
     root = Path(source)
     present = [p for p in parts if (root / p).is_dir()]
     if not present:

@@ -2,7 +2,8 @@
 
 ``evaluate_fused_folders`` matches each fused folder's images to the source pairs by file
 stem (any image extension), reads every source pair once, scores all methods of a pair as one
-batch with :func:`~fusion_perception.metrics.fusion_quality.compute_fusion_metrics`, and
+batch with :func:`~fusion_perception.metrics.fusion_quality.compute_fusion_metrics` (several
+pairs at once on worker threads), and
 returns per-image values and per-method means; ``write_tables`` writes them as Markdown, CSV
 and JSON. ``tools/eval_fusion.py`` and the comparison tool are thin wrappers around the two.
 
@@ -18,6 +19,7 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -277,7 +279,7 @@ def evaluate_fused_folders(
     device: str | torch.device = "cpu",
     metrics: Sequence[str] | str | None = None,
     progress: bool = True,
-    workers: int = 2,
+    workers: int | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     stem: str = "fusion_metrics",
@@ -289,6 +291,8 @@ def evaluate_fused_folders(
     ``source``: the paired dataset root (any layout ``load_dataset`` reads) or a
     :class:`PairDataset`; ``None`` takes the pairs from a fused folder's manifest. ``split``
     keeps the pairs of that split (ignored where the dataset has no splits).
+    ``workers``: pairs read and scored at once, each on its own thread (default: one per CPU
+    core); on the CPU each runs torch single-threaded meanwhile.
     A method that lacks some of the pairs' images raises :class:`DatasetError` listing them.
     Images smaller than a metric needs get NaN for it (undefined), not an error.
     ``out``: write the tables there too (:func:`write_tables`); it is checked before any image
@@ -332,25 +336,35 @@ def evaluate_fused_folders(
             fused_imgs.append(img)
         return ir, vi, fused_imgs
 
-    # Decoding runs in threads (OpenCV releases the GIL) while the metrics of the previous pair run.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = (pool.submit(load, p) for p in pairs)
-        window = [next(jobs) for _ in range(min(len(pairs), 2 * max(1, workers)))]
-        bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not progress)
-        for pair in pairs:
-            ir, vi, fused_imgs = window.pop(0).result()
-            nxt = next(jobs, None)
-            if nxt is not None:
-                window.append(nxt)
-            m = len(folders)
-            fu = torch.from_numpy(np.stack(fused_imgs)).to(dev)
-            values = compute_fusion_metrics(torch.from_numpy(ir).to(dev).expand(m, -1, -1),
-                                            torch.from_numpy(vi).to(dev).expand(m, -1, -1), fu, names_metrics)
-            host = {k: v.cpu().tolist() for k, v in values.items()}
+    def score(pair: tuple[str, Path, Path, str | None]) -> dict[str, list[float]]:
+        # All methods of a pair in one batch against the pair itself (batch 1): what depends on
+        # the sources alone is computed once.
+        ir, vi, fused_imgs = load(pair)
+        values = compute_fusion_metrics(torch.from_numpy(ir)[None].to(dev), torch.from_numpy(vi)[None].to(dev),
+                                        torch.from_numpy(np.stack(fused_imgs)).to(dev), names_metrics)
+        return {k: v.cpu().tolist() for k, v in values.items()}
+
+    # Pairs are scored on worker threads: decoding (OpenCV) and the tensor operations release
+    # the GIL, so the threads keep every core busy. One torch thread per worker on the CPU:
+    # these are many small operations that intra-op threads would mostly wait on (spinning,
+    # on a busy machine, for tens of times longer than the work).
+    n_workers = max(1, workers or os.cpu_count() or 1)
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fusion-metrics")
+    bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not progress)
+    try:
+        jobs = [pool.submit(score, p) for p in pairs]
+        for pair, job in zip(pairs, jobs):
+            host = job.result()
             for i, f in enumerate(folders):
                 result.per_image[f.name][pair[0]] = {k: host[k][i] for k in names_metrics}
             bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+        torch.set_num_threads(threads_before)
     if out is not None:
         write_tables(result, out, stem=stem)
     return result
