@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import psutil
 import pytest
+from pair_folders import random_pairs
 import torch
 
 from fusion_perception.errors import DatasetError
@@ -48,17 +47,6 @@ def _manifest(path: Path) -> dict:
     return {k: v for k, v in m.items() if k not in ("started", "finished")}
 
 
-def _make_pairs(root: Path, n: int, size=(64, 48), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    for sub in ("ir", "vi"):
-        (root / sub).mkdir(parents=True)
-    w, h = size
-    for i in range(n):
-        cv2.imwrite(str(root / "ir" / f"p{i:03d}.png"), rng.integers(0, 256, (h, w), dtype=np.uint8))
-        cv2.imwrite(str(root / "vi" / f"p{i:03d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-    return root
-
-
 @pytest.mark.parametrize("method", ["mean", "emma"])
 def test_two_ranks_equal_one_process(method, synthetic_root, tmp_path):
     """Both synthetic layouts (labels, splits, colour): every fused image and label file the
@@ -80,7 +68,7 @@ def test_two_ranks_equal_one_process(method, synthetic_root, tmp_path):
 
 
 def test_killed_two_rank_run_resumes_per_rank(tmp_path, slow_mean_plugin):
-    src = _make_pairs(tmp_path / "src", 24)
+    src = random_pairs(tmp_path / "src", 24, size=(64, 48), colour_every=1)
     env = _env(PYTHONPATH=os.pathsep.join([str(slow_mean_plugin), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "two"
     args = [*TORCHRUN, str(CLI), "--data", str(src), "--method", "slow_mean", "--import", "slow_fuser_plugin",

@@ -302,7 +302,7 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
 
     # the same command again (in-process now): nothing is retrained or rewritten
     best = out / "train" / "weights" / "best.pt"
-    watched = [best, out / "results.json", *(out / "fused" / "mean" / "fused").iterdir()]
+    watched = [best, out / "results.json", *(Path(res["files"]["fused_dir"]) / "fused").iterdir()]
     before = _mtimes(watched)
     again = run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=2, imgsz=160,
                           seed=0, device="cpu", progress=False)

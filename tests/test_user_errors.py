@@ -469,9 +469,9 @@ def test_f22_emma_weights_given_a_folder(tmp_path, tool):
 
 def test_f23_a_dangling_symlink_is_named(tmp_path, tool):
     src = random_pairs(tmp_path / "src", colour_every=1)
-    link = src / "ir" / "p2.png"
+    link = src / "ir" / "p002.png"
     link.unlink()
-    link.symlink_to(tmp_path / "gone" / "p2.png")
+    link.symlink_to(tmp_path / "gone" / "p002.png")
     rc, _, err = tool("describe_dataset", "--data", src)
     line = one_line(err)
     assert rc == 2 and str(link) in line and "broken symbolic link" in line and "partner" not in line
@@ -491,10 +491,10 @@ def test_f25_missing_fused_images_name_what_was_found(tmp_path, tool):
     fused = tmp_path / "results"
     fused.mkdir()
     for i in range(4):
-        shutil.copy(src / "vi" / f"p{i}.png", fused / f"fused_p{i}.png")
+        shutil.copy(src / "vi" / f"p{i:03d}.png", fused / f"fused_p{i:03d}.png")
     rc, _, err = tool("eval_fusion", "--fused", fused, "--source", src, "--out", tmp_path / "eval")
     line = one_line(err)
-    assert rc == 2 and "4 of 4" in line and "fused_p0.png" in line and "fused_<pair>" in line
+    assert rc == 2 and "4 of 4" in line and "fused_p000.png" in line and "fused_<pair>" in line
 
 
 def test_f26_folder_method_without_a_path(tmp_path, tool):
@@ -558,7 +558,7 @@ def test_a_refusal_keeps_output_untouched(tmp_path):
     with pytest.raises(OutputError, match="method max → mean"):
         fuse_dataset(src, "mean", tmp_path / "out", progress=False)
     assert mtimes(tmp_path / "out") == before
-    assert read_image(tmp_path / "out" / "fused" / "p0.png").shape == (32, 48, 3)
+    assert read_image(tmp_path / "out" / "fused" / "p000.png").shape == (32, 48, 3)
 
 
 @pytest.mark.parametrize("name", ["train_det", "train_seg", "train_sensing"])

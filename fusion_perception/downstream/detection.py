@@ -363,16 +363,18 @@ def train_yolo(
     run_dir = Path(run_dir)
     weights_dir = run_dir / "train" / "weights"
     on_cpu = torch_device(device) == "cpu"
-    bar = progress_bar(desc="train YOLO", unit="epoch", disable=not progress)
+    bar = progress_bar(total=int(cfg["epochs"]), desc="train YOLO", unit="epoch", disable=not progress)
 
     def on_start(trainer) -> None:
-        bar.reset(total=max(0, trainer.epochs - trainer.start_epoch))
+        bar.reset(total=max(0, trainer.epochs - trainer.start_epoch))  # fewer when resuming
 
     def on_epoch_end(trainer) -> None:
         bar.update(1)
-        loss = getattr(trainer, "tloss", None)
-        if loss is not None:
-            bar.set_postfix_str(f"loss {float(loss.sum() if hasattr(loss, 'sum') else loss):.3f}", refresh=False)
+        loss = getattr(trainer, "tloss", None)  # the epoch's mean training losses (box, cls, dfl)
+        values = loss.values() if isinstance(loss, dict) else [loss] if loss is not None else []
+        total = sum(float(v.sum()) if hasattr(v, "sum") else float(v) for v in values)
+        if values:
+            bar.set_postfix_str(f"loss {total:.3f}", refresh=False)
 
     if resume and (weights_dir / "last.pt").is_file():
         _LOG.info("resuming training from %s", weights_dir / "last.pt")

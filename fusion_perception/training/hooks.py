@@ -114,7 +114,8 @@ class RetentionSelectionHook(Hook):
     EMMA's loss reaches the fuser only through the sensing nets, and on a short CPU schedule the
     balance between the IR and the visible term swings from one evaluation to the next (measured:
     IR-only retention 0.16, 0.61, 0.77 after 150, 300, 450 steps of one run); selecting on held-out
-    retention keeps the best fuser of the run instead of whichever the last step left.
+    retention keeps the best fuser of the run instead of whichever the last step left. With
+    mmengine's ``EMAHook`` in the config, the moving average of the weights is what is scored and kept.
     """
 
     priority = "LOW"
@@ -152,7 +153,11 @@ class RetentionSelectionHook(Hook):
         from fusion_perception.fusion.emma import fuse_one_pass
         from fusion_perception.models import save_official_state_dict
 
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        from mmengine.hooks import EMAHook
+
+        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+        model = ema.ema_model.module if ema is not None else runner.model
+        model = model.module if is_model_wrapper(model) else model
         fuser = model.fuser
         was_training = fuser.training
         fuser.eval()
