@@ -58,3 +58,17 @@ def test_fuse_then_train_reuses_the_fused_images(synthetic_root: Path, tmp_path:
     assert json.loads((out / "results.json").read_text())["fused_dir"] == str(msrs.resolve())
     assert "mmengine" in (out / "run.log").read_text()
     assert "mmengine" not in seg.stderr + seg.stdout
+
+
+def test_other_weights_get_their_own_cache_folder(tmp_path: Path):
+    """Fusing with another checkpoint neither replaces nor collides with the default's cached images."""
+    from fusion_perception.fusion.base import file_sha256
+    from fusion_perception.fusion.cache import cache_label
+    from fusion_perception.models.weights import DEFAULT_EMMA_WEIGHTS
+
+    other = tmp_path / "mine.pth"
+    other.write_bytes(b"another checkpoint")
+    assert cache_label("emma") == "emma"
+    assert cache_label("emma", DEFAULT_EMMA_WEIGHTS) == "emma"
+    assert cache_label("emma", "official") == "emma-official"
+    assert cache_label("emma", other) == f"emma-{file_sha256(other)[:8]}"

@@ -107,3 +107,30 @@ def test_killed_two_rank_run_resumes_per_rank(tmp_path, slow_mean_plugin):
     _run([sys.executable, CLI, "--data", src, "--method", "slow_mean", "--import", "slow_fuser_plugin",
           "--param", "delay=0", "--batch-size", "1", "--out", tmp_path / "one", "--quiet"], env)
     assert _files(out) == _files(tmp_path / "one")
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path):
+    """Two runs into one fused folder (two seeds of a method in a comparison): the second waits
+    for the first's lock, then finds every image written, instead of failing."""
+    import threading
+    import time
+
+    from fusion_perception.fusion.stage import _exclusive, fuse_dataset
+
+    src = random_pairs(tmp_path / "src")
+    out = tmp_path / "out"
+    out.mkdir()
+    released = threading.Event()
+
+    def hold() -> None:
+        with _exclusive(out):
+            time.sleep(1.0)
+        released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    fused = fuse_dataset(src, "mean", out, progress=False)
+    assert released.is_set()  # it waited
+    holder.join()
+    assert len(fused.records) == 4 and not (out / ".fuse_dataset.lock").exists()

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from fusion_perception.fusion.base import method_label
-    from fusion_perception.fusion.cache import default_fused_dir, fused_cache_root
+    from fusion_perception.fusion.cache import cache_label, default_fused_dir, fused_cache_root
     from fusion_perception.fusion.ranks import launched_by_torchrun
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(module)
         except ImportError as e:
             raise ConfigError(f"--import {module}: {e}") from None
-    label = method_label(args.method)
+    label = cache_label(method_label(args.method), args.weights)
     if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
                              and not _is_single_dataset(args.data)):
         results = fuse_default(args.method, args.out or fused_cache_root(label), source=args.data, **kwargs)

@@ -134,7 +134,7 @@ def compare_methods(
     time went.
     """
     from fusion_perception.console import chatter_to, stage
-    from fusion_perception.fusion.cache import cache_root, default_fused_dir
+    from fusion_perception.fusion.cache import cache_label, cache_root, default_fused_dir
 
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
@@ -155,7 +155,8 @@ def compare_methods(
 
     sources = {t: task_source(t, det_data if t == "det" else seg_data) for t in tasks}
     cache = Path(fused_root) if fused_root is not None else cache_root()
-    fused_dirs = {(t, s): default_fused_dir(sources[t], method_label(s), cache) for t in tasks for s in specs}
+    fused_dirs = {(t, s): default_fused_dir(sources[t], cache_label(method_label(s), per_method_weights[s]), cache)
+                  for t in tasks for s in specs}
     runs = dict(sources=sources, seeds=tuple(int(x) for x in seeds), out=out, det_config=det_config,
                 seg_config=seg_config, device=device, overwrite=overwrite, verbose=verbose,
                 fused_dirs=fused_dirs, weights=per_method_weights)

@@ -297,7 +297,7 @@ def prepare_detection_data(
     """
     from fusion_perception.fusion.stage import fuse_dataset
 
-    from fusion_perception.fusion.cache import default_fused_dir
+    from fusion_perception.fusion.cache import cache_label, default_fused_dir
 
     _, label = check_fusion_method(fusion)
     out = Path(out)
@@ -306,7 +306,8 @@ def prepare_detection_data(
     if weights is not None:
         check_input_file(weights, "fusion checkpoint")
     source = load_detection_source(data_root, skip_bad=skip_bad)
-    fused_dir = Path(fused_dir) if fused_dir is not None else default_fused_dir(source.root, label)
+    fused_dir = Path(fused_dir) if fused_dir is not None else default_fused_dir(source.root,
+                                                                                  cache_label(label, weights))
     before = _manifest_stamp(fused_dir)
     t0 = time.time()
     fused = fuse_dataset(

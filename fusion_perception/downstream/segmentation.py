@@ -389,7 +389,7 @@ def _run_segmentation(cfg, cfg_name: str, settings: dict, out: Path, source: Pat
     from mmengine.runner import Runner
 
     from fusion_perception.downstream.seg_report import build_results, write_results
-    from fusion_perception.fusion.cache import default_fused_dir
+    from fusion_perception.fusion.cache import cache_label, default_fused_dir
     from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
     from fusion_perception.training.runner import allow_mmengine_checkpoints
 
@@ -398,7 +398,7 @@ def _run_segmentation(cfg, cfg_name: str, settings: dict, out: Path, source: Pat
 
         if not is_distributed():
             init_dist("pytorch", backend=cfg.get("env_cfg", {}).get("dist_cfg", {}).get("backend", "nccl"))
-    fused_root = (Path(fused_dir).expanduser() if fused_dir is not None else default_fused_dir(source, label)).resolve()
+    fused_root = (Path(fused_dir).expanduser() if fused_dir is not None else default_fused_dir(source, cache_label(label, weights))).resolve()
     fuse_device = device
     if launcher == "pytorch":
         fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"

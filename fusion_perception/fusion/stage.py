@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -68,6 +69,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 FUSED_DIR = "fused"
 _LOCK = ".fuse_dataset.lock"
+_LOG = logging.getLogger(__name__)
 # Sub-datasets of a multi-task root such as the synthetic default (root/m3fd, root/msrs).
 DATASET_PARTS: tuple[str, ...] = ("m3fd", "msrs")
 _PART_LAYOUT = {"m3fd": ("m3fd", "m3fd_tardal"), "msrs": ("msrs",)}
@@ -250,23 +252,38 @@ def _remove_outputs(out: Path, old: dict | None) -> None:
 
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
-    """One writer per output folder (an advisory lock the OS drops when the process dies)."""
+    """One writer per output folder (an advisory lock the OS drops when the process dies).
+
+    A second run into the same folder (two seeds of one method in a comparison, say) waits for the
+    first and then finds its images written, instead of failing.
+    """
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with open(out / _LOCK, "w") as f:
+    path = out / _LOCK
+    while True:
+        f = open(path, "w")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ConfigError(f"{out}: another fuse_dataset run is writing there") from None
+            _LOG.info("%s: another fuse_dataset run is writing there; waiting for it", out)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        # The holder deletes the lock file on release: a lock on a deleted file guards nothing.
         try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(out / _LOCK)  # still held: nobody else can be using it
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still held: nobody else can be using it
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 # ----------------------------------------------------------------------------- decode / fuse / encode
