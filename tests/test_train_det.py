@@ -169,7 +169,13 @@ def test_changed_fusion_checkpoint_invalidates_cache(synthetic_root: Path, tmp_p
 
     torch.manual_seed(1)  # "retrained" fusion weights, same file name
     save_official_state_dict(UFuser(channels=(4, 4, 4, 4), heads=2), ckpt)
-    with pytest.raises(OutputError, match=r"fused dataset .*weights .* → .*--overwrite"):  # never replaced unasked
+    # in the shared cache, other weights get their own folder: the first fused images stay
+    _, _, info2 = prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run2", **kw)
+    assert not info2["fused_reused"] and Path(info2["fused_dir"]) != Path(info["fused_dir"])
+    assert fused_fingerprint(load_fused_dataset(info["fused_dir"])) == first
+    # a fused folder named explicitly is never replaced unasked
+    kw["fused_dir"] = info["fused_dir"]
+    with pytest.raises(OutputError, match=r"fused dataset .*weights .* → .*--overwrite"):
         prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw)
     assert fused_fingerprint(load_fused_dataset(info["fused_dir"])) == first
     fused3, yolo3, info3 = prepare_detection_data(synthetic_root / "m3fd", "emma", tmp_path / "run", **kw,

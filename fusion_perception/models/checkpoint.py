@@ -261,6 +261,10 @@ def resolve_state_dict(
         if len(exact) > 1:  # e.g. fuser. and sensing_i. both hold ... : take the conventional name
             names = {n.rstrip(".").rsplit(".", 1)[-1] for n in _PREFERRED[kd] if n}
             named = [m for m in exact if not m.prefix or m.prefix.rstrip(".").rsplit(".", 1)[-1] in names]
+            if len(named) > 1:
+                # mmengine's EMAHook keeps the moving average, the weights to deploy, in
+                # ``state_dict`` and the raw ones in ``ema_state_dict``
+                named = [m for m in named if not m.prefix.startswith("ema_state_dict.")] or named
             if len(named) != 1:
                 raise DatasetError(path, f"holds {len(exact)} {_LABEL[kd]} networks under the prefixes "
                                          f"{', '.join(repr(m.prefix) for m in exact)}; choose one with prefix=")

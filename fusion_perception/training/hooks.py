@@ -104,6 +104,18 @@ BEST_FUSER = "emma_fuser_best.pth"
 BEST_RECORD = "emma_fuser_best.json"
 
 
+def deployed_model(runner):
+    """The model a run delivers, unwrapped: the moving average of the weights when the config has
+    mmengine's ``EMAHook`` (as mmengine's checkpoints do: their ``state_dict`` holds the average),
+    else the trained model itself."""
+    from mmengine.hooks import EMAHook
+    from mmengine.model import is_model_wrapper
+
+    ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+    model = ema.ema_model.module if ema is not None else runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
 @HOOKS.register_module()
 class RetentionSelectionHook(Hook):
     """Model selection by what fusion is for: every ``interval`` iterations (and at the end), fuse
@@ -148,17 +160,11 @@ class RetentionSelectionHook(Hook):
 
     def _select(self, runner) -> None:
         import torch
-        from mmengine.model import is_model_wrapper
 
         from fusion_perception.fusion.emma import fuse_one_pass
         from fusion_perception.models import save_official_state_dict
 
-        from mmengine.hooks import EMAHook
-
-        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
-        model = ema.ema_model.module if ema is not None else runner.model
-        model = model.module if is_model_wrapper(model) else model
-        fuser = model.fuser
+        fuser = deployed_model(runner).fuser
         was_training = fuser.training
         fuser.eval()
         with torch.no_grad():

@@ -25,10 +25,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from fusion_perception.training.hooks import BEST_FUSER  # (importing registers the hooks)
+from fusion_perception.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
 from fusion_perception.config_files import merge_options, read_config
@@ -194,7 +193,7 @@ def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, o
 
 def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False, verbose: bool = False,
          progress: bool = True) -> torch.nn.Module:
-    """Train with mmengine's Runner; return the trained (unwrapped) model.
+    """Train with mmengine's Runner; return the trained (unwrapped) model, its moving average with an EMAHook.
 
     The terminal shows one line and a progress bar; mmengine's logger goes to ``work_dir/run.log``
     (and its own timestamped log) unless ``verbose``.
@@ -220,8 +219,7 @@ def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False, verbose:
         runner = Runner.from_cfg(cfg)
         with allow_mmengine_checkpoints():
             runner.train()
-    model = runner.model
-    return model.module if is_model_wrapper(model) else model
+    return deployed_model(runner)
 
 
 def _init_cpu_process_group() -> None:
