@@ -34,6 +34,22 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
         raise OutputError(out, f"{option} is a broken symbolic link")
     if out.exists() and not out.is_dir():
         raise OutputError(out, f"exists and is a file, not a folder; give {option} a folder (new or existing)")
+    for attempt in range(3):
+        try:
+            _probe_writable(out, option)
+            break
+        except FileNotFoundError:  # another process removed a parent it had just created to probe
+            if attempt == 2:
+                raise OutputError(out, f"{option} cannot be written: its parent folders keep vanishing") from None
+    return out
+
+
+def _probe_writable(out: Path, option: str) -> None:
+    """Create the missing folders up to ``out``, write and delete a file there, remove what was created.
+
+    Other processes may probe sibling folders at the same time (parallel runs of a comparison): a
+    folder one of them created meanwhile is used, not an error, and is theirs to remove.
+    """
     missing: list[Path] = []
     anc = out
     while not anc.exists():
@@ -44,18 +60,23 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     created: list[Path] = []
     try:
         for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
+            try:
+                d.mkdir()
+                created.append(d)
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
         fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=out)
         os.close(fd)
         os.unlink(probe)
+    except FileNotFoundError:
+        raise
     except OSError as e:
         raise OutputError(out, f"{option} cannot be written ({e.strerror or e}); choose a writable folder") from None
     finally:
         for d in reversed(created):
             with contextlib.suppress(OSError):
-                d.rmdir()
-    return out
+                d.rmdir()  # only if still empty: another process may be using it by now
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

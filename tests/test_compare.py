@@ -94,3 +94,17 @@ def test_unknown_method_fails_before_training(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "nosuch" in r.stderr and "registered methods" in r.stderr
     assert not (tmp_path / "o" / "seg").exists()
+
+
+def test_parallel_runs_probe_sibling_output_folders(tmp_path: Path) -> None:
+    """Parallel units of a comparison check out/det/<method>/seed0 at once, the shared parents
+    missing: each finds its folder writable and none sees another's half-made parent as an error."""
+    import multiprocessing
+
+    from fusion_perception.outputs import check_output_dir
+
+    for round_ in range(10):
+        dirs = [tmp_path / f"r{round_}" / "det" / m / "seed0" for m in ("ir", "vi", "mean", "max")]
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            assert pool.map(check_output_dir, dirs) == dirs
+        assert not (tmp_path / f"r{round_}").exists() or not any((tmp_path / f"r{round_}").rglob("*.write_test*"))
