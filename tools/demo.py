@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The pipeline's main job on the built-in synthetic default (about 10 minutes on a 2-core CPU).
+"""The pipeline's main job on the built-in synthetic default (about 5 minutes on a 2-core CPU).
 
 Generates the synthetic IR/visible scenes, fuses them with EMMA (the toolkit's checkpoint; --train-emma
 trains one), the classical methods, IR and VI, trains a small YOLO detector and a small DeepLabV3+
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default: 0)")
     p.add_argument("--train-emma", action="store_true",
                    help="train EMMA here (sensing nets, then the U-Fuser; the recipe of the toolkit's checkpoint, "
-                        "about 40 minutes on 2 cores) instead of using the committed checkpoint")
+                        "about 35 minutes on 2 cores) instead of using the committed checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="replace runs in --out made with other settings, e.g. by an older version (default: refuse)")
     add_verbose(p)

@@ -3,7 +3,7 @@
 # configs/sensing/small_cpu.py. The paper's method: the U-Fuser at the published widths (so the
 # checkpoint has exactly the official EMMA.pth layout), frozen sensing nets, the three-term loss with
 # a2 = 0.1, the equivariance prior on (3 shifts, 3 rotations, 3 flips).
-# Changed against the public recipe, for a CPU run of about 40 minutes on two idle cores:
+# Changed against the public recipe, for a CPU run of about 30 minutes on two idle cores:
 # - a1 = 0.35, the visible term's weight (the paper: 1). With these small sensing nets the visible term
 #   wins at a1 = 1: held-out IR-only / VI-only retention 0.30 / 0.84 after 400 steps. a1 = 0.5: about
 #   0.55 / 0.80 from step 500 on; a1 = 0.25: 1.10 / 0.48 at step 500 (the visible targets lost);
