@@ -52,6 +52,6 @@ default_hooks = dict(logger=dict(interval=25))
 # against 0.60 for Laplacian) and losing 8.8 mAP@0.5 against IR alone downstream.
 custom_hooks = [
     dict(type="LossHistoryHook"),
-    dict(type="EMAHook", momentum=0.01, begin_iter=300),
+    dict(type="CappedEMAHook", momentum=0.01, begin_iter=300),  # mmengine EMAHook, fine for short runs
     dict(type="RetentionSelectionHook", interval=100, seed=1, count=40),
 ]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.registry import HOOKS
 
 from fusion_perception.data.image_io import atomic_write_text
@@ -104,11 +104,26 @@ BEST_FUSER = "emma_fuser_best.pth"
 BEST_RECORD = "emma_fuser_best.json"
 
 
+@HOOKS.register_module()
+class CappedEMAHook(EMAHook):
+    """mmengine's ``EMAHook`` whose ``begin_iter`` is capped at the run's length.
+
+    The CPU recipe starts the average at step 300; a shorter run of the same config (``--epochs 1``,
+    a small dataset, the tests) then averages from its last step instead of failing mmengine's check.
+    """
+
+    def before_train(self, runner) -> None:
+        if not self.enabled_by_epoch and self.begin_iter > runner.max_iters:
+            runner.logger.info(f"EMA: the run has {runner.max_iters} steps, fewer than begin_iter "
+                               f"{self.begin_iter}; averaging from step {runner.max_iters}")
+            self.begin_iter = runner.max_iters
+        super().before_train(runner)
+
+
 def deployed_model(runner):
     """The model a run delivers, unwrapped: the moving average of the weights when the config has
     mmengine's ``EMAHook`` (as mmengine's checkpoints do: their ``state_dict`` holds the average),
     else the trained model itself."""
-    from mmengine.hooks import EMAHook
     from mmengine.model import is_model_wrapper
 
     ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
