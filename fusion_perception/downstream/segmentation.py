@@ -398,7 +398,9 @@ def _run_segmentation(cfg, cfg_name: str, settings: dict, out: Path, source: Pat
 
         if not is_distributed():
             init_dist("pytorch", backend=cfg.get("env_cfg", {}).get("dist_cfg", {}).get("backend", "nccl"))
-    fused_root = (Path(fused_dir).expanduser() if fused_dir is not None else default_fused_dir(source, cache_label(label, weights))).resolve()
+    if fused_dir is None:
+        fused_dir = default_fused_dir(source, cache_label(label, weights))
+    fused_root = Path(fused_dir).expanduser().resolve()
     fuse_device = device
     if launcher == "pytorch":
         fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"

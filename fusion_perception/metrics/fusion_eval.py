@@ -439,6 +439,13 @@ def write_tables(result: FusionEvalResult, out: str | Path, *, stem: str = "fusi
 
 
 # ------------------------------------------------------------------------------ target retention
+def dataset_target_records(ds: PairDataset) -> list[dict]:
+    """A loaded dataset's pairs with their annotations, as :func:`~fusion_perception.metrics.retention.target_pairs` reads them."""
+    return [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "split": r.split,
+             "annotation": r.annotation_path,
+             "boxes": None if r.boxes is None else [vars(b) for b in r.boxes]} for r in ds.records]
+
+
 def _target_records(source: str | Path | PairDataset | None, layout: str, folders: list[FusedFolder]
                     ) -> list[dict]:
     """Source pairs with their annotations, for :mod:`~fusion_perception.metrics.retention`."""
@@ -449,9 +456,7 @@ def _target_records(source: str | Path | PairDataset | None, layout: str, folder
             from fusion_perception.data.readers import load_dataset
 
             ds = load_dataset(source, layout)
-        return [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "split": r.split,
-                 "annotation": r.annotation_path,
-                 "boxes": None if r.boxes is None else [vars(b) for b in r.boxes]} for r in ds.records]
+        return dataset_target_records(ds)
     folder = next((f for f in folders if f.manifest), None)
     if folder is None:
         raise ConfigError("give the source dataset (--source): no fused folder has a fuse-stage manifest")

@@ -157,14 +157,13 @@ class RetentionSelectionHook(Hook):
             return
         from fusion_perception.data.readers import load_dataset
         from fusion_perception.data.synthetic import generate
+        from fusion_perception.metrics.fusion_eval import dataset_target_records
         from fusion_perception.metrics.retention import RetentionProbe, TargetRule, target_pairs
 
         scenes = Path(runner.work_dir) / "selection_scenes"
         if not (scenes / "m3fd" / "synthetic.json").is_file():
             generate(scenes, task="det", count=self.count, size=self.size, seed=self.seed, progress=False)
-        ds = load_dataset(scenes / "m3fd")
-        records = [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "annotation": r.annotation_path}
-                   for r in ds.records]
+        records = dataset_target_records(load_dataset(scenes / "m3fd"))
         self._probe = RetentionProbe(target_pairs(records, TargetRule(mode="tags")))
         path = Path(runner.work_dir) / BEST_RECORD
         self._best = json.loads(path.read_text()) if path.is_file() else None  # a resumed run keeps its best

@@ -137,7 +137,6 @@ def build_patches(
     contrast_threshold: float = 0.1,
     pseudo_gt: Sequence[PseudoGT] = (),
     max_patches: int | None = None,
-    salient_share: float = 0.0,
     seed: int = 0,
     cache_dir: str | Path | None = None,
     layout: str = "auto",
@@ -148,10 +147,7 @@ def build_patches(
 
     ``pseudo_gt`` lists fusion method specs for ``build_fuser`` (``"mean"``, ``"gff"``,
     ``"folder:CDDFuse=/results"``...), or ``dict(method=..., **params)`` entries.
-    ``salient_share``: of the ``max_patches`` kept, this share are the patches with the most salient
-    IR content (the 99th minus the 50th percentile: a warm object against its background), the rest
-    a random subset; thermal targets cover few pixels, and on a uniform subset the fuser can trade
-    them for background fidelity. ``max_patches`` keeps a seeded random subset of the
+    ``max_patches`` keeps a seeded random subset of the
     patches that pass the contrast filter (before any method is run, so only the pairs that
     contribute are fused).
     """
@@ -159,7 +155,7 @@ def build_patches(
     methods = tuple(pseudo_gt_name(m) for m in pseudo_gt)
     key = _cache_key(
         root, records, patch=patch_size, stride=stride, thr=contrast_threshold, methods=methods,
-        max_patches=max_patches, seed=seed, **({"salient": salient_share} if salient_share else {}),
+        max_patches=max_patches, seed=seed,
     )
     cache = Path(cache_dir) / f"patches_{key}.npz" if cache_dir is not None else None
     if cache is not None and cache.is_file():
@@ -171,27 +167,20 @@ def build_patches(
 
     # Pass 1: every grid patch that passes the contrast filter in both modalities.
     candidates: list[tuple[int, int, int]] = []
-    saliency: list[float] = []
     for idx, rec in enumerate(tqdm(records, desc="patches", disable=not progress, leave=False)):
         ir, vi = _read_pair(rec)
         for y, x in grid_positions(*ir.shape, patch_size, stride):
             sl = (slice(y, y + patch_size), slice(x, x + patch_size))
             if not (low_contrast(ir[sl], contrast_threshold) or low_contrast(vi[sl], contrast_threshold)):
                 candidates.append((idx, y, x))
-                if salient_share:
-                    p50, p99 = np.percentile(ir[sl], (50, 99))
-                    saliency.append(float(p99 - p50))
     if not candidates:
         raise DatasetError(
             root, f"no {patch_size}x{patch_size} patch (stride {stride}) passes the contrast filter "
             f"in {len(records)} pairs; images smaller than a patch or flat"
         )
     if max_patches is not None and len(candidates) > max_patches:
-        n_salient = int(round(min(max(salient_share, 0.0), 1.0) * max_patches))
-        salient = np.argsort(-np.asarray(saliency), kind="stable")[:n_salient] if n_salient else np.array([], int)
-        rest = np.setdiff1d(np.arange(len(candidates)), salient)
-        pick = np.random.default_rng(seed).choice(rest, size=max_patches - n_salient, replace=False)
-        candidates = [candidates[i] for i in sorted(np.concatenate([salient, pick]).tolist())]
+        pick = np.random.default_rng(seed).choice(len(candidates), size=max_patches, replace=False)
+        candidates = [candidates[i] for i in sorted(pick)]
 
     # Pass 2: cut the kept patches, running each pseudo-GT method on the pairs they come from.
     fusers = []
@@ -253,11 +242,10 @@ class EMMAPatchDataset(Dataset):
         seed: int = 0,
         cache_dir: str | None = None,
         layout: str = "auto",
-        salient_share: float = 0.0,
     ):
         self.arrays = build_patches(
             data_root, patch_size=patch_size, stride=stride, contrast_threshold=contrast_threshold,
-            max_patches=max_patches, seed=seed, cache_dir=cache_dir, layout=layout, salient_share=salient_share,
+            max_patches=max_patches, seed=seed, cache_dir=cache_dir, layout=layout,
         )
 
     def __len__(self) -> int:
