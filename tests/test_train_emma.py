@@ -25,7 +25,8 @@ SENSING_OPTS = {"model.widths": (4, 4, 8, 8, 8), "train_dataloader.batch_size": 
                 "optim_wrapper.optimizer.lr": 5e-3, "default_hooks.logger.interval": 1}
 EMMA_OPTS = {"model.fuser": dict(channels=(4, 4, 4, 4), heads=2), "train_dataloader.batch_size": 4,
              "optim_wrapper.optimizer.lr": 5e-3, "default_hooks.logger.interval": 1,
-             "train_dataloader.dataset.patch_size": TINY["patch"], "train_dataloader.dataset.stride": TINY["stride"]}
+             "train_dataloader.dataset.patch_size": TINY["patch"], "train_dataloader.dataset.stride": TINY["stride"],
+             "model.warm_start": None}  # the CPU recipe's warm start is tested on its own below
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,36 @@ def test_selection_keeps_the_fuser_with_the_best_held_out_retention(msrs_root: P
     assert out.read_bytes() == (work / "emma_fuser_best.pth").read_bytes()  # the selected fuser is the export
     assert (work / "emma_fuser_last.pth").is_file()
     assert (work / "selection_scenes" / "m3fd" / "synthetic.json").is_file()  # never the training data
+
+
+def test_warm_start_imitates_then_hands_over_to_emma_loss(msrs_root: Path, sensing_dir: Path, tmp_path: Path):
+    """`warm_start`: the first iterations fit the named classical fusion, then the three terms take over;
+    the selection scores only EMMA-phase fusers."""
+    work = tmp_path / "emma_warm"
+    hooks = [dict(type="LossHistoryHook"),
+             dict(type="RetentionSelectionHook", interval=1, seed=5, count=4, size=(96, 64), begin=2)]
+    opts = {**EMMA_OPTS, "custom_hooks": hooks, "model.warm_start": dict(method="laplacian", levels=3, iters=2)}
+    train_emma(data_root=msrs_root, sensing_dir=sensing_dir, work_dir=work, epochs=2,
+               max_patches=TINY["max_patches"], cfg_options=opts)
+    first, second = read_loss_history(work)  # 8 patches, batch 4: two iterations per epoch
+    assert set(first) - {"epoch", "iters", "first", "seconds"} == {"loss", "loss_warm"}
+    assert first["loss"] == pytest.approx(first["loss_warm"])
+    assert {"loss_ir", "loss_vi", "loss_eq"} <= set(second) and "loss_warm" not in second
+    scores = re.findall(r"held-out retention at iteration (\d+)", (work / "run.log").read_text())
+    assert [int(s) for s in scores] == [3, 4]
+
+
+def test_warm_start_needs_a_method():
+    from fusion_perception.training.models import EMMAModel
+
+    with pytest.raises(ValueError, match="names no method"):
+        EMMAModel(sensing_ir=dict(widths=(4, 4, 8, 8, 8)), sensing_vi=dict(widths=(4, 4, 8, 8, 8)),
+                  warm_start=dict(iters=2))
+
+
+def test_a_run_inside_its_warm_start_says_so(msrs_root: Path, sensing_dir: Path, tmp_path: Path, capfd):
+    opts = {**EMMA_OPTS, "model.warm_start": dict(method="laplacian", levels=3, iters=5)}
+    train_emma(data_root=msrs_root, sensing_dir=sensing_dir, work_dir=tmp_path / "w", epochs=1,
+               max_patches=TINY["max_patches"], cfg_options=opts, progress=False)
+    err = capfd.readouterr().err
+    assert "ended within its 5-step warm start" in err and "imitates laplacian" in err

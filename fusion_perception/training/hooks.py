@@ -143,12 +143,15 @@ class RetentionSelectionHook(Hook):
     IR-only retention 0.16, 0.61, 0.77 after 150, 300, 450 steps of one run); selecting on held-out
     retention keeps the best fuser of the run instead of whichever the last step left. With
     mmengine's ``EMAHook`` in the config, the moving average of the weights is what is scored and kept.
+    Scoring starts at iteration ``begin`` (after a warm start, whose fuser imitates a classical
+    method and is not EMMA yet); the run's last iteration is always scored.
     """
 
     priority = "LOW"
 
-    def __init__(self, interval: int = 100, seed: int = 1, count: int = 40, size: tuple[int, int] = (320, 256)):
-        self.interval = int(interval)
+    def __init__(self, interval: int = 100, seed: int = 1, count: int = 40, size: tuple[int, int] = (320, 256),
+                 begin: int = 0):
+        self.interval, self.begin = int(interval), int(begin)
         self.seed, self.count, self.size = int(seed), int(count), tuple(size)
         self._probe = None
 
@@ -169,7 +172,8 @@ class RetentionSelectionHook(Hook):
         self._best = json.loads(path.read_text()) if path.is_file() else None  # a resumed run keeps its best
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self._probe is not None and ((runner.iter + 1) % self.interval == 0 or runner.iter + 1 == runner.max_iters):
+        it = runner.iter + 1
+        if self._probe is not None and (it == runner.max_iters or (it % self.interval == 0 and it > self.begin)):
             self._select(runner)
 
     def _select(self, runner) -> None:

@@ -13,12 +13,13 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
 from fusion_perception.models import SensingUNet, UFuser, load_official_checkpoint
-from fusion_perception.training.losses import emma_loss, freeze, weighted_total
+from fusion_perception.training.losses import emma_loss, freeze, fusion_loss, weighted_total
 from fusion_perception.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
 
 
@@ -79,6 +80,7 @@ class EMMAModel(BaseModel):
         a2: float = 0.1,
         equivariance: bool = True,
         transform: dict | None = None,
+        warm_start: dict | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ):
@@ -100,6 +102,7 @@ class EMMAModel(BaseModel):
             angles=tuple(float(a) for a in t.get("angles", DEFAULT_ANGLES)),
             flips=tuple(t.get("flips", DEFAULT_FLIPS)),
         )
+        self.warm_start_iters, self._warm_target = _warm_start(warm_start)
 
     def train(self, mode: bool = True) -> "EMMAModel":
         # The Runner switches the whole model to train mode each epoch; the sensing nets'
@@ -112,7 +115,18 @@ class EMMAModel(BaseModel):
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return equivariant_batch(x, **self.transform_cfg)
 
+    def warming_up(self) -> bool:
+        """True during the warm start: the Runner's current iteration (mmengine's message hub) is
+        below ``warm_start_iters``."""
+        if not self.warm_start_iters:
+            return False
+        return int(MessageHub.get_current_instance().get_info("iter", 0)) < self.warm_start_iters
+
     def forward(self, ir: torch.Tensor, vi: torch.Tensor, mode: str = "tensor") -> Any:
+        if mode == "loss" and self.warming_up():
+            with torch.no_grad():
+                target = self._warm_target(ir, vi)
+            return {"loss_warm": fusion_loss(self.fuser(ir, vi), target)}
         if mode == "loss":
             return emma_loss(self.fuser, self.sensing_ir, self.sensing_vi, ir, vi, self.transform,
                              equivariance=self.equivariance)
@@ -122,6 +136,23 @@ class EMMAModel(BaseModel):
     def parse_losses(self, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Log every term unweighted; optimise the weighted sum (without ``loss_eq`` in the ablation)."""
         log_vars = OrderedDict((k, v.mean()) for k, v in losses.items())
+        if "loss_warm" in log_vars:
+            return log_vars["loss_warm"], OrderedDict([("loss", log_vars["loss_warm"]), *log_vars.items()])
         total = weighted_total(log_vars, self.a1, self.a2, self.equivariance)
         log_vars = OrderedDict([("loss", total), *log_vars.items()])
         return total, log_vars
+
+
+def _warm_start(spec: dict | None) -> tuple[int, Any]:
+    """``(iters, target)`` of a ``warm_start`` entry; ``target(ir, vi)`` is the registered fusion
+    method it names, run on the training batch."""
+    if not spec:
+        return 0, None
+    params = dict(spec)
+    iters = int(params.pop("iters", 0))
+    if "method" not in params:
+        raise ValueError(f"warm_start {spec} names no method (dict(method=..., iters=...))")
+    from fusion_perception.fusion.base import build_fuser
+
+    fuser = build_fuser(str(params.pop("method")), **params)
+    return iters, lambda ir, vi: fuser.fuse(ir, vi, [f"patch{k}" for k in range(len(ir))]).to(ir.dtype)

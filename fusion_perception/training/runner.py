@@ -331,6 +331,9 @@ def train_emma(
     if a2 is not None:
         cfg.model.a2 = float(a2)
     model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite, verbose, progress)
+    if model.warming_up() and is_main_process():  # the last iteration was still a warm-start one
+        stage(f"warning: the run ended within its {model.warm_start_iters}-step warm start, so the fuser only "
+              f"imitates {cfg.model.warm_start['method']}; train longer (or set model.warm_start=None) for EMMA")
     out = work_dir / EMMA_EXPORT
     if is_main_process():
         # with a RetentionSelectionHook in the config, the fuser it selected is the run's result
