@@ -1,15 +1,31 @@
-"""Command-line pieces the tools share (the tools stay argument parsing plus one call)."""
+"""The command line's one vocabulary: every flag the tools share is defined here once, with one
+name and one meaning, and every tool ends user errors in one line through :func:`tool_main`.
+
+The tools (``tools/*.py`` and the ``fusion-perception`` subcommands of
+:mod:`fusion_perception.commands`) stay argument parsing plus one call. Old spellings of a flag
+(``--method``, ``--work-dir``, ``--batch``, ``--quiet``) keep working as aliases that ``--help``
+does not show.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import importlib
 import logging
 import os
+import re
 import sys
-from typing import Callable
+import warnings
+from typing import Any, Callable, Iterable, Iterator
 
-from fusion_perception.errors import user_error_message
+from fusion_perception.errors import ConfigError, user_error_message
+
+IMPORT_ENV = "FUSION_PERCEPTION_IMPORT"
+"""Where :func:`import_plugins` lists the modules it imported, so that worker processes spawned
+later (``compare_methods.py --jobs N``) import them too; set for one command
+(:func:`plugins_for_workers`)."""
 
 
 class ConfigOptionsAction(argparse.Action):
@@ -27,16 +43,31 @@ class ConfigOptionsAction(argparse.Action):
         DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
-FUSION_WEIGHTS_HELP = (
-    "checkpoint of a learned fusion method (emma): a path, or 'official' for the authors' EMMA.pth "
-    "(downloaded once into ~/.cache/fusion_perception and verified; the only download the toolkit makes). "
-    "Default on the synthetic data: the toolkit's own EMMA checkpoint (see the README's model card)"
-)
+def parser(prog: str | None, description: str, epilog: str | None = None,
+           raw: bool = False) -> argparse.ArgumentParser:
+    """A command's parser (``prog``: the name in its usage line, by default the script's);
+    ``raw`` keeps the line breaks of ``description`` and ``epilog``."""
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter if raw
+                                   else argparse.HelpFormatter)
 
 
-def add_fusion_weights(p: argparse.ArgumentParser) -> None:
-    """``--weights PATH|official``, the same in every tool that fuses."""
-    p.add_argument("--weights", metavar="PATH|official", default=None, help=FUSION_WEIGHTS_HELP)
+def begin(args: argparse.Namespace, log_lines: bool = True) -> None:
+    """What a command does first, once its arguments are parsed: torch's threads (``--threads``),
+    log records as plain lines on stderr (``log_lines``), the ``--import`` modules."""
+    set_threads(getattr(args, "threads", None))
+    if log_lines:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import_plugins(getattr(args, "imports", ()))
+
+
+def option(p: argparse.ArgumentParser, name: str, *aliases: str, **kwargs: Any) -> argparse.Action:
+    """``p.add_argument(name, *aliases, **kwargs)`` with the aliases accepted but left out of
+    ``--help``, the usage line and error messages, which name ``name`` alone."""
+    action = p.add_argument(name, *aliases, **kwargs)
+    for alias in aliases:
+        action.option_strings.remove(alias)  # argparse still maps the alias to this action
+    return action
 
 
 def count(least: int) -> Callable[[str], int]:
@@ -54,13 +85,56 @@ def count(least: int) -> Callable[[str], int]:
     return parse
 
 
-def parse_seeds(p: argparse.ArgumentParser, text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else is a usage error."""
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        p.error(f"--seeds expects comma-separated integers such as 0,1,2, got {text!r}")
-        raise  # not reached: error() exits
+class SeedsAction(argparse.Action):
+    """``--seeds 0,1,2`` -> ``[0, 1, 2]``; anything else is a usage error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        try:
+            setattr(namespace, self.dest, [int(x) for x in values.split(",")])
+        except ValueError:
+            parser.error(f"--seeds expects comma-separated integers such as 0,1,2, got {values!r}")
+
+
+class MethodWeightsAction(argparse.Action):
+    """``--weights emma=EMMA.pth`` (repeatable) -> ``{"emma": "EMMA.pth"}``; an item without
+    ``=`` is a usage error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        if "=" not in values:
+            parser.error(f"--weights expects METHOD=PATH, got {values!r}")
+        method, path = values.split("=", 1)
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), method: path})
+
+
+# ----------------------------------------------------------------------------- what a tool reads
+
+def add_data(p: argparse.ArgumentParser, help: str, metavar: str = "ROOT", required: bool = False) -> None:
+    """``--data ROOT``: the dataset a tool reads (the synthetic default when a tool allows none)."""
+    p.add_argument("--data", metavar=metavar, default=None, required=required, help=help)
+
+
+def add_layout(p: argparse.ArgumentParser) -> None:
+    """``--layout``: the dataset layout, detected unless forced."""
+    from fusion_perception.data.records import LAYOUTS
+
+    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
+                   help="force a dataset layout instead of detecting it (default: auto)")
+
+
+def add_skip_bad(p: argparse.ArgumentParser) -> None:
+    """``--skip-bad``: bad items become warnings and a list of what was left out."""
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable or inconsistent items with a warning (and list them) instead of failing")
+
+
+def add_run(p: argparse.ArgumentParser, holds: str) -> None:
+    """``--run DIR``: the finished run an evaluation tool re-scores."""
+    p.add_argument("--run", required=True, metavar="DIR", help=f"the run directory (holds {holds})")
+
+
+def add_config(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    """``--config FILE|NAME``: a config file, or its name in the tool's configs/ folder."""
+    p.add_argument("--config", default=default, metavar="FILE|NAME", help=help)
 
 
 def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
@@ -68,21 +142,127 @@ def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
                    help=f"override config entries, e.g. {example}")
 
 
-def add_patch_training_args(p: argparse.ArgumentParser) -> None:
-    """The mmengine run options of tools/train_sensing.py and tools/train_emma.py."""
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the latest checkpoint in the work dir (implied when the work dir holds "
-                        "a run with the same settings: the same command resumes a killed run)")
+# ----------------------------------------------------------------------------- fusion methods
+
+METHODS_HELP = ("a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, or one an --import "
+                "module registers) or folder:NAME=PATH for another method's precomputed fused images")
+
+FUSION_WEIGHTS_HELP = (
+    "checkpoint of a learned fusion method (emma): a path, or 'official' for the authors' EMMA.pth "
+    "(downloaded once into ~/.cache/fusion_perception and verified; the only download the toolkit makes). "
+    "Default on the synthetic data: the toolkit's own EMMA checkpoint (see the README's model card)"
+)
+
+
+def add_fusion(p: argparse.ArgumentParser, default: str = "emma") -> None:
+    """``--fusion METHOD`` (alias ``--method``): the one fusion method a tool fuses with; with
+    ``--import MODULE`` (:func:`add_import`), which makes add-on methods known."""
+    option(p, "--fusion", "--method", default=default, metavar="METHOD", help=f"{METHODS_HELP} (default: {default})")
+    add_import(p)
+
+
+def add_methods(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--methods A,B,C``: the fusion methods a comparison runs (required without a default); with
+    ``--import MODULE``."""
+    p.add_argument("--methods", default=default, required=default is None, metavar="A,B,...",
+                   help=f"comma-separated fusion methods, each {METHODS_HELP}"
+                        + ("" if default is None else f" (default: {default})"))
+    add_import(p)
+
+
+def add_import(p: argparse.ArgumentParser) -> None:
+    """``--import MODULE`` (repeatable): a module that registers add-on fusion methods, imported
+    first (:func:`import_plugins`)."""
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a Python module first (one that registers extra fusion methods); repeatable")
+
+
+def add_run_inputs(p: argparse.ArgumentParser, data_help: str, data_metavar: str, config_help: str) -> None:
+    """What a downstream training run reads: ``--data``, ``--fusion`` (and ``--import``),
+    ``--weights`` and ``--config``."""
+    add_data(p, data_help, data_metavar)
+    add_fusion(p)
+    add_fusion_weights(p)
+    add_config(p, config_help)
+
+
+def add_fusion_weights(p: argparse.ArgumentParser) -> None:
+    """``--weights PATH|official``, the same in every tool that fuses with one method."""
+    p.add_argument("--weights", metavar="PATH|official", default=None, help=FUSION_WEIGHTS_HELP)
+
+
+def add_method_weights(p: argparse.ArgumentParser) -> None:
+    """``--weights METHOD=PATH`` (repeatable), in the tools that fuse with several methods: a dict."""
+    p.add_argument("--weights", action=MethodWeightsAction, default={}, metavar="METHOD=PATH",
+                   help="fusion checkpoint of a method, e.g. emma=EMMA.pth or emma=official (repeatable; default "
+                        "for emma on the synthetic data: the toolkit's own checkpoint)")
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import each ``--import`` module (one that registers fusion methods) and list it in
+    ``$FUSION_PERCEPTION_IMPORT``, which worker processes spawned later import too; a module that
+    cannot be imported is a :class:`ConfigError` naming it."""
+    done = [m for m in os.environ.get(IMPORT_ENV, "").split(",") if m]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"--import {module}: {e}") from None
+        if module not in done:
+            done.append(module)
+    if done:
+        os.environ[IMPORT_ENV] = ",".join(done)
+
+
+@contextlib.contextmanager
+def plugins_for_workers() -> Iterator[None]:
+    """The scope of a command's ``--import`` list in :data:`IMPORT_ENV`: the worker processes it
+    spawns import those modules too, and the list is as before once it ends (a command called in
+    this process leaves no trace in the next)."""
+    before = os.environ.get(IMPORT_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(IMPORT_ENV, None)
+        else:
+            os.environ[IMPORT_ENV] = before
+
+
+# ----------------------------------------------------------------------------- what a tool writes
+
+def add_out(p: argparse.ArgumentParser, help: str, default: str | None = None, required: bool = False) -> None:
+    """``--out DIR`` (alias ``--work-dir``): the one folder a tool writes its results into."""
+    option(p, "--out", "--work-dir", default=default, required=required, metavar="DIR", help=help)
+
+
+def add_overwrite(p: argparse.ArgumentParser, what: str = "results in --out") -> None:
+    """``--overwrite``: replace output made with other settings, which is refused otherwise."""
     p.add_argument("--overwrite", action="store_true",
-                   help="replace checkpoints in the work dir made with other settings (default: refuse)")
-    p.add_argument("--launcher", choices=("none", "pytorch", "slurm", "mpi"), default="none",
-                   help="distributed launcher (pytorch under torchrun)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--epochs", type=count(1), default=None, help="override the config's epoch count")
-    p.add_argument("--max-patches", type=count(1), default=None, help="override the config's patch count")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    add_cfg_options(p, "train_dataloader.batch_size=16")
-    add_verbose(p)
+                   help=f"replace {what} made with other settings (default: refuse and say what differs)")
+
+
+def add_run_outputs(p: argparse.ArgumentParser, out_help: str) -> None:
+    """Where a downstream training run writes, and when it trains again: ``--out``, ``--fused-dir``
+    (the fused dataset it reads, or writes first), ``--force`` and ``--overwrite``."""
+    add_out(p, out_help)
+    p.add_argument("--fused-dir", default=None, metavar="DIR",
+                   help="fused dataset to use or write (default: the shared cache work_dirs/fused/<method>/<dataset>, "
+                        "where tools/fuse_dataset.py writes)")
+    add_force(p)
+    add_overwrite(p, "a run in --out (or a fused dataset in --fused-dir)")
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    """``--force``: redo a finished run even when its settings match (which reuses it otherwise).
+    Not ``--overwrite``: a run made with other settings is still refused without that."""
+    p.add_argument("--force", action="store_true", help="retrain even when a finished run with the same settings "
+                                                        "exists (default: reuse its results)")
+
+
+def add_no_progress(p: argparse.ArgumentParser) -> None:
+    """``--no-progress`` (alias ``--quiet``): no progress bars."""
+    option(p, "--no-progress", "--quiet", action="store_true", help="no progress bars")
 
 
 def add_verbose(p: argparse.ArgumentParser) -> None:
@@ -91,6 +271,114 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
                    help="show the libraries' output (mmengine, ultralytics, warnings) on the terminal too; "
                         "by default it goes to the run's log file")
 
+
+# ----------------------------------------------------------------------------- how a tool runs
+
+DEVICE_HELP = "cpu, cuda, cuda:N, or GPU ids such as 0 or 0,1,2,3"
+_GPU_IDS = re.compile(r"^\d+(,\d+)*$")
+
+
+def add_device(p: argparse.ArgumentParser, default: str | None, note: str) -> None:
+    """``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ultralytics' GPU ids (``0``, ``0,1,2,3``) in
+    every tool; ``note`` says what the tool does with several ids and its default."""
+    p.add_argument("--device", default=default, metavar="DEVICE", help=f"{DEVICE_HELP}; {note}")
+
+
+def torch_device(device: str | None) -> str | None:
+    """``--device`` for a tool that runs one torch device per process, checked against this machine
+    (:func:`~fusion_perception.devices.check_device`, whose message names the device as typed): GPU
+    ids become ``cuda:<id>``, under torchrun the id of this process's ``LOCAL_RANK``, else the
+    first (as ultralytics' prediction does); ``None`` (the library's default) and any other device
+    are passed on as given."""
+    if device is None:
+        return None
+    from fusion_perception.devices import check_device
+
+    check_device(device)
+    text = str(device).strip().lower()
+    if not _GPU_IDS.match(text):
+        return device
+    ids = text.split(",")
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if len(ids) > 1 and rank >= len(ids):
+        raise ConfigError(f"--device {device}: no GPU id for local process {rank}; give one id per process")
+    return f"cuda:{ids[rank] if len(ids) > 1 else ids[0]}"
+
+
+def add_batch_size(p: argparse.ArgumentParser, help: str, default: int | None = None,
+                   type: Callable[[str], int] = int) -> None:
+    """``--batch-size N`` (alias ``--batch``): how many images go through at once."""
+    option(p, "--batch-size", "--batch", type=type, default=default, metavar="N", help=help)
+
+
+def add_workers(p: argparse.ArgumentParser, help: str, least: int | None = 0, default: int | None = None) -> None:
+    """``--workers N``: the parallel readers (data-loader processes or I/O threads) of a tool; at
+    least ``least`` (any integer when None: the library checks it)."""
+    p.add_argument("--workers", type=int if least is None else count(least), default=default, metavar="N", help=help)
+
+
+def add_threads(p: argparse.ArgumentParser, help: str = "CPU threads for torch (default: torch's)") -> None:
+    """``--threads N``: torch's CPU threads (:func:`set_threads`)."""
+    p.add_argument("--threads", type=count(1), default=None, metavar="N", help=help)
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` when ``--threads`` was given."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: 0)") -> None:
+    """``--seed N``: the one seed of a run."""
+    p.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_seeds(p: argparse.ArgumentParser) -> None:
+    """``--seeds 0,1,2``: the training seeds of a comparison, a list of integers."""
+    p.add_argument("--seeds", action=SeedsAction, default=[0], help="comma-separated training seeds (default: 0)")
+
+
+def add_epochs(p: argparse.ArgumentParser, help: str, type: Callable[[str], int] = int) -> None:
+    """``--epochs N``: overrides the config's epoch count."""
+    p.add_argument("--epochs", type=type, default=None, metavar="N", help=help)
+
+
+def add_task(p: argparse.ArgumentParser, help: str) -> None:
+    """``--task det|seg|both``: detection (M3FD layout), segmentation (MSRS layout) or both."""
+    p.add_argument("--task", choices=("det", "seg", "both"), default="both", help=help)
+
+
+def add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in --out (implied when --out holds a run with the "
+                        "same settings: the same command resumes a killed run)")
+
+
+def add_launcher(p: argparse.ArgumentParser, choices: tuple[str, ...] = ("none", "pytorch", "slurm", "mpi")) -> None:
+    p.add_argument("--launcher", choices=choices, default="none",
+                   help="distributed launcher (pytorch: DDP under torchrun)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def add_amp(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+
+
+def add_patch_training_args(p: argparse.ArgumentParser) -> None:
+    """The mmengine run options of tools/train_sensing.py and tools/train_emma.py."""
+    add_resume(p)
+    add_overwrite(p, "checkpoints in --out")
+    add_launcher(p)
+    add_amp(p)
+    add_epochs(p, "override the config's epoch count", type=count(1))
+    p.add_argument("--max-patches", type=count(1), default=None, help="override the config's patch count")
+    add_cfg_options(p, "train_dataloader.batch_size=16")
+    add_verbose(p)
+
+
+# ----------------------------------------------------------------------------- one error path
 
 def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
     """Wrap a tool's ``main(argv)``: an error the user can fix ends as one line
@@ -114,3 +402,17 @@ def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
             return 2
 
     return wrapper
+
+
+@contextlib.contextmanager
+def warnings_as_lines(always: type[Warning] = Warning) -> Iterator[None]:
+    """Every warning raised inside (each of ``always``, even a repeated one) becomes one plain line
+    ``warning: <message>`` on stderr, not Python's warning format; printed when the block ends,
+    before the error line of an exception that ends it (:func:`tool_main`)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", always)
+        try:
+            yield
+        finally:
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)

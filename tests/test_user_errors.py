@@ -136,10 +136,13 @@ def test_f2_fused_dir_of_another_method_is_refused_not_deleted(synthetic_root, t
 @pytest.fixture(scope="module")
 def finished_det_run(synthetic_root, tmp_path_factory) -> Path:
     from fusion_perception.downstream.detection import run_detection
+    from fusion_perception.fusion.cache import CACHE_ENV
 
     out = tmp_path_factory.mktemp("det_run")
-    run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=1, imgsz=64, device="cpu",
-                  progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # conftest's own cache is per test: this fixture outlives one
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("fused_cache")))
+        run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=1, imgsz=64, device="cpu",
+                      progress=False)
     return out
 
 
@@ -541,11 +544,14 @@ def test_bugs_keep_their_traceback():
 
 
 def test_every_tool_ends_user_errors_in_one_line():
-    """Every tool's main goes through the one place that turns user errors into a line."""
+    """Every tool's main goes through the one place that turns user errors into a line (test_cli
+    runs each with a user error, as a script and as a ``fusion-perception`` subcommand)."""
+    from fusion_perception.cli import tool_main
+
     for path in sorted((REPO / "tools").glob("*.py")):
-        text = path.read_text()
-        assert "@tool_main" in text, f"{path.name} does not use fusion_perception.cli.tool_main"
-        assert "except FusionPerceptionError as e:" not in text or path.name == "describe_dataset.py", path.name
+        main = runpy.run_path(str(path))["main"]
+        assert main.__code__ is tool_main(lambda argv: 0).__code__, f"{path.name} does not use cli.tool_main"
+        assert "except FusionPerceptionError as e:" not in path.read_text(), path.name
 
 
 def test_a_refusal_keeps_output_untouched(tmp_path):

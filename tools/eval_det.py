@@ -1,36 +1,14 @@
 #!/usr/bin/env python
-"""Re-evaluate a trained detection run (no training): pycocotools mAP on its stored split."""
+"""Re-evaluate a trained detection run (no training): pycocotools mAP on its stored split.
 
-from __future__ import annotations
+The same as ``fusion-perception eval-det`` (fusion_perception/commands/eval_det.py).
+"""
 
-import argparse
-import logging
 import sys
 
-from fusion_perception.cli import tool_main
+from fusion_perception.commands import command_main
 
-
-@tool_main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description="Predict with a finished tools/train_det.py run's best.pt on one split (low confidence "
-                    "threshold), score with pycocotools (mAP@0.5, mAP@0.5:0.95, AP@0.5 per class) and write "
-                    "the results: RUN/results.json, results.md and predictions.png for the test split, "
-                    "RUN/eval/<split>/results.json otherwise.")
-    ap.add_argument("--run", required=True, metavar="DIR", help="the run directory (holds run.json)")
-    ap.add_argument("--split", default="test", choices=("train", "val", "test"), help="default: test")
-    ap.add_argument("--device", default=None, help="cpu or a GPU id (default: the run's device)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fusion_perception.downstream.detection import evaluate_run
-    from fusion_perception.metrics.detection import table3_header
-
-    res = evaluate_run(args.run, args.split, device=args.device)
-    print(table3_header())
-    print(res["markdown_row"])
-    print(f"mAP@0.5:0.95 {100 * res['mAP50_95']:.1f} on {res['split']} ({res['num_images']} images)")
-    return 0
-
+main = command_main("eval-det")  # the command's parser, then its run; a user error ends in one line
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,91 +1,14 @@
 #!/usr/bin/env python
-"""Score fused images with the nine fusion-quality metrics, method against method."""
+"""Score fused images with the nine fusion-quality metrics, method against method.
 
-from __future__ import annotations
+The same as ``fusion-perception eval-fusion`` (fusion_perception/commands/eval_fusion.py).
+"""
 
-import argparse
-import os
 import sys
 
-# Idle OpenMP threads sleep instead of spinning (on a busy machine a spinning thread waits far
-# longer than the small tensor operations take). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from fusion_perception.commands import command_main
 
-from fusion_perception.cli import count, tool_main  # noqa: E402
-from fusion_perception.data.records import LAYOUTS  # noqa: E402
-from fusion_perception.metrics.fusion_quality import METRIC_NAMES  # noqa: E402
-
-
-@tool_main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description="Compute EN, SD, SF, AG, MI, SCD, VIF, Qabf and SSIM (the EMMA paper's Table 1 "
-                    "metrics, defined as in shared/fixtures/README.md) of each method's fused images "
-                    "against their IR/visible source pairs. Fused files are matched to pairs by file stem, "
-                    "any image extension; colour images are scored on their BGR2GRAY luminance. Writes "
-                    "per-image values and the mean per method to OUT/fusion_metrics.{md,csv,json} and "
-                    "prints the table of means.",
-        epilog="Examples: eval_fusion.py --fused work/fused/gff --fused CDDFuse=results/cddfuse "
-               "--source data/RoadScene --out work/eval;  eval_fusion.py --fused work/fused/emma "
-               "--out work/eval (source taken from the fuse stage's manifest).  A fused folder may be a "
-               "fuse_dataset output (images under fused/ or */fused/, named by its manifest's label) or "
-               "a plain folder of images (named after the folder). Exit status 2 with a one-line "
-               "message on bad input, e.g. a folder that lacks some images (they are listed).",
-    )
-    ap.add_argument("--fused", action="append", required=True, metavar="[NAME=]DIR",
-                    help="a method's fused images; repeat for several methods")
-    ap.add_argument("--source", metavar="ROOT",
-                    help="the paired source dataset (any layout the readers know; default: the source "
-                         "recorded in a fused folder's manifest.json)")
-    ap.add_argument("--out", required=True, metavar="DIR", help="where the tables are written")
-    ap.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
-                    help="source layout (default: detect it)")
-    ap.add_argument("--split", metavar="NAME", help="score only this split's pairs (e.g. test)")
-    ap.add_argument("--metrics", default=",".join(METRIC_NAMES), metavar="LIST",
-                    help=f"comma-separated subset (default: {','.join(METRIC_NAMES)})")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    ap.add_argument("--workers", type=count(1), default=None, metavar="N",
-                    help="pairs read and scored at once, each on its own thread with one torch thread "
-                         "(default: one per CPU core)")
-    ap.add_argument("--targets", default="auto", metavar="RULE|CSV",
-                    help="target retention (the contrast kept of objects only one modality shows), where the "
-                         "source has boxes: 'auto' (the annotations' visibility tags where present, else the "
-                         "contrast rule), 'tags', 'contrast' (IR-only: c(ir) >= 0.05 and c(vi) <= 0.03 on the "
-                         "sources; VI-only the reverse), 'off', or a CSV file image,x1,y1,x2,y2,source[,label] "
-                         "(default: auto)")
-    ap.add_argument("--target-classes", metavar="LIST", help="only these object classes, e.g. People,Car")
-    ap.add_argument("--target-contrast", metavar="SHOWN,HIDDEN",
-                    help="thresholds of the contrast rule (default 0.05,0.03: local contrast on [0, 1] luminance)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace tables in --out that score other folders or metrics (default: refuse)")
-    args = ap.parse_args(argv)
-
-    from fusion_perception.metrics.fusion_eval import (
-        evaluate_fused_folders,
-        evaluate_target_retention,
-        markdown_table,
-        write_retention_tables,
-    )
-    from fusion_perception.metrics.retention import TargetRule
-
-    rule = None if args.targets == "off" else TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
-    result = evaluate_fused_folders(
-        args.fused, args.source, layout=args.layout, split=args.split, device=args.device,
-        metrics=args.metrics, progress=not args.quiet, workers=args.workers, out=args.out, overwrite=args.overwrite,
-    )
-    retention = None
-    if rule is not None:
-        retention = evaluate_target_retention(args.fused, args.source, layout=args.layout, split=args.split,
-                                              rule=rule, progress=not args.quiet)
-    retention_table = write_retention_tables(retention, args.out) if retention else None
-    print(markdown_table(result))
-    if retention_table:
-        print(retention_table)
-    print(f"tables written to {args.out}/fusion_metrics.{{md,csv,json}}"
-          + (f" and {args.out}/target_retention.{{md,csv,json}}" if retention_table else ""))
-    return 0
-
+main = command_main("eval-fusion")  # the command's parser, then its run; a user error ends in one line
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,136 +1,14 @@
 #!/usr/bin/env python
-"""Fuse a paired IR/visible dataset with one fusion method: the preprocessing stage."""
+"""Fuse a paired IR/visible dataset with one fusion method: the preprocessing stage.
 
-from __future__ import annotations
+The same as ``fusion-perception fuse`` (fusion_perception/commands/fuse_dataset.py).
+"""
 
-import argparse
-import importlib
-import json
-import os
 import sys
-from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning: torch's threads share the cores with the
-# decode/encode threads (and, on a shared machine, with other jobs). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from fusion_perception.commands import command_main
 
-from fusion_perception.cli import add_fusion_weights, count, tool_main  # noqa: E402
-from fusion_perception.data.records import LAYOUTS  # noqa: E402
-from fusion_perception.errors import ConfigError, FusionPerceptionError  # noqa: E402
-
-
-def _param(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)  # numbers, true/false, lists
-    except ValueError:
-        return key, value  # plain strings such as a wavelet name
-
-
-@tool_main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description="Fuse every IR/visible pair of a dataset with one method and write a drop-in "
-                    "fused dataset: the source's layout with a fused/ image folder in place of the two "
-                    "modality folders (M3FD: fused/ + Annotation/; TarDAL: fused/, labels/, meta/; "
-                    "MSRS: {train,test}/fused + Segmentation_labels/; pairs: fused/), labels copied, "
-                    "and OUT/manifest.json (method, parameters, checkpoint sha256, source, counts, "
-                    "library versions). Re-running the same command resumes: finished images are kept.",
-        epilog="Methods: ir, vi, mean, max, laplacian, dwt, gff, emma (the toolkit's checkpoint on the synthetic data; --weights PATH or official elsewhere), or "
-               "folder:NAME=PATH for another method's precomputed results (files matched by stem). "
-               "Parameters (--param): laplacian levels=4; dwt wavelet=db2 levels=3; gff r1=45 eps1=0.3 "
-               "r2=7 eps2=1e-6 avg_size=31 gauss_radius=5 gauss_sigma=5 (Li et al. 2013); emma normalize, amp, "
-               "channels_last, compile. "
-               "Examples: fuse_dataset.py  (EMMA with the toolkit's checkpoint on the synthetic default, both "
-               "datasets, into work_dirs/fused/emma/{m3fd,msrs}, where train_det.py --fusion emma and train_seg.py "
-               "find them);  fuse_dataset.py --method gff;  fuse_dataset.py --data M3FD_Detection --method emma "
-               "--weights official --device cuda.  Several processes or GPUs: torchrun --nproc_per_node 4 "
-               "tools/fuse_dataset.py ... --device cuda (each rank fuses its share of the pairs on its own GPU, "
-               "one manifest; several nodes need --data and --out on a filesystem all of them see).  "
-               "Exit status 2 with a one-line message on bad input.",
-    )
-    ap.add_argument("--data", metavar="ROOT",
-                    help="the dataset's root folder (default: the synthetic default, whose m3fd and msrs "
-                         "parts are fused into OUT/m3fd and OUT/msrs; generated on first use)")
-    ap.add_argument("--method", default="emma", metavar="NAME", help="fusion method (see below; default: emma)")
-    ap.add_argument("--out", default=None, metavar="DIR",
-                    help="output folder of the fused dataset (default: the cache the other tools read, "
-                         "work_dirs/fused/<method>/<dataset folder name>)")
-    ap.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
-                    help="source layout (default: detect it)")
-    ap.add_argument("--device", default="cpu", help="where the method runs: cpu or cuda[:N] (default: cpu)")
-    ap.add_argument("--batch-size", type=count(1), default=4, metavar="N",
-                    help="pairs fused at once (same-size images are batched; default 4)")
-    add_fusion_weights(ap)
-    ap.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
-                    help="method parameter, repeatable (e.g. --param levels=5, --param wavelet=haar)")
-    ap.add_argument("--gray", action="store_true",
-                    help="write gray fused images even where the visible image is colour")
-    ap.add_argument("--skip-bad", action="store_true",
-                    help="leave out unreadable or inconsistent pairs (listed in the manifest) instead of failing")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace an existing output made with other settings (default: refuse)")
-    ap.add_argument("--workers", type=count(1), default=2, metavar="N",
-                    help="threads decoding inputs and, separately, encoding outputs (default 2)")
-    ap.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                    help="import a Python module first (one that registers extra fusion methods)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-
-    from fusion_perception.fusion.base import method_label
-    from fusion_perception.fusion.cache import cache_label, default_fused_dir, fused_cache_root
-    from fusion_perception.fusion.ranks import launched_by_torchrun
-    from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default
-
-    kwargs = dict(layout=args.layout, device=args.device, batch_size=args.batch_size, weights=args.weights,
-                  fuser_params=dict(args.param), gray_output=args.gray, skip_bad=args.skip_bad,
-                  on_mismatch="replace" if args.overwrite else "error", progress=not args.quiet,
-                  workers=args.workers, distributed=launched_by_torchrun())
-    for module in args.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"--import {module}: {e}") from None
-    label = cache_label(method_label(args.method), args.weights)
-    if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
-                             and not _is_single_dataset(args.data)):
-        results = fuse_default(args.method, args.out or fused_cache_root(label), source=args.data, **kwargs)
-    else:
-        out = args.out or default_fused_dir(args.data, label)
-        results = {"": fuse_dataset(args.data, args.method, out, **kwargs)}
-    if kwargs["distributed"] and os.environ.get("RANK") != "0":
-        return 0  # the leader reports for all ranks
-    for fused in results.values():
-        c = fused.manifest["counts"]
-        print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"
-              + (f"; {c['stale']} re-fused because their source changed" if c.get("stale") else "")
-              + (f", {c['bad']} bad pairs left out" if c["bad"] else "") + ")")
-    print("another method: --method NAME (ir, vi, mean, max, laplacian, dwt, gff, emma, folder:NAME=PATH)")
-    nxt = []
-    for part, fused in results.items():
-        data = "" if args.data is None else f" --data {Path(args.data) / part if part else args.data}"
-        tool = {"m3fd": "train_det", "m3fd_tardal": "train_det", "msrs": "train_seg"}.get(fused.source_layout)
-        if tool:
-            fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
-            nxt.append(f"python tools/{tool}.py --fusion {args.method}{data}{fused_dir}")
-        else:
-            nxt.append(f"python tools/eval_fusion.py --fused {fused.root} --out {fused.root}/eval")
-    print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")
-    return 0
-
-
-def _is_single_dataset(root: str) -> bool:
-    """A root that is itself a dataset even though it has an m3fd/ or msrs/ sub-folder."""
-    from fusion_perception.data.readers import detect_layout
-
-    try:
-        detect_layout(root)
-        return True
-    except FusionPerceptionError:
-        return False
-
+main = command_main("fuse")  # the command's parser, then its run; a user error ends in one line
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,58 +1,14 @@
 #!/usr/bin/env python
 """Train EMMA's U-Fuser (step 3 of the method) through the frozen sensing nets, with mmengine.
 
-Loss: L(A_i(f), i) + a1 L(A_v(f), v) + a2 L(f_t, F(A_i(f_t), A_v(f_t))), f_t the
-equivariant batch (shifts, rotations, flips) of f. Exports work_dir/emma_fuser.pth, which
-tools/fuse_dataset.py --method emma --weights reads.
-
-Examples:
-  python tools/train_sensing.py --work-dir work_dirs/sensing
-  python tools/train_emma.py --sensing-dir work_dirs/sensing --work-dir work_dirs/emma
-  python tools/train_emma.py --sensing-dir work_dirs/sensing --work-dir work_dirs/emma_noeq --no-equivariance
-  python tools/train_emma.py --config paper --data /data/MSRS --sensing-ir Ai.pth --sensing-vi Av.pth --amp
+The same as ``fusion-perception train-emma`` (fusion_perception/commands/train_emma.py).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from fusion_perception.cli import add_patch_training_args, tool_main
+from fusion_perception.commands import command_main
 
-
-@tool_main
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/emma/small_cpu.py",
-                   help="mmengine config file, or a name in configs/emma/ (small_cpu, paper)")
-    p.add_argument("--data", default=None,
-                   help="training pairs: MSRS (its train split) or any ir/vi pair folder "
-                        "(default: the synthetic default set)")
-    p.add_argument("--sensing-dir", default=None, help="work dir of tools/train_sensing.py "
-                                                       "(holds sensing_ir.pth and sensing_vi.pth)")
-    p.add_argument("--sensing-ir", default=None, help="A_i checkpoint (official Ai.pth or trained here)")
-    p.add_argument("--sensing-vi", default=None, help="A_v checkpoint (official Av.pth or trained here)")
-    p.add_argument("--work-dir", default=None, help="checkpoints, logs, patch cache and emma_fuser.pth "
-                                                    "(default: work_dirs/emma_<config>)")
-    p.add_argument("--no-equivariance", action="store_true",
-                   help="ablation: drop the a2 term from the optimisation (it is still logged as loss_eq)")
-    p.add_argument("--a1", type=float, default=None, help="weight of the visible term (config default 1.0)")
-    p.add_argument("--a2", type=float, default=None, help="weight of the equivariance term (config default 0.1)")
-    add_patch_training_args(p)
-    args = p.parse_args(argv)
-
-    from fusion_perception.training.runner import train_emma
-
-    out = train_emma(args.config, data_root=args.data, sensing_dir=args.sensing_dir, sensing_ir=args.sensing_ir,
-                     sensing_vi=args.sensing_vi, work_dir=args.work_dir, equivariance=not args.no_equivariance,
-                     a1=args.a1, a2=args.a2, resume=args.resume, launcher=args.launcher, amp=args.amp,
-                     epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
-                     overwrite=args.overwrite, verbose=args.verbose)
-    print(f"EMMA fuser: {out}")
-    print(f"next: python tools/fuse_dataset.py --method emma --weights {out}   (or --weights {out} in train_det.py, "
-          "train_seg.py, compare_methods.py --weights emma=...)")
-    return 0
-
+main = command_main("train-emma")  # the command's parser, then its run; a user error ends in one line
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -219,8 +219,11 @@ def run_unit(task: str, spec: str, seed: int, runs: dict[str, Any]) -> dict:
 
     out: Path = runs["out"]
     label = method_label(spec)
+    # GPU ids ("0", "0,1"): ultralytics' own device string for detection (DDP over several), the first GPU for
+    # segmentation, which runs one process here
+    device = runs["device"] if task == "det" or runs["device"] == "cpu" else _torch_device(runs["device"])
     common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed,
-                  weights=runs["weights"][spec], device=runs["device"], fused_dir=runs["fused_dirs"][(task, spec)],
+                  weights=runs["weights"][spec], device=device, fused_dir=runs["fused_dirs"][(task, spec)],
                   progress=False, overwrite=runs["overwrite"], verbose=runs["verbose"])
     if task == "det":
         return run_detection(runs["sources"]["det"], spec, out / "det" / label / f"seed{seed}",
@@ -287,8 +290,11 @@ class _Jobs:
 def _init_worker(threads: int, level: int) -> None:
     import torch
 
+    from fusion_perception.cli import IMPORT_ENV, import_plugins
+
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s")
+    import_plugins(m for m in os.environ.get(IMPORT_ENV, "").split(",") if m)  # the --import modules, here too
 
 
 def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> list[Path]:

@@ -154,7 +154,7 @@ def _check_numbers(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{option} (config key {key!r}) must be an integer of at least {least}, not {value!r}")
     batch = cfg["batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or (batch < 1 and batch != -1):
-        raise ConfigError(f"--batch (config key 'batch') must be a positive integer (or -1 for ultralytics' "
+        raise ConfigError(f"--batch-size (config key 'batch') must be a positive integer (or -1 for ultralytics' "
                           f"AutoBatch), not {batch!r}")
     if not isinstance(cfg["lr0"], (int, float)) or cfg["lr0"] <= 0:
         raise ConfigError(f"config key 'lr0' must be a positive number, not {cfg['lr0']!r}")
