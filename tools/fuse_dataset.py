@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -16,7 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fusion_perception.cli import add_fusion_weights, count, tool_main  # noqa: E402
 from fusion_perception.data.records import LAYOUTS  # noqa: E402
-from fusion_perception.errors import ConfigError, FusionPerceptionError  # noqa: E402
+from fusion_perception.errors import FusionPerceptionError  # noqa: E402
+from fusion_perception.registry import import_plugins  # noqa: E402
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                   fuser_params=dict(args.param), gray_output=args.gray, skip_bad=args.skip_bad,
                   on_mismatch="replace" if args.overwrite else "error", progress=not args.quiet,
                   workers=args.workers, distributed=launched_by_torchrun())
-    for module in args.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"--import {module}: {e}") from None
+    import_plugins(args.imports)
     label = cache_label(method_label(args.method), args.weights)
     if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
                              and not _is_single_dataset(args.data)):
