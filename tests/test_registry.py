@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion_perception.registry import FUSERS, Registry
+from fusion_perception.registry import DATASET_LAYOUTS, FUSERS, Registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,8 @@ def test_the_project_registries_list_the_built_in_entries():
     from fusion_perception.registry import TASKS
 
     assert {"ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma", "folder"} <= set(FUSERS.names())
-    assert FUSERS.get("laplacian").name == "laplacian"
+    assert DATASET_LAYOUTS.names()[:4] == ["pairs", "m3fd", "m3fd_tardal", "msrs"]
+    assert FUSERS.get("laplacian").name == "laplacian" and DATASET_LAYOUTS.get("m3fd_tardal").name == "m3fd_tardal"
     assert TASKS.names() == []
 
 
@@ -79,9 +80,11 @@ def test_no_fusion_module_imports_the_methods_for_the_registry():
     """The circle is gone: ``fusion/base.py`` imports no method module; the registry does, lazily."""
     code = ("import sys, fusion_perception.registry as r; "
             "before = 'fusion_perception.fusion.classical' in sys.modules; "
-            "r.FUSERS.get('mean'); print(before, 'fusion_perception.fusion.classical' in sys.modules)")
+            "r.FUSERS.get('mean'); r.DATASET_LAYOUTS.get('msrs'); "
+            "print(before, sorted(m for m in sys.modules if m.startswith('fusion_perception.data.layouts.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split(" ", 1)
-    assert out == ["False", "True\n"]
+    assert out[0] == "False"
+    assert "'fusion_perception.data.layouts.msrs'" in out[1] and "'fusion_perception.data.layouts.tardal'" in out[1]
     source = (REPO / "fusion_perception" / "fusion" / "base.py").read_text()
     assert "fusion.classical" not in source and "fusion.emma" not in source and "fusion.folder" not in source

@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=count(1), default=2, metavar="N",
                     help="threads decoding inputs and, separately, encoding outputs (default 2)")
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                    help="import a Python module first (one that registers extra fusion methods)")
+                    help="import a Python module first (one that registers extra fusion methods or dataset layouts)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
+    from fusion_perception.data.layouts import find_layout
     from fusion_perception.fusion.base import method_label
     from fusion_perception.fusion.cache import cache_label, default_fused_dir, fused_cache_root
     from fusion_perception.fusion.ranks import launched_by_torchrun
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     nxt = []
     for part, fused in results.items():
         data = "" if args.data is None else f" --data {Path(args.data) / part if part else args.data}"
-        tool = {"m3fd": "train_det", "m3fd_tardal": "train_det", "msrs": "train_seg"}.get(fused.source_layout)
+        tasks = getattr(find_layout(fused.source_layout), "tasks", ())  # the tasks its labels serve
+        tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
             fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
             nxt.append(f"python tools/{tool}.py --fusion {args.method}{data}{fused_dir}")

@@ -252,6 +252,7 @@ def _sha(obj: Any) -> str:
 
 def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = False):
     """Read the source dataset and make sure it is a detection dataset (M3FD / TarDAL with boxes)."""
+    from fusion_perception.data.layouts import get_layout
     from fusion_perception.data.readers import load_dataset
 
     if data_root is None:
@@ -259,7 +260,7 @@ def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = Fals
 
         data_root = Path(ensure_default("det")) / "m3fd"
     ds = load_dataset(data_root, skip_bad=skip_bad)
-    if ds.layout not in ("m3fd", "m3fd_tardal"):
+    if "det" not in get_layout(ds.layout).tasks:  # the layout says whether its labels are boxes
         raise DatasetError(
             ds.root,
             f"no detection annotations: this is a {ds.layout!r} dataset; detection needs the M3FD layout "

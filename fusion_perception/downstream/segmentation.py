@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from fusion_perception.config_files import merge_options, read_config  # noqa: E402
 from fusion_perception.console import chatter_to, stage  # noqa: E402
 from fusion_perception.data.image_io import atomic_write_text  # noqa: E402
+from fusion_perception.data.layouts import find_layout  # noqa: E402
 from fusion_perception.data.records import MSRS_CLASSES  # noqa: E402
 from fusion_perception.devices import check_device  # noqa: E402
 from fusion_perception.errors import ConfigError, DatasetError, check_input_file  # noqa: E402
@@ -416,7 +417,7 @@ def _run_segmentation(cfg, cfg_name: str, settings: dict, out: Path, source: Pat
 
         barrier()
         fused = load_fused_dataset(fused_root)
-    if fused.source_layout != "msrs":
+    if "seg" not in getattr(find_layout(fused.source_layout), "tasks", ()):  # the layout: are its labels masks?
         raise DatasetError(source, f"segmentation needs an MSRS-layout dataset, this one is {fused.source_layout!r}")
     if clear:
         _clear_run(out)  # as asked (--force, --overwrite), once the data is known to be good

@@ -2,7 +2,9 @@
 
 ``fuse_dataset(source, method, out)`` writes the fused images in the source's layout, with a
 ``fused`` image folder in place of the two modality folders, copies the labels, and keeps a
-manifest (``out/manifest.json``) that makes the run resumable and reusable:
+manifest (``out/manifest.json``) that makes the run resumable and reusable. The layout says where
+each fused image goes and which files besides the labels come along
+(:mod:`fusion_perception.data.layouts`):
 
 - M3FD  -> ``out/fused/*.png`` + ``out/Annotation/*.xml``
 - TarDAL -> ``out/fused``, ``out/labels``, ``out/meta``
@@ -44,6 +46,7 @@ from fusion_perception.data.image_io import (
     to_float01,
     write_image,
 )
+from fusion_perception.data.layouts import FUSED_DIR, find_layout, get_layout
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
 from fusion_perception.devices import check_device
 from fusion_perception.errors import (
@@ -67,12 +70,13 @@ from fusion_perception.provenance import library_versions
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-FUSED_DIR = "fused"
 _LOCK = ".fuse_dataset.lock"
 _LOG = logging.getLogger(__name__)
 # Sub-datasets of a multi-task root such as the synthetic default (root/m3fd, root/msrs).
 DATASET_PARTS: tuple[str, ...] = ("m3fd", "msrs")
-_PART_LAYOUT = {"m3fd": ("m3fd", "m3fd_tardal"), "msrs": ("msrs",)}
+# The synthetic default's part for each task (a source-less request for a layout reads the part
+# of the first task the layout's labels serve).
+_SYNTHETIC_PART = {"det": "m3fd", "seg": "msrs"}
 
 
 # ----------------------------------------------------------------------------- source and fingerprint
@@ -95,14 +99,15 @@ def resolve_source(source: str | Path | PairDataset | None, layout: str = "auto"
     if source is None:
         from fusion_perception.data.synthetic import ensure_default
 
-        part = next((p for p, layouts in _PART_LAYOUT.items() if layout in layouts), None)
-        if part is None:
+        asked = find_layout(layout) if layout != "auto" else None
+        task = next((t for t in (asked.tasks if asked else ()) if t in _SYNTHETIC_PART), None)
+        if task is None:
             raise ConfigError(
                 "the synthetic default holds two datasets (m3fd for detection, msrs for segmentation): "
                 "pass layout='m3fd' or layout='msrs', or use fuse_default() to fuse both"
             )
-        root = ensure_default("det" if part == "m3fd" else "seg")
-        return load_dataset(root / part, "auto", skip_bad=skip_bad)
+        root = ensure_default(task)
+        return load_dataset(root / _SYNTHETIC_PART[task], "auto", skip_bad=skip_bad)
     root = Path(source).expanduser()
     if not root.is_dir():
         raise DatasetError(root, "dataset folder not found")
@@ -162,10 +167,8 @@ def _pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
 
 
 def _fused_rel(ds: PairDataset, rec: PairRecord) -> str:
-    """Where a record's fused image goes, relative to ``out``."""
-    if ds.layout == "msrs" and rec.split:
-        return f"{rec.split}/{FUSED_DIR}/{rec.name}.png"
-    return f"{FUSED_DIR}/{rec.name}.png"
+    """Where a record's fused image goes, relative to ``out``: the source layout says."""
+    return get_layout(ds.layout).fused_path(rec)
 
 
 def _label_rel(ds_root: Path, path: Path | None, fallback_dir: str) -> str | None:
@@ -634,19 +637,17 @@ def _out_of_memory(batch: list[_Pair], label: str, device: torch.device) -> Data
 
 
 def _copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entries: dict, out: Path) -> list[str]:
-    """Carry annotations and masks over (and TarDAL's split lists); returns the extra files copied."""
+    """Carry annotations and masks over, and the files besides them that the layout names (TarDAL's
+    split lists); returns those extra files."""
     for rec in records:
         e = entries[rec.name]
         if rec.annotation_path is not None:
             _copy_atomic(Path(rec.annotation_path), out / e["annotation"])
         if rec.mask_path is not None:
             _copy_atomic(Path(rec.mask_path), out / e["mask"])
-    extra = []
-    if ds.layout == "m3fd_tardal" and (src_root / "meta").is_dir():
-        for f in sorted((src_root / "meta").iterdir()):
-            if f.is_file() and not f.name.startswith("."):
-                _copy_atomic(f, out / "meta" / f.name)
-                extra.append(f"meta/{f.name}")
+    extra = get_layout(ds.layout).extra_files(src_root)
+    for rel in extra:
+        _copy_atomic(src_root / rel, out / rel)
     return extra
 
 
