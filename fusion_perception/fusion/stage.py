@@ -2,7 +2,8 @@
 
 ``fuse_dataset(source, method, out)`` writes the fused images in the source's layout, with a
 ``fused`` image folder in place of the two modality folders, copies the labels, and keeps a
-manifest (``out/manifest.json``) that makes the run resumable and reusable. The layout says where
+manifest (``out/manifest.json``, read and written with the run cache's helpers,
+:mod:`fusion_perception.runs`) that makes the run resumable and reusable. The layout says where
 each fused image goes and which files besides the labels come along
 (:mod:`fusion_perception.data.layouts`):
 
@@ -38,7 +39,6 @@ import numpy as np
 import torch
 
 from fusion_perception.data.image_io import (
-    atomic_write_text,
     atomic_writer,
     is_gray,
     luminance01,
@@ -67,6 +67,7 @@ from fusion_perception.fusion.base import (
 from fusion_perception.fusion.ranks import Ranks
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
+from fusion_perception.runs import jsonable, read_json, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -130,14 +131,10 @@ def _is_dataset(root: Path) -> bool:
         return False
 
 
-def _jsonable(x: Any) -> Any:
-    return json.loads(json.dumps(x, default=str))
-
-
 def _fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) -> dict[str, Any]:
     """Everything that determines the pixels: a cached output is reused only when this matches."""
     name, _ = parse_method_spec(method)
-    return _jsonable({
+    return jsonable({
         "method": name,
         "fuser": fuser.config(),
         "checkpoint_sha256": fuser.checkpoint_sha256(),
@@ -455,7 +452,7 @@ def fuse_dataset(
 
     def prepare() -> dict | None:
         """The earlier run's manifest to resume from, after refusing or clearing a different one."""
-        old = _read_manifest(out)
+        old = read_json(out / MANIFEST, unreadable={})  # unreadable: treated as not matching
         stale = old is not None and _pixels(old.get("fingerprint"), fuser) != _pixels(fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
@@ -476,16 +473,6 @@ def fuse_dataset(
         return _run(ds, src_root, fuser, method, out, fingerprint, old,
                     device=device, batch_size=batch_size, gray_output=gray_output, skip_bad=skip_bad,
                     progress=progress, workers=max(1, int(workers)), ranks=ranks)
-
-
-def _read_manifest(out: Path) -> dict | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}  # unreadable: treated as not matching
 
 
 def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, fingerprint: dict,
@@ -510,7 +497,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     if ranks.world > 1:  # one view of what is left, the leader's
         left = set(ranks.from_leader(lambda: [r.name for r in todo]))
         todo = [r for r in records if r.name in left]
-    if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
+    if not todo and old and old.get("complete") and old.get("records") == jsonable([entries[n] for n in names]):
         fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
         fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
                                     "skipped": len(fused.records)}  # what this run did: nothing
@@ -552,7 +539,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
             with contextlib.suppress(FileNotFoundError):
                 (out / entries[r.name]["image"]).unlink()
         manifest["extra_files"] = _copy_labels(ds, src_root, records, entries, out)
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        write_json(out / MANIFEST, manifest, indent=1)
         return manifest["extra_files"]
 
     # the leader copies the labels and writes the manifest; images only once it is there
@@ -621,7 +608,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                                   fused=sum(n for n, _ in per_rank), bad=len(manifest["source"]["skipped"]))
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        write_json(out / MANIFEST, manifest, indent=1)
 
     ranks.from_leader(finish)
     return load_fused_dataset(out)
