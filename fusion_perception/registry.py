@@ -2,7 +2,8 @@
 
 - :data:`FUSERS`: the fusion methods (``build_fuser("laplacian")``);
 - :data:`DATASET_LAYOUTS`: the dataset layouts on disk (``load_dataset(root)`` detects them);
-- :data:`TASKS`: the downstream tasks (empty for now).
+- :data:`TASKS`: the downstream tasks (``det``, ``seg``: what the comparison, the tables and the
+  run skeleton ask of a task, :class:`fusion_perception.runs.Task`).
 
 Registration is lazy, as mmengine's ``Registry(locations=...)`` does it: a registry knows the
 modules that hold its built-in entries and imports them the first time a name is looked up or
@@ -20,7 +21,8 @@ A new entry is one file whose name is written once, in its decorator::
             return torch.maximum(ir, vi)
 
 Inside the package such a file is found where its registry looks (``fusion_perception/fusion/``
-for methods, ``fusion_perception/data/layouts/`` for layouts); outside it, the tools import it with
+for methods, ``fusion_perception/data/layouts/`` for layouts, the ``task`` module of a task's own
+package, ``fusion_perception/<task>/task.py``, for tasks); outside it, the tools import it with
 ``--import MODULE`` (:func:`import_plugins`).
 mmengine's own registries stay for what mmengine builds (models, datasets, hooks): the fuse stage
 and the tools around it start without mmengine's import and run where only torch and OpenCV are.
@@ -28,9 +30,11 @@ and the tools around it start without mmengine's import and run where only torch
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import pkgutil
 import threading
+from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T", bound=Callable)
@@ -42,8 +46,9 @@ class Registry:
     The calls and errors of mmengine's ``Registry`` that the project uses: a name registered twice
     is a ``KeyError`` unless ``force=True``; ``name`` may be a list of names. ``locations``: the
     modules imported (once, in order) before the first lookup, so that their entries register;
-    ``"package.*"`` stands for every module of that package (in name order), and a location whose
-    module is absent (a partial install) is passed over. ``name_attr``: the class attribute a
+    ``"package.*"`` stands for every module of that package (in name order), ``"package.*.module"``
+    for that module of every sub-package that has one, and a location whose module is absent (a
+    partial install) is passed over. ``name_attr``: the class attribute a
     registered class gets its (first) registered name in, unless its body sets it.
     """
 
@@ -102,7 +107,8 @@ class Registry:
         """Index of the first location that names ``module`` (itself or its package's ``.*``)."""
         package = module.rpartition(".")[0]
         return next((i for i, location in enumerate(self.locations)
-                     if location == module or location == f"{package}.*"), len(self.locations))
+                     if location == module or location == f"{package}.*"
+                     or (".*." in location and fnmatch.fnmatchcase(module, location))), len(self.locations))
 
     def __contains__(self, name: object) -> bool:
         self.import_locations()
@@ -117,6 +123,14 @@ class Registry:
 
 
 def _import_location(location: str) -> None:
+    if ".*." in location:  # "package.*.module": that module of every sub-package holding one
+        package, module_name = location.split(".*.", 1)
+        paths = importlib.import_module(package).__path__
+        for info in sorted(pkgutil.iter_modules(paths), key=lambda m: m.name):
+            # looked for on disk, so that the sub-packages without one are not imported
+            if info.ispkg and any((Path(p) / info.name / f"{module_name}.py").is_file() for p in paths):
+                importlib.import_module(f"{package}.{info.name}.{module_name}")
+        return
     package = location[:-2] if location.endswith(".*") else None
     try:
         module = importlib.import_module(package or location)
@@ -161,6 +175,11 @@ DATASET_LAYOUTS = Registry("dataset layout", name_attr="name", locations=(
     "fusion_perception.data.layouts.msrs",
     "fusion_perception.data.layouts.*",
 ))
-TASKS = Registry("task", name_attr="name")
+# A task is a package of its own (data, model, train, evaluate, report) whose task.py registers it.
+TASKS = Registry("task", name_attr="name", locations=(
+    "fusion_perception.detection.task",
+    "fusion_perception.segmentation.task",
+    "fusion_perception.*.task",
+))
 
 __all__ = ["Registry", "FUSERS", "DATASET_LAYOUTS", "TASKS", "PluginImportError", "import_plugins"]

@@ -73,7 +73,8 @@ def test_the_project_registries_list_the_built_in_entries():
     assert {"ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma", "folder"} <= set(FUSERS.names())
     assert DATASET_LAYOUTS.names()[:4] == ["pairs", "m3fd", "m3fd_tardal", "msrs"]
     assert FUSERS.get("laplacian").name == "laplacian" and DATASET_LAYOUTS.get("m3fd_tardal").name == "m3fd_tardal"
-    assert TASKS.names() == []
+    assert TASKS.names() == ["det", "seg"]
+    assert TASKS.get("det").name == "det" and TASKS.get("seg").metric == "mIoU"
 
 
 def test_no_fusion_module_imports_the_methods_for_the_registry():

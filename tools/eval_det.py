@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu or a GPU id (default: the run's device)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fusion_perception.downstream.detection import evaluate_run
-    from fusion_perception.metrics.detection import table3_header
+    from fusion_perception.detection.evaluate import evaluate_run
+    from fusion_perception.detection.report import table3_header
 
     res = evaluate_run(args.run, args.split, device=args.device)
     print(table3_header())

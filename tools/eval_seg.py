@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fusion_perception.downstream.seg_report import table4_header
-    from fusion_perception.downstream.segmentation import evaluate_segmentation
+    from fusion_perception.segmentation.report import table4_header
+    from fusion_perception.segmentation.evaluate import evaluate_segmentation
 
     res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=args.device,
                                 num_pred_images=args.num_pred_images)

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fusion_perception.downstream.detection import run_detection
-    from fusion_perception.metrics.detection import table3_header
+    from fusion_perception.detection.task import run_detection
+    from fusion_perception.detection.report import table3_header
 
     res = run_detection(
         args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,

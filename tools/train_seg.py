@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fusion_perception.downstream.seg_report import table4_header
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.report import table4_header
+    from fusion_perception.segmentation.task import run_segmentation
 
     res = run_segmentation(
         args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
