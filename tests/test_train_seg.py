@@ -356,7 +356,9 @@ def test_killed_run_resumes_with_the_same_command(tmp_path, tiny_root, monkeypat
     monkeypatch.setattr(CheckpointHook, "after_train_epoch", save_then_die)
     with pytest.raises(Killed):
         run_segmentation(tiny_root, "mean", tmp_path, **kw)
-    monkeypatch.undo()
+    # not monkeypatch.undo(): that would also undo conftest's own fused cache, and the second run
+    # would fuse into (and compare with) the working directory's work_dirs/fused
+    monkeypatch.setattr(CheckpointHook, "after_train_epoch", original)
     first = tmp_path / "train" / "epoch_1.pth"
     stamp = first.stat().st_mtime_ns
     res = run_segmentation(tiny_root, "mean", tmp_path, **kw)
