@@ -137,9 +137,14 @@ def test_f2_fused_dir_of_another_method_is_refused_not_deleted(synthetic_root, t
 def finished_det_run(synthetic_root, tmp_path_factory) -> Path:
     from fusion_perception.detection.task import run_detection
 
+    from fusion_perception.fusion.cache import CACHE_ENV
+
     out = tmp_path_factory.mktemp("det_run")
-    run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=1, imgsz=64, device="cpu",
-                  progress=False)
+    # a module's fixture is made before conftest's own_fused_cache: it gets a cache of its own too
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("fused_cache")))
+        run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=1, imgsz=64, device="cpu",
+                      progress=False)
     return out
 
 
