@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib
 import logging
 import os
 import re
@@ -171,10 +170,11 @@ def add_methods(p: argparse.ArgumentParser, default: str | None = None) -> None:
 
 
 def add_import(p: argparse.ArgumentParser) -> None:
-    """``--import MODULE`` (repeatable): a module that registers add-on fusion methods, imported
-    first (:func:`import_plugins`)."""
+    """``--import MODULE`` (repeatable): a module that registers add-on fusion methods, dataset
+    layouts or tasks, imported first (:func:`import_plugins`)."""
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import a Python module first (one that registers extra fusion methods); repeatable")
+                   help="import a Python module first (one that registers extra fusion methods, dataset layouts "
+                        "or tasks); repeatable")
 
 
 def add_run_inputs(p: argparse.ArgumentParser, data_help: str, data_metavar: str, config_help: str) -> None:
@@ -199,17 +199,15 @@ def add_method_weights(p: argparse.ArgumentParser) -> None:
 
 
 def import_plugins(modules: Iterable[str]) -> None:
-    """Import each ``--import`` module (one that registers fusion methods) and list it in
+    """Import each ``--import`` module (one that registers fusion methods, dataset layouts or tasks)
+    with :func:`fusion_perception.registry.import_plugins` and list it in
     ``$FUSION_PERCEPTION_IMPORT``, which worker processes spawned later import too; a module that
-    cannot be imported is a :class:`ConfigError` naming it."""
+    cannot be imported is a :class:`~fusion_perception.registry.PluginImportError` naming it
+    (one line: ``error: --import MODULE: <why>``)."""
+    from fusion_perception.registry import import_plugins as import_modules
+
     done = [m for m in os.environ.get(IMPORT_ENV, "").split(",") if m]
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"--import {module}: {e}") from None
-        if module not in done:
-            done.append(module)
+    done += [m for m in import_modules(list(modules)) if m not in done]
     if done:
         os.environ[IMPORT_ENV] = ",".join(done)
 

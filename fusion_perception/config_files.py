@@ -1,18 +1,45 @@
-"""Reading mmengine config files and ``--cfg-options``: a broken file or a bad override is one
-line naming it, not a traceback from inside mmengine."""
+"""Config files: where they are, reading them and ``--cfg-options``.
+
+:func:`find_config` is the one lookup of a config given by path or by name in ``configs/<group>``
+(``det``, ``seg``): a broken file or a bad override is one line naming it, not a traceback from
+inside mmengine. mmengine is imported when a file is read, not to find one.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
-
-from mmengine.config import Config
+from typing import TYPE_CHECKING, Any, Mapping
 
 from fusion_perception.errors import ConfigError, DatasetError, clean_message
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+# The repository's configs/ (absent from a non-editable install: the recipes' defaults apply).
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+
+
+def find_config(group: str, config: str | Path) -> Path | None:
+    """The config file ``config`` names: a file as given, else ``configs/<group>/<config>`` or
+    ``configs/<group>/<config>.py``; ``None`` when there is none (the caller says what is known)."""
+    path = Path(config)
+    folder = CONFIG_ROOT / group
+    for candidate in (path, folder / path, folder / f"{path}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def available_configs(group: str) -> list[str]:
+    """The names of the configs in ``configs/<group>`` (sorted)."""
+    folder = CONFIG_ROOT / group
+    return sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
 
 
 def read_config(path: str | Path) -> Config:
     """``Config.fromfile(path)``; a file mmengine cannot run or parse raises a DatasetError naming it."""
+    from mmengine.config import Config
+
     try:
         return Config.fromfile(str(path))
     except Exception as e:  # noqa: BLE001 - a config file is Python: anything in it can fail
@@ -28,4 +55,4 @@ def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
                           f"applied ({type(e).__name__}: {clean_message(e)})") from None
 
 
-__all__ = ["read_config", "merge_options"]
+__all__ = ["CONFIG_ROOT", "available_configs", "find_config", "read_config", "merge_options"]

@@ -1,4 +1,11 @@
-"""The ``--device`` option, checked once before any work: a device this machine has, or one clear line."""
+"""Devices, resolved in one place: the ``--device`` option checked once before any work (a device
+this machine has, or one clear line), and what each library calls it.
+
+- :func:`check_device`: ``cpu``, ``cuda``, ``cuda:N`` or ultralytics' GPU ids (``0``, ``0,1``);
+- :func:`torch_device`: the torch device of such a string (``"0,1"`` -> ``"cuda:0"``);
+- :func:`resolve_device`: a torch device name for tools that run torch themselves (mmengine),
+  CUDA by default when present.
+"""
 
 from __future__ import annotations
 
@@ -40,4 +47,23 @@ def check_device(device: str | int | torch.device | None, option: str = "--devic
     return text
 
 
-__all__ = ["check_device"]
+def torch_device(device: str | int | None) -> str:
+    """The fusion/inference device for an ultralytics device string (``"0,1"`` -> ``"cuda:0"``)."""
+    d = "cpu" if device is None else str(device).strip().lower()
+    if d in ("", "cpu", "mps") or d.startswith("cuda"):
+        return d or "cpu"
+    return f"cuda:{d.split(',')[0]}"
+
+
+def resolve_device(device: str | None) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` checked (:func:`check_device`); ``None``: CUDA when present.
+
+    For the tools that hand the device to torch or mmengine as it is (no GPU-id lists)."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    return check_device(device)
+
+
+__all__ = ["check_device", "resolve_device", "torch_device"]

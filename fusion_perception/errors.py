@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from fusion_perception.registry import PluginImportError
+
 
 class FusionPerceptionError(Exception):
     """Base class of every error the toolkit raises on purpose."""
@@ -133,7 +135,7 @@ def memory_limit_note() -> str:
 def user_error_message(exc: BaseException) -> str | None:
     """The one line (``<file>: <problem>``, without ``error:``) for an error the user can fix,
     or None for anything else (a bug: it keeps its traceback)."""
-    if isinstance(exc, FusionPerceptionError):
+    if isinstance(exc, (FusionPerceptionError, PluginImportError)):  # the latter: a module named with --import
         return clean_message(str(exc))
     if is_out_of_memory(exc):
         return (f"out of memory ({clean_message(str(exc)) or type(exc).__name__}){memory_limit_note()}; lower "

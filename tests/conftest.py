@@ -54,8 +54,8 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 _SLOW_MEAN_PLUGIN = '''
 import time
-from fusion_perception.fusion.base import FUSERS
 from fusion_perception.fusion.classical import ClassicalFuser
+from fusion_perception.registry import FUSERS
 
 @FUSERS.register_module(name="slow_mean")
 class SlowMean(ClassicalFuser):

@@ -288,16 +288,15 @@ def test_gpu_ids_without_a_gpu_are_one_line(monkeypatch):
 
 def test_the_comparison_gives_segmentation_one_gpu(monkeypatch):
     """``compare --device 0,1``: detection gets ultralytics' ids (DDP), segmentation one torch device."""
-    import fusion_perception.downstream.detection as det
-    import fusion_perception.downstream.segmentation as seg
-    from fusion_perception.benchmark.compare import run_unit
+    from fusion_perception.benchmark.compare import ComparisonSettings, _Units, run_unit
+    from fusion_perception.registry import TASKS
 
     got = {}
-    monkeypatch.setattr(det, "run_detection", lambda *a, **kw: got.setdefault("det", kw["device"]))
-    monkeypatch.setattr(seg, "run_segmentation", lambda *a, **kw: got.setdefault("seg", kw["device"]))
-    runs = dict(sources={"det": "d", "seg": "s"}, out=Path("o"), det_config=None, seg_config=None, device="0,1",
-                overwrite=False, verbose=False, fused_dirs={("det", "ir"): "f", ("seg", "ir"): "f"},
-                weights={"ir": None})
-    run_unit("det", "ir", 0, runs)
-    run_unit("seg", "ir", 0, runs)
+    tasks = {name: TASKS.get(name)() for name in ("det", "seg")}
+    for name, task in tasks.items():
+        monkeypatch.setattr(task, "run", lambda request, name=name: got.setdefault(name, request.device))
+    units = _Units(Path("o"), ComparisonSettings(device="0,1"), {"det": Path("d"), "seg": Path("s")},
+                   {("det", "ir"): Path("f"), ("seg", "ir"): Path("f")}, {"ir": None}, (0,))
+    run_unit(tasks["det"], "ir", 0, units)
+    run_unit(tasks["seg"], "ir", 0, units)
     assert got == {"det": "0,1", "seg": "cuda:0"}

@@ -15,9 +15,8 @@ from fusion_perception.metrics.detection import (
     coco_ground_truth,
     evaluate_coco,
     evaluate_detections,
-    table3_header,
-    table3_row,
 )
+from fusion_perception.detection.report import table3_header, table3_row
 
 CLASSES = ("A", "B", "C")
 

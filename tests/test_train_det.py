@@ -14,13 +14,10 @@ from pathlib import Path
 import pytest
 
 from fusion_perception.data.records import M3FD_CLASSES, FusedDataset, FusedRecord
-from fusion_perception.downstream.det_data import fused_fingerprint, load_or_make_split, make_split
-from fusion_perception.downstream.detection import (
-    evaluate_run,
-    load_config,
-    prepare_detection_data,
-    run_detection,
-)
+from fusion_perception.detection.data import fused_fingerprint, load_or_make_split, make_split
+from fusion_perception.detection.config import load_config
+from fusion_perception.detection.evaluate import evaluate_run
+from fusion_perception.detection.task import prepare_detection_data, run_detection
 from fusion_perception.errors import ConfigError, DatasetError, OutputError
 from fusion_perception.fusion.stage import load_fused_dataset
 
@@ -107,7 +104,7 @@ def test_prepare_reuses_fused_cache_and_split(synthetic_root: Path, tmp_path: Pa
 def test_yolo_labels_normalise_each_field_by_its_own_side() -> None:
     """Every field of every label line, on a wide image (x by the width, y by the height)."""
     from fusion_perception.data.records import Box
-    from fusion_perception.downstream.det_data import yolo_label_lines
+    from fusion_perception.detection.data import yolo_label_lines
 
     w, h = 320, 100
     boxes = [Box("Car", 10, 20, 50, 80), Box("People", 200, 5, 260, 95), Box("Truck", 0, 0, 320, 100)]
@@ -129,8 +126,8 @@ def test_yolo_results_become_detections_that_score_as_predicted() -> None:
     import torch
 
     from fusion_perception.data.records import Box
-    from fusion_perception.downstream.det_offline import ultralytics_offline
-    from fusion_perception.downstream.detection import result_boxes, to_detections
+    from fusion_perception.detection.model import ultralytics_offline
+    from fusion_perception.detection.evaluate import result_boxes, to_detections
     from fusion_perception.metrics.detection import (
         Detection, ImageEntry, coco_detections, coco_ground_truth, evaluate_coco,
     )
@@ -330,7 +327,7 @@ def test_ultralytics_offline_patches() -> None:
     import cloudpickle
     import torch
 
-    from fusion_perception.downstream import det_offline
+    from fusion_perception.detection import model as det_offline
 
     ultra = det_offline.ultralytics_offline()
     import ultralytics.data.utils as data_utils
@@ -346,10 +343,10 @@ def test_ultralytics_offline_patches() -> None:
     assert font is not None and Path(font).is_file()
     assert ultra.__name__ == "ultralytics"
     # DDP workers unpickle the trainer class by reference, importing the module that patches ultralytics
-    from fusion_perception.downstream.det_trainer import OfflineDetectionTrainer
+    from fusion_perception.detection.train import OfflineDetectionTrainer
 
     blob = cloudpickle.dumps(OfflineDetectionTrainer)
-    assert b"fusion_perception.downstream.det_trainer" in blob and len(blob) < 500
+    assert b"fusion_perception.detection.train" in blob and len(blob) < 500
 
 
 @pytest.mark.slow
@@ -357,8 +354,8 @@ def test_interrupted_training_resumes(synthetic_root: Path, tmp_path: Path, monk
                                       caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from fusion_perception.downstream import det_trainer
-    from fusion_perception.downstream.detection import training_state
+    from fusion_perception.detection import train as det_trainer
+    from fusion_perception.detection.train import training_state
 
     class Interrupted(Exception):
         pass

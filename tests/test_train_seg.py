@@ -74,7 +74,7 @@ def tiny_root(tmp_path_factory) -> Path:
 
 # ----------------------------------------------------------------------------------- fast tests
 def test_model_builds_offline_and_handles_any_size(monkeypatch):
-    from fusion_perception.downstream.seg_model import SegSmpModel
+    from fusion_perception.segmentation.model import SegSmpModel
 
     def no_network(*args, **kwargs):
         raise AssertionError("the segmentation model tried to open a network connection")
@@ -92,7 +92,7 @@ def test_model_builds_offline_and_handles_any_size(monkeypatch):
 
 
 def test_encoder_weights_from_local_file(tmp_path):
-    from fusion_perception.downstream.seg_model import SegSmpModel
+    from fusion_perception.segmentation.model import SegSmpModel
 
     torch.manual_seed(1)
     src = SegSmpModel(encoder_name="resnet18")
@@ -111,8 +111,8 @@ def test_encoder_weights_from_local_file(tmp_path):
 
 
 def test_augmentation_keeps_image_and_mask_paired():
-    from fusion_perception.downstream.seg_data import build_train_transform, mix_seed
-    from fusion_perception.downstream.seg_metric import MSRS_PALETTE
+    from fusion_perception.segmentation.data import build_train_transform, mix_seed
+    from fusion_perception.segmentation.report import MSRS_PALETTE
 
     lab = np.zeros((48, 64), np.uint8)
     lab[:, 16:32], lab[:, 32:48], lab[:24, 48:] = 1, 4, 7
@@ -137,7 +137,7 @@ def test_augmentation_keeps_image_and_mask_paired():
 
 
 def test_read_label_checks(tmp_path):
-    from fusion_perception.downstream.seg_data import read_label
+    from fusion_perception.segmentation.data import read_label
 
     p = tmp_path / "lab.png"
     cv2.imwrite(str(p), np.full((4, 6), 9, np.uint8))
@@ -153,7 +153,7 @@ def test_read_label_checks(tmp_path):
 
 @pytest.mark.parametrize("problem", ["ids", "size", "missing"])
 def test_bad_labels_fail_with_the_file_named(tmp_path, problem):
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
 
     root = tiny_msrs(tmp_path / "msrs", n_train=2, n_test=2)
     lab = root / "train" / "Segmentation_labels" / "00001N.png"
@@ -172,7 +172,7 @@ def test_bad_labels_fail_with_the_file_named(tmp_path, problem):
 
 
 def test_unknown_method_lists_registered_ones(tmp_path, tiny_root, capsys):
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
     from fusion_perception.fusion.base import registered_methods
 
     with pytest.raises(ConfigError, match="registered methods") as err:
@@ -185,7 +185,7 @@ def test_unknown_method_lists_registered_ones(tmp_path, tiny_root, capsys):
 
 
 def test_gpu_only_options_refused_on_cpu(tiny_root, tmp_path):
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
 
     with pytest.raises(ConfigError, match="amp"):
         run_segmentation(tiny_root, "mean", tmp_path / "r", device="cpu", amp=True)
@@ -214,7 +214,7 @@ def test_a_random_encoder_is_never_frozen():
     import logging
     from types import SimpleNamespace
 
-    from fusion_perception.downstream.seg_model import SegFreezeEncoderHook
+    from fusion_perception.segmentation.model import SegFreezeEncoderHook
 
     class Model:
         encoder_frozen = False
@@ -238,7 +238,7 @@ def test_a_random_encoder_is_never_frozen():
 def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
     """Run A: 3 epochs, encoder frozen for 2. Run B resumes from A's epoch-2 checkpoint and must
     finish epoch 3 only, with the weights (and optimizer state) A ended with."""
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
 
     import segmentation_models_pytorch as smp
 
@@ -284,7 +284,7 @@ def test_freezing_then_resume_continues_exactly(tmp_path, tiny_root):
 @pytest.mark.slow
 def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     from fusion_perception.data.records import MSRS_CLASSES
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
     from fusion_perception.metrics.segmentation import iou_from_confusion
 
     out = tmp_path / "run"
@@ -341,7 +341,7 @@ def test_killed_run_resumes_with_the_same_command(tmp_path, tiny_root, monkeypat
     instead of discarding it and starting at epoch 1."""
     from mmengine.hooks import CheckpointHook
 
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
 
     class Killed(Exception):
         pass
@@ -356,7 +356,8 @@ def test_killed_run_resumes_with_the_same_command(tmp_path, tiny_root, monkeypat
     monkeypatch.setattr(CheckpointHook, "after_train_epoch", save_then_die)
     with pytest.raises(Killed):
         run_segmentation(tiny_root, "mean", tmp_path, **kw)
-    # put the hook back only (undo() would also drop the test's own fused cache and write to work_dirs/)
+    # put the hook back only, not with monkeypatch.undo(): that would also undo conftest's own fused
+    # cache, and the second run would fuse into (and compare with) the working directory's work_dirs/fused
     monkeypatch.setattr(CheckpointHook, "after_train_epoch", original)
     first = tmp_path / "train" / "epoch_1.pth"
     stamp = first.stat().st_mtime_ns
@@ -370,7 +371,7 @@ def test_killed_run_resumes_with_the_same_command(tmp_path, tiny_root, monkeypat
 def test_other_settings_are_refused_in_words(tmp_path, tiny_root):
     """F6: a run with other settings says what differs (not a hash), keeps the finished run and
     says how to keep both."""
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.task import run_segmentation
 
     kw = dict(config="small_cpu", cfg_options=TINY_OPTS, device="cpu", progress=False)
     run_segmentation(tiny_root, "mean", tmp_path, epochs=1, **kw)

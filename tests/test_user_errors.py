@@ -103,7 +103,7 @@ def crafted_pickle(path: Path, target: Path) -> Path:
 
 
 def real_yolo_pt(path: Path) -> Path:
-    from fusion_perception.downstream.det_offline import ultralytics_offline
+    from fusion_perception.detection.model import ultralytics_offline
 
     ultralytics_offline()
     from ultralytics import YOLO
@@ -116,7 +116,7 @@ def real_yolo_pt(path: Path) -> Path:
 
 
 def test_f2_fused_dir_of_another_method_is_refused_not_deleted(synthetic_root, tmp_path, tool):
-    from fusion_perception.downstream.detection import prepare_detection_data
+    from fusion_perception.detection.task import prepare_detection_data
     from fusion_perception.fusion.stage import fuse_dataset
 
     theirs = tmp_path / "gff"
@@ -135,11 +135,12 @@ def test_f2_fused_dir_of_another_method_is_refused_not_deleted(synthetic_root, t
 
 @pytest.fixture(scope="module")
 def finished_det_run(synthetic_root, tmp_path_factory) -> Path:
-    from fusion_perception.downstream.detection import run_detection
+    from fusion_perception.detection.task import run_detection
     from fusion_perception.fusion.cache import CACHE_ENV
 
     out = tmp_path_factory.mktemp("det_run")
-    with pytest.MonkeyPatch.context() as mp:  # conftest's own cache is per test: this fixture outlives one
+    # a module's fixture is made before conftest's own_fused_cache, and outlives one test: a cache of its own
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("fused_cache")))
         run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=1, imgsz=64, device="cpu",
                       progress=False)
@@ -162,7 +163,7 @@ def test_f3_failing_rerun_leaves_a_finished_run_as_it_was(finished_det_run, synt
 
 @pytest.mark.slow
 def test_f4_other_settings_do_not_replace_a_run(finished_det_run, synthetic_root, tool):
-    from fusion_perception.downstream.detection import default_out
+    from fusion_perception.detection.task import default_out
 
     before = mtimes(finished_det_run)
     rc, _, err = tool("train_det", *_det_args(synthetic_root, finished_det_run, "--epochs", "2"))
@@ -230,7 +231,7 @@ def test_f7_a_crafted_det_weights_file_never_runs(synthetic_root, tmp_path, tool
 
 
 def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):
-    from fusion_perception.downstream.det_offline import ultralytics_offline
+    from fusion_perception.detection.model import ultralytics_offline
 
     ultralytics_offline()
     from ultralytics import YOLO
@@ -240,7 +241,7 @@ def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):
     with pytest.raises(Exception):
         YOLO(str(evil))
     assert not target.exists(), "the crafted checkpoint's code ran"
-    from fusion_perception.downstream.detection import check_yolo_weights
+    from fusion_perception.detection.model import check_yolo_weights
 
     real = real_yolo_pt(tmp_path / "real.pt")  # a real checkpoint still loads, safely
     assert check_yolo_weights(real) == real
@@ -262,7 +263,7 @@ def test_f12_the_users_ultralytics_settings_and_config_dir_are_untouched(tmp_pat
     data = {**json.loads(settings.read_text()), "tensorboard": True, "mlflow": True, "wandb": True, "sync": True}
     settings.write_text(json.dumps(data))
     before = {p.name: p.read_bytes() for p in (user_cfg / "Ultralytics").iterdir()}
-    code = ("from fusion_perception.downstream.det_offline import ultralytics_offline; ultralytics_offline(); "
+    code = ("from fusion_perception.detection.model import ultralytics_offline; ultralytics_offline(); "
             "import ultralytics.utils as u, ultralytics.data.utils as d; "
             "assert not (u.SETTINGS['tensorboard'] or u.SETTINGS['mlflow'] or u.SETTINGS['wandb'] or u.SETTINGS['sync']); "
             "assert d.check_font('Arial.ttf').is_file()")
@@ -387,9 +388,9 @@ def test_f16_full_disk_ends_in_one_line_and_leaves_whole_files(tmp_path):
 
 def test_f17_out_of_memory_advises_a_smaller_batch(tmp_path, tool):
     """A real allocation failure while fusing a batch ends in one line advising --batch-size 1."""
-    from fusion_perception.fusion.base import FUSERS
     from fusion_perception.fusion.classical import ClassicalFuser
     from fusion_perception.fusion.stage import fuse_dataset
+    from fusion_perception.registry import FUSERS
 
     if "greedy_test_method" not in FUSERS.module_dict:
         @FUSERS.register_module(name="greedy_test_method")

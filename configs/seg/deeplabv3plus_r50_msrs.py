@@ -3,7 +3,7 @@
 # first 100, MSRS's own train/test split, IoU per class (unlabelled included) and mIoU.
 # Used by tools/train_seg.py when a GPU is present and no --config is given.
 # Data paths, work_dir, seed and the prediction folder are filled in by
-# fusion_perception.downstream.segmentation.run_segmentation.
+# fusion_perception.segmentation.task.run_segmentation.
 
 num_classes = 9
 ignore_index = 255

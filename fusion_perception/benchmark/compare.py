@@ -1,4 +1,8 @@
-"""Method against method: the detection and segmentation protocols for every method and seed.
+"""Method against method: every registered task's protocol (detection, segmentation) for every method and seed.
+
+The comparison knows tasks only through :class:`fusion_perception.runs.Task`: where a task's data
+is, how its dataset is fused, its table's columns and headline metric, its options in a
+comparison. A new task is one new package and runs here unchanged.
 
 Every piece is cached and reused — the fused datasets (by manifest), the splits, and each
 finished run (by its ``results.json``) — so an interrupted comparison resumes where it
@@ -7,11 +11,10 @@ stopped and a finished one re-renders its tables at once.
 Layout of ``out`` (the fused datasets live in the shared cache, ``work_dirs/fused/<method>/<dataset>``)::
 
     det/splits/seed<S>/           the detection split every method shares for seed S
-    det/<method>/seed<S>/         one detection run (results.json when finished)
-    seg/<method>/seed<S>/         one segmentation run
-    tables/                       det.*, seg.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON)
+    <task>/<method>/seed<S>/      one run (results.json when finished): det/, seg/
+    tables/                       <task>.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON)
     logs/compare.log              the libraries' output that reached this process (each run has its run.log)
-    plots/                        det_map50.png, seg_miou.png, qualitative.png
+    plots/                        <task>_<metric>.png (det_map50, seg_miou), qualitative.png
 """
 
 from __future__ import annotations
@@ -26,22 +29,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fusion_perception.benchmark.plots import bar_chart, qualitative_grid
-from fusion_perception.benchmark.tables import (
-    DET_COLUMNS,
-    SEG_COLUMNS,
-    aggregate,
-    csv_table,
-    json_table,
-    markdown_table,
-)
+from fusion_perception.benchmark.tables import aggregate, csv_table, json_table, markdown_table
 from fusion_perception.data.image_io import atomic_write_text
-from fusion_perception.devices import check_device
+from fusion_perception.devices import check_device, torch_device
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import build_fuser, method_label, parse_method_spec, resolve_weights
+from fusion_perception.fusion.base import method_label, parse_method_spec
 from fusion_perception.outputs import check_output_dir
+from fusion_perception.runs import RunRequest, Task, build_run_fuser, get_task
 
 _LOG = logging.getLogger(__name__)
-TASKS = ("det", "seg")
+ALL_TASKS = "both"  # the command line's word for every registered task (detection and segmentation)
 
 
 @dataclass
@@ -52,6 +49,51 @@ class Comparison:
     tables: dict[str, str] = field(default_factory=dict)  # task or "fusion_quality" -> Markdown
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # fusion, training, scoring (seconds)
+
+
+@dataclass
+class ComparisonSettings:
+    """How a comparison runs. ``data`` and ``configs`` are by task name (``None``: the synthetic
+    default's dataset, the task's config for the device); ``weights`` by method label."""
+
+    task: str | Sequence[str] = ALL_TASKS  # a task, several, or "both" (every registered task)
+    data: dict[str, str | Path | None] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+    seeds: Sequence[int] = (0,)
+    weights: dict[str, str] | None = None
+    device: str = "cpu"
+    samples: Sequence[str] | None = None  # names for the qualitative grid (default: the first test images)
+    quality: bool = True
+    progress: bool = True
+    jobs: int = 1
+    overwrite: bool = False
+    fused_root: str | Path | None = None
+    verbose: bool = False
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "ComparisonSettings":
+        """The settings from keyword options: this class's fields, and ``<task>_data`` /
+        ``<task>_config`` for one task's dataset root or config (``det_data=``, ``seg_config=``)."""
+        from fusion_perception.registry import TASKS
+
+        settings = cls(**{k: v for k, v in options.items() if not k.endswith(("_data", "_config"))})
+        for key, value in options.items():
+            name, _, kind = key.rpartition("_")
+            if kind in ("data", "config"):
+                if name not in TASKS:
+                    raise TypeError(f"unexpected option {key!r}: no task {name!r} is registered")
+                (settings.data if kind == "data" else settings.configs)[name] = value
+        return settings
+
+    def tasks(self) -> list[Task]:
+        """The tasks to run, in the registry's order for "both"; unknown names are a ConfigError."""
+        from fusion_perception.registry import TASKS
+
+        names = TASKS.names() if self.task == ALL_TASKS else \
+            [self.task] if isinstance(self.task, str) else list(self.task)
+        if any(n not in TASKS for n in names) or not names:
+            raise ConfigError(f"task must be {', '.join(TASKS.names())} or {ALL_TASKS}, not {self.task!r}")
+        return [get_task(n) for n in names]
 
 
 def parse_methods(methods: str | Sequence[str]) -> list[str]:
@@ -81,166 +123,142 @@ def check_methods(specs: Sequence[str], weights: dict[str, str | None],
     name, missing weights; ``None`` is the synthetic default)."""
     for spec in specs:
         for root in data_roots:
-            w = resolve_weights(spec, weights.get(spec), root)
-            build_fuser(spec, "cpu", **({"weights": w} if w else {}))
+            build_run_fuser(spec, weights.get(spec), root)
 
 
-def task_source(task: str, data: str | Path | None) -> Path:
-    """The dataset root a task reads: ``data``, or the synthetic default's set (generated once)."""
-    from fusion_perception.downstream.segmentation import msrs_source
+@dataclass
+class _Units:
+    """What every fusion and run of a comparison shares (sent to the worker processes)."""
 
-    if task == "seg":
-        return msrs_source(data)
-    if data is not None:
-        return Path(data).expanduser().resolve()
-    from fusion_perception.data.synthetic import ensure_default
+    out: Path
+    settings: ComparisonSettings
+    sources: dict[str, Path]  # task name -> the dataset root it reads
+    fused_dirs: dict[tuple[str, str], Path]  # (task name, method) -> its fused folder
+    weights: dict[str, str | None]  # method -> its fusion checkpoint
+    seeds: tuple[int, ...]
 
-    return (Path(ensure_default("det")) / "m3fd").resolve()
 
+def compare_methods(methods: str | Sequence[str], out: str | Path, settings: ComparisonSettings | None = None,
+                    **options: Any) -> Comparison:
+    """Run the protocols of the tasks (``settings.task``: "det", "seg" or "both") for every method and seed.
 
-def compare_methods(
-    methods: str | Sequence[str],
-    out: str | Path,
-    *,
-    task: str = "both",
-    det_data: str | Path | None = None,
-    seg_data: str | Path | None = None,
-    seeds: Sequence[int] = (0,),
-    weights: dict[str, str] | None = None,
-    det_config: str | Path | None = None,
-    seg_config: str | Path | None = None,
-    device: str = "cpu",
-    samples: Sequence[str] | None = None,
-    quality: bool = True,
-    progress: bool = True,
-    jobs: int = 1,
-    overwrite: bool = False,
-    fused_root: str | Path | None = None,
-    verbose: bool = False,
-) -> Comparison:
-    """Run the protocols of ``task`` ("det", "seg" or "both") for every method and seed.
-
-    ``det_data``/``seg_data``: M3FD and MSRS roots (``None``: the synthetic default's sets).
-    ``weights``: fusion checkpoints by method label (e.g. ``{"emma": "EMMA.pth"}``).
-    ``samples``: names for the qualitative grid (default: the first test images).
+    ``settings`` (or its fields as keyword ``options``, with ``det_data``/``seg_data`` for the
+    M3FD and MSRS roots and ``det_config``/``seg_config``; see :class:`ComparisonSettings`).
     ``jobs``: fusions, then (task, method, seed) runs, at once in separate processes, each with its
     share of the CPU threads; small CPU runs use one core badly, so two jobs on two cores take
-    about half the time.
-    ``fused_root``: where the fused datasets are cached (default: the shared cache
-    ``work_dirs/fused`` that every tool reads, :mod:`fusion_perception.fusion.cache`).
+    about half the time. ``fused_root``: where the fused datasets are cached (default: the shared
+    cache ``work_dirs/fused`` that every tool reads, :mod:`fusion_perception.fusion.cache`).
     ``overwrite``: replace runs and fused caches made with other settings (refused otherwise).
     The terminal shows a line per stage and progress bars; the runs' library output goes to their
     ``run.log`` files (``verbose``: to the terminal too). ``Comparison.timings`` says where the
     time went.
     """
-    from fusion_perception.console import chatter_to, stage
-    from fusion_perception.fusion.cache import cache_label, cache_root, default_fused_dir
+    from fusion_perception.console import chatter_to
 
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, not {jobs}")
-    tasks = TASKS if task == "both" else (task,)
-    if any(t not in TASKS for t in tasks):
-        raise ConfigError(f"task must be det, seg or both, not {task!r}")
-    specs = parse_methods(methods)
-    per_method_weights = method_weights(specs, weights)
-    check_methods(specs, per_method_weights, [det_data if t == "det" else seg_data for t in tasks])
-    check_device(device)
-    out = check_output_dir(out)
+    settings = settings if settings is not None else ComparisonSettings.from_options(**options)
+    tasks, units = _plan(methods, out, settings)
     comparison = Comparison()
-    if det_config is None and device == "cpu" and "det" in tasks:
-        # As segmentation does: the paper's 400-epoch recipe is for GPUs.
-        if progress:
-            stage("detection on the CPU: configs/det/small_cpu.py (the paper's recipe: --det-config yolov5s_m3fd)")
-        det_config = "small_cpu"
-
-    sources = {t: task_source(t, det_data if t == "det" else seg_data) for t in tasks}
-    cache = Path(fused_root) if fused_root is not None else cache_root()
-    fused_dirs = {(t, s): default_fused_dir(sources[t], cache_label(method_label(s), per_method_weights[s]), cache)
-                  for t in tasks for s in specs}
-    runs = dict(sources=sources, seeds=tuple(int(x) for x in seeds), out=out, det_config=det_config,
-                seg_config=seg_config, device=device, overwrite=overwrite, verbose=verbose,
-                fused_dirs=fused_dirs, weights=per_method_weights)
-    timings: dict[str, float] = {}
+    specs = list(units.weights)
     t0 = time.perf_counter()
-    with chatter_to(out / "logs" / "compare.log", verbose), _Jobs(jobs) as pool:
+    with chatter_to(units.out / "logs" / "compare.log", settings.verbose), _Jobs(settings.jobs) as pool:
         fusions = [(t, s) for t in tasks for s in specs]
-        pool.run(fuse_unit, [((t, s, runs), (t, s)) for t, s in fusions], "fuse", "dataset", progress,
-                 lambda key, n: f"fuse {method_label(key[1])} ({key[0]}): {n} images in {fused_dirs[key]}")
-        timings["fusion"] = time.perf_counter() - t0
+        pool.run(fuse_unit, [((t, s, units), (t.name, s)) for t, s in fusions], "fuse", "dataset", settings.progress,
+                 lambda key, n: f"fuse {method_label(key[1])} ({key[0]}): {n} images in {units.fused_dirs[key]}")
+        comparison.timings["fusion"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        units = [(t, s, seed) for t in tasks for s in specs for seed in runs["seeds"]]
-        done = pool.run(run_unit, [((t, s, seed, runs), (t, s, seed)) for t, s, seed in units], "train + test",
-                        "run", progress, _unit_line)
-        timings["training"] = time.perf_counter() - t1
+        runs = [(t, s, seed) for t in tasks for s in specs for seed in units.seeds]
+        done = pool.run(run_unit, [((t, s, seed, units), (t.name, s, seed)) for t, s, seed in runs],
+                        "train + test", "run", settings.progress, _unit_line)
+        comparison.timings["training"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    for t in tasks:
-        results = [done[(t, s, seed)] for s in specs for seed in runs["seeds"]]
-        comparison.results[t] = results
-        columns = DET_COLUMNS if t == "det" else SEG_COLUMNS
-        table = aggregate(results, columns)
-        comparison.tables[t] = markdown_table(table, columns)
-        comparison.files += _write_table(out / "tables" / t, table, columns, comparison.tables[t])
-        key = "mAP@0.5" if t == "det" else "mIoU"
-        title = "Detection (YOLO)" if t == "det" else "Segmentation (DeepLabV3+)"
-        comparison.files.append(bar_chart(table, key, out / "plots" / f"{t}_{'map50' if t == 'det' else 'miou'}.png", title))
-
-    fused_task = "seg" if "seg" in tasks else "det"
-    shown_roots = {method_label(s): fused_dirs[(fused_task, s)] for s in specs}
-    if quality:
-        md = fusion_quality_table(shown_roots, out / "tables" / "fusion_quality", progress=progress)
-        comparison.tables["fusion_quality"] = md
-        comparison.files += [p for stem in ("fusion_quality", "target_retention") for ext in ("md", "csv", "json")
-                             if (p := out / "tables" / f"{stem}.{ext}").is_file()]
-    # ir and vi would repeat the grid's IR and VI source columns
-    shown = [method_label(s) for s in specs if parse_method_spec(s)[0] not in ("ir", "vi")]
-    comparison.files.append(qualitative_figure(shown_roots, out / "plots" / "qualitative.png", samples, shown))
-    timings["scoring"] = time.perf_counter() - t2
-    comparison.timings = timings
+    for task in tasks:
+        _task_tables(comparison, task, [done[(task.name, s, seed)] for s in specs for seed in units.seeds], units.out)
+    _figures(comparison, tasks[-1], units)
+    comparison.timings["scoring"] = time.perf_counter() - t2
     return comparison
 
 
-def fuse_unit(task: str, spec: str, runs: dict[str, Any]) -> int:
+def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSettings) -> tuple[list[Task], _Units]:
+    """Every argument checked before any work; where each task's data and fused images are."""
+    from fusion_perception.console import stage
+    from fusion_perception.fusion.cache import cache_label, cache_root, default_fused_dir
+
+    if settings.jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {settings.jobs}")
+    tasks = settings.tasks()
+    specs = parse_methods(methods)
+    weights = method_weights(specs, settings.weights)
+    check_methods(specs, weights, [settings.data.get(t.name) for t in tasks])
+    check_device(settings.device)
+    out = check_output_dir(out)
+    for task in tasks:
+        if settings.configs.get(task.name) is None and settings.device == "cpu" and task.cpu_config_note:
+            if settings.progress:
+                stage(task.cpu_config_note)  # the paper's recipes are for GPUs
+    sources = {t.name: t.source_root(settings.data.get(t.name)) for t in tasks}
+    cache = Path(settings.fused_root) if settings.fused_root is not None else cache_root()
+    fused_dirs = {(t.name, s): default_fused_dir(sources[t.name], cache_label(method_label(s), weights[s]), cache)
+                  for t in tasks for s in specs}
+    return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(int(x) for x in settings.seeds))
+
+
+def _task_tables(comparison: Comparison, task: Task, results: list[dict], out: Path) -> None:
+    """The task's table (mean ± std over seeds) in Markdown, CSV and JSON, and its bar chart."""
+    comparison.results[task.name] = results
+    table = aggregate(results, task.columns)
+    comparison.tables[task.name] = markdown_table(table, task.columns)
+    comparison.files += _write_table(out / "tables" / task.name, table, task.columns, comparison.tables[task.name])
+    comparison.files.append(bar_chart(table, task.metric, out / "plots" / f"{task.name}_{task.plot_stem}.png",
+                                      task.title))
+
+
+def _figures(comparison: Comparison, shown_task: Task, units: _Units) -> None:
+    """The fusion-quality tables and the qualitative grid, on the fused images of ``shown_task``
+    (the last task run: the segmentation set's test images when both run)."""
+    settings, specs = units.settings, list(units.weights)
+    shown_roots = {method_label(s): units.fused_dirs[(shown_task.name, s)] for s in specs}
+    tables = units.out / "tables"
+    if settings.quality:
+        comparison.tables["fusion_quality"] = fusion_quality_table(shown_roots, tables / "fusion_quality",
+                                                                   progress=settings.progress)
+        comparison.files += [p for stem in ("fusion_quality", "target_retention") for ext in ("md", "csv", "json")
+                             if (p := tables / f"{stem}.{ext}").is_file()]
+    # ir and vi would repeat the grid's IR and VI source columns
+    shown = [method_label(s) for s in specs if parse_method_spec(s)[0] not in ("ir", "vi")]
+    comparison.files.append(qualitative_figure(shown_roots, units.out / "plots" / "qualitative.png",
+                                               settings.samples, shown))
+
+
+def fuse_unit(task: Task, spec: str, units: _Units) -> int:
     """Fuse one method's copy of one task's dataset into the shared cache (reused when it matches)."""
+    from fusion_perception.fusion.base import resolve_weights
     from fusion_perception.fusion.stage import fuse_dataset
 
-    source = runs["sources"][task]
-    weights = resolve_weights(spec, runs["weights"][spec], source)
-    device = "cpu" if runs["device"] == "cpu" else _torch_device(runs["device"])
-    fused = fuse_dataset(source, spec, runs["fused_dirs"][(task, spec)], layout="msrs" if task == "seg" else "auto",
-                         device=device, weights=weights, on_mismatch="replace" if runs["overwrite"] else "error",
-                         progress=False)
+    source, device = units.sources[task.name], units.settings.device
+    weights = resolve_weights(spec, units.weights[spec], source)
+    fused = fuse_dataset(source, spec, units.fused_dirs[(task.name, spec)], layout=task.fuse_layout,
+                         device="cpu" if device == "cpu" else torch_device(device), weights=weights,
+                         on_mismatch="replace" if units.settings.overwrite else "error", progress=False)
     return len(fused)
 
 
-def run_unit(task: str, spec: str, seed: int, runs: dict[str, Any]) -> dict:
-    """One run: a method's detector or segmenter for one seed, on its (already fused) dataset."""
-    from fusion_perception.downstream.detection import run_detection
-    from fusion_perception.downstream.segmentation import run_segmentation
-
-    out: Path = runs["out"]
-    label = method_label(spec)
-    # GPU ids ("0", "0,1"): ultralytics' own device string for detection (DDP over several), the first GPU for
-    # segmentation, which runs one process here
-    device = runs["device"] if task == "det" or runs["device"] == "cpu" else _torch_device(runs["device"])
-    common = dict(config=runs["det_config"] if task == "det" else runs["seg_config"], seed=seed,
-                  weights=runs["weights"][spec], device=device, fused_dir=runs["fused_dirs"][(task, spec)],
-                  progress=False, overwrite=runs["overwrite"], verbose=runs["verbose"])
-    if task == "det":
-        return run_detection(runs["sources"]["det"], spec, out / "det" / label / f"seed{seed}",
-                             split_dir=out / "det" / "splits" / f"seed{seed}", **common)
-    return run_segmentation(runs["sources"]["seg"], spec, out / "seg" / label / f"seed{seed}", **common)
+def run_unit(task: Task, spec: str, seed: int, units: _Units) -> dict:
+    """One run: a method's model of ``task`` for one seed, on its (already fused) dataset."""
+    settings = units.settings
+    # GPU ids ("0", "0,1"): their own device string for a task that takes them (detection: ultralytics' DDP over
+    # several), the first GPU for the others, which run one process here
+    device = settings.device if task.gpu_ids or settings.device == "cpu" else torch_device(settings.device)
+    request = RunRequest(
+        data=units.sources[task.name], method=spec, out=units.out / task.name / method_label(spec) / f"seed{seed}",
+        config=settings.configs.get(task.name), seed=seed, weights=units.weights[spec], device=device,
+        fused_dir=units.fused_dirs[(task.name, spec)], progress=False, overwrite=settings.overwrite,
+        verbose=settings.verbose, options=task.options_type(**task.comparison_options(units.out, seed)))
+    return task.run(request)
 
 
 def _unit_line(key: tuple[str, str, int], r: dict) -> str:
-    task, spec, seed = key
-    metric = f"mAP@0.5 {100 * r['mAP50']:.1f}" if task == "det" else f"mIoU {100 * (r['mIoU'] or 0):.1f}"
-    return f"{task} {method_label(spec)} seed {seed}: {metric}"
-
-
-def _torch_device(device: str) -> str:
-    from fusion_perception.downstream.detection import torch_device
-
-    return torch_device(device)
+    name, spec, seed = key
+    return f"{name} {method_label(spec)} seed {seed}: {get_task(name).summary(r)}"
 
 
 class _Jobs:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from fusion_perception.benchmark.compare import Comparison, compare_methods
+from fusion_perception.benchmark.compare import Comparison, ComparisonSettings, compare_methods
 from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
@@ -74,8 +74,8 @@ def run_demo(
     # many at once as there are cores (one thread each).
     jobs = min(4, os.cpu_count() or 1) if device == "cpu" else 1
     stage(f"{len(methods)} methods x 2 tasks x {len(seeds)} seed(s) on {jobs} worker(s); each run's log is its run.log")
-    result = compare_methods(list(methods), out, task="both", seeds=seeds, weights=weights, device=device,
-                             det_config="small_cpu", seg_config="small_cpu.py", jobs=jobs, overwrite=overwrite,
-                             verbose=verbose)
+    result = compare_methods(list(methods), out, ComparisonSettings(
+        task="both", configs={"det": "small_cpu", "seg": "small_cpu.py"}, seeds=seeds, weights=weights,
+        device=device, jobs=jobs, overwrite=overwrite, verbose=verbose))
     result.timings = {**steps, **result.timings, "total": time.perf_counter() - t0}
     return result

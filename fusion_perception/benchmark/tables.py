@@ -1,7 +1,8 @@
 """Method-against-method tables: mean ± std across seeds, best and second best marked.
 
-Input is a list of run results (the ``results.json`` each detection/segmentation run writes);
-output is Markdown, CSV and JSON in the paper's Table 3 / Table 4 layouts.
+Input is a list of run results (the ``results.json`` each run of a task writes); output is
+Markdown, CSV and JSON in the task's layout (its ``columns``: the paper's Table 3 / Table 4).
+Which columns a run's results fill is the task's to say (:meth:`fusion_perception.runs.Task.table_values`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
-
-# The paper's column order: Table 3 lists the M3FD classes alphabetically, Table 4 in id order.
-DET_COLUMNS: tuple[str, ...] = tuple(sorted(M3FD_CLASSES)) + ("mAP@0.5",)
-SEG_COLUMNS: tuple[str, ...] = MSRS_CLASSES + ("mIoU",)
+from fusion_perception.registry import TASKS
 
 
 @dataclass(frozen=True)
@@ -35,15 +32,10 @@ class Cell:
 
 def run_values(result: dict) -> dict[str, float]:
     """The table columns of one run's ``results.json`` (fractions in 0..1; NaN where undefined)."""
-    if result["task"] == "det":
-        values = {c: result["per_class_AP50"].get(c, math.nan) for c in DET_COLUMNS[:-1]}
-        values["mAP@0.5"] = result["mAP50"]
-    elif result["task"] == "seg":
-        values = {c: result["per_class_IoU"].get(c, math.nan) for c in SEG_COLUMNS[:-1]}
-        values["mIoU"] = result["mIoU"]
-    else:
+    task = TASKS.get(result["task"])
+    if task is None:
         raise ValueError(f"unknown task {result['task']!r} in a results file")
-    return {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+    return task().table_values(result)
 
 
 def aggregate(results: Iterable[dict], columns: Sequence[str]) -> dict[str, dict[str, Cell]]:

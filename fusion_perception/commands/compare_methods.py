@@ -16,11 +16,17 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.errors import ConfigError
+
+ALL_TASKS = "both"  # every registered task (fusion_perception.benchmark.compare.ALL_TASKS)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = cli.parser(prog, __doc__, raw=True)
-    cli.add_task(p, "det: detection, seg: segmentation, both (default)")
+    # any registered task: checked once the --import modules (which may register more) are loaded
+    p.add_argument("--task", default=ALL_TASKS, metavar="TASK",
+                   help=f"det: detection, seg: segmentation, {ALL_TASKS} (default: every registered task), "
+                        "or a task an --import module registers")
     cli.add_methods(p)
     p.add_argument("--det-data", help="M3FD root (default: the synthetic default's m3fd set)")
     p.add_argument("--seg-data", help="MSRS root (default: the synthetic default's msrs set)")
@@ -46,6 +52,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
+    from fusion_perception.registry import TASKS
+
+    if args.task != ALL_TASKS and args.task not in TASKS:
+        raise ConfigError(f"--task {args.task}: no such task; choose {', '.join(TASKS.names())} or {ALL_TASKS}")
     from fusion_perception.benchmark.compare import compare_methods
 
     result = compare_methods(

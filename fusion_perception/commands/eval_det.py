@@ -24,8 +24,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
-    from fusion_perception.downstream.detection import evaluate_run
-    from fusion_perception.metrics.detection import table3_header
+    from fusion_perception.detection.evaluate import evaluate_run
+    from fusion_perception.detection.report import table3_header
 
     res = evaluate_run(args.run, args.split, device=args.device)
     print(table3_header())

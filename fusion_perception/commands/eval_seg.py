@@ -27,8 +27,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
-    from fusion_perception.downstream.seg_report import table4_header
-    from fusion_perception.downstream.segmentation import evaluate_segmentation
+    from fusion_perception.segmentation.evaluate import evaluate_segmentation
+    from fusion_perception.segmentation.report import table4_header
 
     res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=cli.torch_device(args.device),
                                 num_pred_images=args.num_pred_images)

@@ -34,7 +34,6 @@ EPILOG = (
     "one manifest; several nodes need --data and --out on a filesystem all of them see).  "
     "Exit status 2 with a one-line message on bad input."
 )
-NEXT_TOOL = {"m3fd": "train_det", "m3fd_tardal": "train_det", "msrs": "train_seg"}
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -95,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, results: dict) -> None:
     """What was fused, and the next command for each part."""
+    from fusion_perception.data.layouts import find_layout
+
     for fused in results.values():
         c = fused.manifest["counts"]
         print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"
@@ -104,7 +105,8 @@ def _report(args: argparse.Namespace, results: dict) -> None:
     nxt = []
     for part, fused in results.items():
         data = "" if args.data is None else f" --data {Path(args.data) / part if part else args.data}"
-        tool = NEXT_TOOL.get(fused.source_layout)
+        tasks = getattr(find_layout(fused.source_layout), "tasks", ())  # the tasks its labels serve
+        tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
             fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
             nxt.append(f"python tools/{tool}.py --fusion {args.fusion}{data}{fused_dir}")

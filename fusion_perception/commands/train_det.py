@@ -48,8 +48,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
-    from fusion_perception.downstream.detection import run_detection
-    from fusion_perception.metrics.detection import table3_header
+    from fusion_perception.detection.report import table3_header
+    from fusion_perception.detection.task import run_detection
 
     res = run_detection(
         args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,

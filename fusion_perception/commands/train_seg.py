@@ -53,8 +53,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
     device = cli.torch_device(args.device)  # checked before the libraries load
-    from fusion_perception.downstream.seg_report import table4_header
-    from fusion_perception.downstream.segmentation import run_segmentation
+    from fusion_perception.segmentation.report import table4_header
+    from fusion_perception.segmentation.task import run_segmentation
 
     res = run_segmentation(
         args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,

@@ -11,7 +11,13 @@ MSRS_CLASSES: tuple[str, ...] = (
     "unlabelled", "car", "person", "bike", "curve", "car_stop", "guardrail", "color_cone", "bump",
 )
 
-LAYOUTS: tuple[str, ...] = ("pairs", "m3fd", "m3fd_tardal", "msrs")
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "LAYOUTS":  # the registered layouts' names, asked for when used (plugins included)
+        from fusion_perception.data.layouts import layout_names
+
+        return layout_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class PairDataset:
     """A whole paired dataset as one reader saw it."""
 
     root: Path
-    layout: str  # one of LAYOUTS
+    layout: str  # a registered layout's name (one of LAYOUTS)
     records: list[PairRecord]
     classes: tuple[str, ...] = ()
     modalities: tuple[str, str] = ("ir", "vi")  # the sub-folder names the pairs came from

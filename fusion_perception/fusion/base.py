@@ -1,12 +1,13 @@
-"""The fuser interface, the registry of fusion methods, and central colour handling.
+"""The fuser interface, building a registered method by name, and central colour handling.
 
 A fuser maps batches of IR and visible *luminance* tensors ``(B, 1, H, W)`` in [0, 1], on
 any device, to fused luminance of the same shape. Colour is handled once, here: a colour
 visible image is fused on its Y channel and recombined with its Cr/Cb.
 
-A new method is one registered class::
+A new method is one registered class in one file (the registry, :data:`FUSERS`, lives in
+:mod:`fusion_perception.registry`; the tools load a file outside the package with ``--import``)::
 
-    @FUSERS.register_module(name="mymethod")
+    @FUSERS.register_module(name="mymethod")  # its ``name`` attribute becomes "mymethod"
     class MyFuser(Fuser):
         def fuse(self, ir, vi, names=None):
             return torch.maximum(ir, vi)
@@ -22,9 +23,7 @@ import torch
 
 from fusion_perception.data.image_io import rgb_to_ycrcb, ycrcb_to_rgb
 from fusion_perception.errors import ConfigError
-from fusion_perception.registry import Registry
-
-FUSERS = Registry("fuser")
+from fusion_perception.registry import FUSERS  # re-exported: plugins import it from here too
 
 
 class Fuser:
@@ -35,7 +34,7 @@ class Fuser:
     output must stay a thermal image).
     """
 
-    name: str = "fuser"
+    name: str = "fuser"  # set to the registered name by ``FUSERS.register_module``
     color_output: bool = True
     # Raised when a method's output changes for the same parameters (a fixed bug), so caches
     # made by the old code no longer match.
@@ -89,18 +88,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def registered_methods() -> list[str]:
     """Names ``build_fuser`` accepts (``folder:NAME=PATH`` comes on top)."""
-    _import_builtin_methods()
-    return sorted(FUSERS.module_dict)
-
-
-def _import_builtin_methods() -> None:
-    # Registration happens on import; keep the imports here so ``base`` stays import-light.
-    import fusion_perception.fusion.classical  # noqa: F401
-    import fusion_perception.fusion.folder  # noqa: F401
-    try:
-        import fusion_perception.fusion.emma  # noqa: F401
-    except ImportError:  # EMMA's module may be absent in a partial install
-        pass
+    return sorted(FUSERS.names())
 
 
 def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -131,8 +119,7 @@ def resolve_weights(spec: str, weights: str | Path | None, data_root: str | Path
     synthetic data, ``"official"`` fetched once, else a one-line choice). Others keep ``weights``.
     """
     name, _ = parse_method_spec(spec)
-    registered_methods()
-    resolver = getattr(FUSERS.get(name), "resolve_weights", None) if name in FUSERS.module_dict else None
+    resolver = getattr(FUSERS.get(name), "resolve_weights", None)
     if resolver is None:
         return None if weights is None else str(weights)
     return str(resolver(weights, data_root))
@@ -144,13 +131,12 @@ def build_fuser(spec: str, device: str | torch.device = "cpu", **params: Any) ->
     Unknown names raise :class:`ConfigError` listing the registered ones.
     """
     name, extra = parse_method_spec(spec)
-    available = registered_methods()
-    if name not in FUSERS.module_dict:
+    cls = FUSERS.get(name)
+    if cls is None:
         raise ConfigError(
-            f"unknown fusion method {name!r}; registered methods: {', '.join(available)} "
+            f"unknown fusion method {name!r}; registered methods: {', '.join(registered_methods())} "
             "(or folder:NAME=PATH for precomputed results)"
         )
-    cls = FUSERS.get(name)
     return cls(device=device, **extra, **params)
 
 

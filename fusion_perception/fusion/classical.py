@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import FUSERS, Fuser
+from fusion_perception.fusion.base import Fuser
+from fusion_perception.registry import FUSERS
 
 # ----------------------------------------------------------------------------- filtering helpers
 
@@ -420,7 +421,6 @@ class ClassicalFuser(Fuser):
 class IRFuser(ClassicalFuser):
     """The infrared image alone (the 'IR' row of the paper's tables); stays a gray thermal image."""
 
-    name = "ir"
     color_output = False
 
     @staticmethod
@@ -432,8 +432,6 @@ class IRFuser(ClassicalFuser):
 class VIFuser(ClassicalFuser):
     """The visible image alone; colour comes back through the central Y/CrCb recombination."""
 
-    name = "vi"
-
     @staticmethod
     def run(ir, vi, **params):
         return vi.clone()
@@ -441,8 +439,6 @@ class VIFuser(ClassicalFuser):
 
 @FUSERS.register_module(name="mean")
 class MeanFuser(ClassicalFuser):
-    name = "mean"
-
     @staticmethod
     def run(ir, vi, **params):
         return fuse_mean(ir, vi)
@@ -450,8 +446,6 @@ class MeanFuser(ClassicalFuser):
 
 @FUSERS.register_module(name="max")
 class MaxFuser(ClassicalFuser):
-    name = "max"
-
     @staticmethod
     def run(ir, vi, **params):
         return fuse_max(ir, vi)
@@ -461,7 +455,6 @@ class MaxFuser(ClassicalFuser):
 class LaplacianFuser(ClassicalFuser):
     """Laplacian-pyramid fusion (Burt & Adelson pyramid; average base, max-abs details)."""
 
-    name = "laplacian"
     defaults = {"levels": 4}
     revision = 2  # 2: exact at the borders (revision 1 framed every image)
 
@@ -478,7 +471,6 @@ class LaplacianFuser(ClassicalFuser):
 class DWTFuser(ClassicalFuser):
     """Wavelet fusion: periodized orthogonal DWT, average low band, max-abs high bands."""
 
-    name = "dwt"
     defaults = {"wavelet": "db2", "levels": 3}
 
     def validate(self) -> None:
@@ -495,7 +487,6 @@ class DWTFuser(ClassicalFuser):
 class GFFFuser(ClassicalFuser):
     """Guided filtering based fusion (Li et al. 2013) with the paper's parameters."""
 
-    name = "gff"
     defaults = {"r1": 45, "eps1": 0.3, "r2": 7, "eps2": 1e-6, "avg_size": 31, "gauss_radius": 5, "gauss_sigma": 5.0}
 
     def validate(self) -> None:
@@ -512,7 +503,9 @@ class GFFFuser(ClassicalFuser):
         return fuse_gff(ir, vi, **params)
 
 
-CLASSICAL_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff")
+# The methods this module registered, in the order above (their names are in the decorators only).
+CLASSICAL_METHODS: tuple[str, ...] = tuple(
+    key for key, cls in FUSERS.module_dict.items() if cls.__module__ == __name__)
 
 __all__ = [
     "CLASSICAL_METHODS", "box_mean", "box_sum", "average_filter", "gaussian_blur", "laplacian", "guided_filter",

@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import FUSERS, Fuser, file_sha256
+from fusion_perception.fusion.base import Fuser, file_sha256
 from fusion_perception.models.checkpoint import load_official_checkpoint
 from fusion_perception.models.ufuser import UFuser
 from fusion_perception.models.weights import CHOICES_HELP, OFFICIAL, fetch_official_emma, resolve_emma_weights
+from fusion_perception.registry import FUSERS
 
 NORMALIZE_MODES = ("minmax", "none")
 AMP_MODES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}

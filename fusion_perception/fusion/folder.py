@@ -25,7 +25,8 @@ from fusion_perception.data.image_io import (
     ycrcb_to_rgb,
 )
 from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.fusion.base import FUSERS, Fuser
+from fusion_perception.fusion.base import Fuser
+from fusion_perception.registry import FUSERS
 
 _MAX_LISTED = 20  # names listed in a "missing" error before "... and N more"
 
@@ -71,8 +72,6 @@ class FolderFuser(Fuser):
     colour); a gray one gets the visible image's chroma like every other method. With
     ``gray_output`` or a gray visible image the result's luminance is used.
     """
-
-    name = "folder"
 
     def __init__(self, device: str | torch.device = "cpu", label: str = "folder", root: str | Path = "",
                  weights: str | None = None, **params: Any):

@@ -2,7 +2,10 @@
 
 ``fuse_dataset(source, method, out)`` writes the fused images in the source's layout, with a
 ``fused`` image folder in place of the two modality folders, copies the labels, and keeps a
-manifest (``out/manifest.json``) that makes the run resumable and reusable:
+manifest (``out/manifest.json``, read and written with the run cache's helpers,
+:mod:`fusion_perception.runs`) that makes the run resumable and reusable. The layout says where
+each fused image goes and which files besides the labels come along
+(:mod:`fusion_perception.data.layouts`):
 
 - M3FD  -> ``out/fused/*.png`` + ``out/Annotation/*.xml``
 - TarDAL -> ``out/fused``, ``out/labels``, ``out/meta``
@@ -36,7 +39,6 @@ import numpy as np
 import torch
 
 from fusion_perception.data.image_io import (
-    atomic_write_text,
     atomic_writer,
     is_gray,
     luminance01,
@@ -44,6 +46,7 @@ from fusion_perception.data.image_io import (
     to_float01,
     write_image,
 )
+from fusion_perception.data.layouts import FUSED_DIR, find_layout, get_layout
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord, SkippedItem
 from fusion_perception.devices import check_device
 from fusion_perception.errors import (
@@ -64,15 +67,17 @@ from fusion_perception.fusion.base import (
 from fusion_perception.fusion.ranks import Ranks
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
+from fusion_perception.runs import jsonable, read_json, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-FUSED_DIR = "fused"
 _LOCK = ".fuse_dataset.lock"
 _LOG = logging.getLogger(__name__)
 # Sub-datasets of a multi-task root such as the synthetic default (root/m3fd, root/msrs).
 DATASET_PARTS: tuple[str, ...] = ("m3fd", "msrs")
-_PART_LAYOUT = {"m3fd": ("m3fd", "m3fd_tardal"), "msrs": ("msrs",)}
+# The synthetic default's part for each task (a source-less request for a layout reads the part
+# of the first task the layout's labels serve).
+_SYNTHETIC_PART = {"det": "m3fd", "seg": "msrs"}
 
 
 # ----------------------------------------------------------------------------- source and fingerprint
@@ -95,14 +100,15 @@ def resolve_source(source: str | Path | PairDataset | None, layout: str = "auto"
     if source is None:
         from fusion_perception.data.synthetic import ensure_default
 
-        part = next((p for p, layouts in _PART_LAYOUT.items() if layout in layouts), None)
-        if part is None:
+        asked = find_layout(layout) if layout != "auto" else None
+        task = next((t for t in (asked.tasks if asked else ()) if t in _SYNTHETIC_PART), None)
+        if task is None:
             raise ConfigError(
                 "the synthetic default holds two datasets (m3fd for detection, msrs for segmentation): "
                 "pass layout='m3fd' or layout='msrs', or use fuse_default() to fuse both"
             )
-        root = ensure_default("det" if part == "m3fd" else "seg")
-        return load_dataset(root / part, "auto", skip_bad=skip_bad)
+        root = ensure_default(task)
+        return load_dataset(root / _SYNTHETIC_PART[task], "auto", skip_bad=skip_bad)
     root = Path(source).expanduser()
     if not root.is_dir():
         raise DatasetError(root, "dataset folder not found")
@@ -125,14 +131,10 @@ def _is_dataset(root: Path) -> bool:
         return False
 
 
-def _jsonable(x: Any) -> Any:
-    return json.loads(json.dumps(x, default=str))
-
-
 def _fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) -> dict[str, Any]:
     """Everything that determines the pixels: a cached output is reused only when this matches."""
     name, _ = parse_method_spec(method)
-    return _jsonable({
+    return jsonable({
         "method": name,
         "fuser": fuser.config(),
         "checkpoint_sha256": fuser.checkpoint_sha256(),
@@ -162,10 +164,8 @@ def _pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
 
 
 def _fused_rel(ds: PairDataset, rec: PairRecord) -> str:
-    """Where a record's fused image goes, relative to ``out``."""
-    if ds.layout == "msrs" and rec.split:
-        return f"{rec.split}/{FUSED_DIR}/{rec.name}.png"
-    return f"{FUSED_DIR}/{rec.name}.png"
+    """Where a record's fused image goes, relative to ``out``: the source layout says."""
+    return get_layout(ds.layout).fused_path(rec)
 
 
 def _label_rel(ds_root: Path, path: Path | None, fallback_dir: str) -> str | None:
@@ -452,7 +452,7 @@ def fuse_dataset(
 
     def prepare() -> dict | None:
         """The earlier run's manifest to resume from, after refusing or clearing a different one."""
-        old = _read_manifest(out)
+        old = read_json(out / MANIFEST, unreadable={})  # unreadable: treated as not matching
         stale = old is not None and _pixels(old.get("fingerprint"), fuser) != _pixels(fingerprint, fuser)
         orphan = old is None and any(any(d.iterdir()) for d in _fused_dirs(out))
         if stale or orphan:
@@ -473,16 +473,6 @@ def fuse_dataset(
         return _run(ds, src_root, fuser, method, out, fingerprint, old,
                     device=device, batch_size=batch_size, gray_output=gray_output, skip_bad=skip_bad,
                     progress=progress, workers=max(1, int(workers)), ranks=ranks)
-
-
-def _read_manifest(out: Path) -> dict | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}  # unreadable: treated as not matching
 
 
 def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, fingerprint: dict,
@@ -507,7 +497,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
     if ranks.world > 1:  # one view of what is left, the leader's
         left = set(ranks.from_leader(lambda: [r.name for r in todo]))
         todo = [r for r in records if r.name in left]
-    if not todo and old and old.get("complete") and old.get("records") == _jsonable([entries[n] for n in names]):
+    if not todo and old and old.get("complete") and old.get("records") == jsonable([entries[n] for n in names]):
         fused = load_fused_dataset(out)  # a finished cache of exactly this: reuse it untouched
         fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
                                     "skipped": len(fused.records)}  # what this run did: nothing
@@ -549,7 +539,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
             with contextlib.suppress(FileNotFoundError):
                 (out / entries[r.name]["image"]).unlink()
         manifest["extra_files"] = _copy_labels(ds, src_root, records, entries, out)
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        write_json(out / MANIFEST, manifest, indent=1)
         return manifest["extra_files"]
 
     # the leader copies the labels and writes the manifest; images only once it is there
@@ -618,7 +608,7 @@ def _run(ds: PairDataset, src_root: Path, fuser: Fuser, method: str, out: Path, 
                                   fused=sum(n for n, _ in per_rank), bad=len(manifest["source"]["skipped"]))
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        write_json(out / MANIFEST, manifest, indent=1)
 
     ranks.from_leader(finish)
     return load_fused_dataset(out)
@@ -634,19 +624,17 @@ def _out_of_memory(batch: list[_Pair], label: str, device: torch.device) -> Data
 
 
 def _copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entries: dict, out: Path) -> list[str]:
-    """Carry annotations and masks over (and TarDAL's split lists); returns the extra files copied."""
+    """Carry annotations and masks over, and the files besides them that the layout names (TarDAL's
+    split lists); returns those extra files."""
     for rec in records:
         e = entries[rec.name]
         if rec.annotation_path is not None:
             _copy_atomic(Path(rec.annotation_path), out / e["annotation"])
         if rec.mask_path is not None:
             _copy_atomic(Path(rec.mask_path), out / e["mask"])
-    extra = []
-    if ds.layout == "m3fd_tardal" and (src_root / "meta").is_dir():
-        for f in sorted((src_root / "meta").iterdir()):
-            if f.is_file() and not f.name.startswith("."):
-                _copy_atomic(f, out / "meta" / f.name)
-                extra.append(f"meta/{f.name}")
+    extra = get_layout(ds.layout).extra_files(src_root)
+    for rel in extra:
+        _copy_atomic(src_root / rel, out / rel)
     return extra
 
 

@@ -5,7 +5,8 @@ that have ground truth, and AP@0.5 per class read from ``eval["precision"]`` (th
 101-point interpolated precision), with its ``-1`` entries (no ground truth) left out.
 
 Boxes here are VOC-style pixel corners ``(x1, y1, x2, y2)``; COCO's ``[x, y, w, h]`` is
-produced internally. Category ids are ``class index + 1`` (COCO reserves 0).
+produced internally. Category ids are ``class index + 1`` (COCO reserves 0). The Table 3 row
+is the detection task's report (:mod:`fusion_perception.detection.report`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from fusion_perception.data.records import Box
-
-# The paper's Table 3 column order (alphabetical), distinct from M3FD's class-id order.
-TABLE3_CLASSES: tuple[str, ...] = ("Bus", "Car", "Lamp", "Motorcycle", "People", "Truck")
-
 
 @dataclass(frozen=True)
 class ImageEntry:
@@ -165,20 +162,3 @@ def evaluate_detections(
 ) -> dict[str, Any]:
     """Convenience: build both COCO structures and score them (see :func:`evaluate_coco`)."""
     return evaluate_coco(coco_ground_truth(images, classes), coco_detections(detections), classes)
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100.0 * x:.1f}"
-
-
-def table3_header() -> str:
-    """The paper's Table 3 header (per-class AP@0.5 and mAP@0.5, in percent)."""
-    cols = ["Method", *TABLE3_CLASSES, "mAP@0.5"]
-    return "| " + " | ".join(cols) + " |\n|" + "|".join("---" for _ in cols) + "|"
-
-
-def table3_row(label: str, results: dict[str, Any]) -> str:
-    """One Markdown row of Table 3 from a results dict (fractions -> percent, 1 decimal)."""
-    per = results.get("per_class_AP50", {})
-    cells = [label, *(_pct(per.get(c)) for c in TABLE3_CLASSES), _pct(results.get("mAP50"))]
-    return "| " + " | ".join(cells) + " |"

@@ -1,5 +1,6 @@
-"""Fused detection dataset -> reproducible split + ultralytics' YOLO layout.
+"""Detection data: the source with boxes, its reproducible split, ultralytics' YOLO layout.
 
+- :func:`load_detection_source`: the M3FD (or TarDAL) dataset, refused when it has no boxes;
 - :func:`make_split` / :func:`load_or_make_split`: an 8:1:1 train/val/test split that depends
   only on the sample names and the seed, written to ``split_dir/{train,val,test}.txt`` (one
   name per line) and reused when present, so every fusion method is trained and scored on the
@@ -23,13 +24,41 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from fusion_perception.data.image_io import atomic_write_text
-from fusion_perception.data.records import Box, FusedDataset, FusedRecord
+from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset
 from fusion_perception.errors import DatasetError
+from fusion_perception.runs import fingerprint
 
 _LOG = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_RATIO: tuple[float, float, float] = (8.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- source
+
+
+def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = False) -> PairDataset:
+    """Read the source dataset and make sure it is a detection dataset (M3FD / TarDAL with boxes)."""
+    from fusion_perception.data.layouts import get_layout
+    from fusion_perception.data.readers import load_dataset
+
+    if data_root is None:
+        from fusion_perception.data.synthetic import ensure_default
+
+        data_root = Path(ensure_default("det")) / "m3fd"
+    ds = load_dataset(data_root, skip_bad=skip_bad)
+    if "det" not in get_layout(ds.layout).tasks:  # the layout says whether its labels are boxes
+        raise DatasetError(
+            ds.root,
+            f"no detection annotations: this is a {ds.layout!r} dataset; detection needs the M3FD layout "
+            "(Ir/, Vis/, Annotation/*.xml) or the TarDAL one (ir/, vi/, labels/*.txt, meta/)",
+        )
+    if not ds.records:
+        raise DatasetError(ds.root, "the dataset has no image pairs")
+    for rec in ds.records:
+        if rec.boxes is None:
+            raise DatasetError(rec.annotation_path or rec.ir_path, "no annotation for this pair")
+    return ds
 
 
 # --------------------------------------------------------------------------- split
@@ -65,7 +94,14 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]] | None:
     files = {s: split_dir / f"{s}.txt" for s in SPLITS}
     if not all(f.is_file() for f in files.values()):
         return None
-    return {s: [ln.strip() for ln in f.read_text().splitlines() if ln.strip()] for s, f in files.items()}
+    return {s: read_names(f) for s, f in files.items()}
+
+
+def read_names(path: Path) -> list[str]:
+    """The sample names of one split file."""
+    if not path.is_file():
+        raise DatasetError(path, "split file missing")
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
 
 def write_split(split_dir: str | Path, split: dict[str, list[str]]) -> None:
@@ -76,7 +112,7 @@ def write_split(split_dir: str | Path, split: dict[str, list[str]]) -> None:
 
 
 def split_digest(split: dict[str, list[str]]) -> str:
-    return hashlib.sha256(json.dumps({s: split[s] for s in SPLITS}, sort_keys=True).encode()).hexdigest()
+    return fingerprint({s: split[s] for s in SPLITS})
 
 
 def load_or_make_split(
@@ -220,7 +256,7 @@ def export_yolo(
     classes = tuple(classes)
     by_name = {r.name: r for r in fused.records}
     stamp_path = out / "export.json"
-    fingerprint = hashlib.sha256(
+    key = hashlib.sha256(
         (fused_fingerprint(fused) + split_digest(split) + json.dumps(classes)).encode()
     ).hexdigest()
     images = {n: out / "images" / s / f"{n}{Path(by_name[n].image_path).suffix.lower()}"
@@ -231,7 +267,7 @@ def export_yolo(
             stamp = json.loads(stamp_path.read_text())
         except (OSError, json.JSONDecodeError):
             stamp = {}
-        if stamp.get("fingerprint") == fingerprint and all(p.exists() for p in images.values()):
+        if stamp.get("fingerprint") == key and all(p.exists() for p in images.values()):
             _LOG.info("reusing YOLO layout %s", out)
             return YoloDataset(out, yaml_path, classes, split, images, True)
 
@@ -254,6 +290,6 @@ def export_yolo(
         f"path: {out.resolve()}\ntrain: images/train\nval: images/val\ntest: images/test\n"
         f"nc: {len(classes)}\nnames:\n{names}\n",
     )
-    atomic_write_text(stamp_path, json.dumps({"fingerprint": fingerprint, "counts": {s: len(split[s]) for s in SPLITS}}))
+    atomic_write_text(stamp_path, json.dumps({"fingerprint": key, "counts": {s: len(split[s]) for s in SPLITS}}))
     _LOG.info("wrote YOLO layout %s (%s)", out, ", ".join(f"{s} {len(split[s])}" for s in SPLITS))
     return YoloDataset(out, yaml_path, classes, split, images, False)

@@ -235,7 +235,7 @@ class SegEpochSeedHook(Hook):
 
         import numpy as np
 
-        from fusion_perception.downstream.seg_data import mix_seed
+        from fusion_perception.segmentation.data import mix_seed
 
         seed = mix_seed(runner.seed or 0, runner.epoch, runner.rank)
         random.seed(seed)

@@ -1,4 +1,9 @@
-"""Keep ultralytics offline and safe, without touching the user's own Ultralytics setup.
+"""The detector: ultralytics YOLO, kept offline and safe, and the model files it may start from.
+
+- :func:`resolve_model`: a model YAML ultralytics ships or a local file (never a download);
+- :func:`check_yolo_weights`: local YOLO weights, checked by loading them safely;
+- :func:`ultralytics_offline`: ultralytics without the network and without the user's own
+  Ultralytics setup.
 
 Call :func:`ultralytics_offline` instead of ``import ultralytics`` anywhere in the toolkit. It
 
@@ -19,8 +24,8 @@ Call :func:`ultralytics_offline` instead of ``import ultralytics`` anywhere in t
 If ultralytics was imported before (by the user's own code), the safe-loading and offline
 flags are set on its modules directly and its settings are changed in memory only.
 
-The trainer class in :mod:`det_trainer` imports this module, so DDP workers (which unpickle
-that class) apply the same patches.
+The trainer class in :mod:`fusion_perception.detection.train` imports this module, so DDP workers
+(which unpickle that class) apply the same patches.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import re
 import tempfile
 from pathlib import Path
 from types import ModuleType
+
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
 
 _DONE = False
 
@@ -160,3 +167,59 @@ def ultralytics_offline() -> ModuleType:
     _patch(trainer_mod, "check_amp", _offline_check_amp)
     _DONE = True
     return ultralytics
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def resolve_model(model: str, config_dir: Path | None) -> str:
+    """A local YAML/.pt path (absolute, or beside the config), else a name ultralytics ships (``yolov5s.yaml``).
+
+    Never a URL and never a weights name that ultralytics would download.
+    """
+    if "://" in model:
+        raise ConfigError(f"model {model!r}: URLs are not allowed (nothing is downloaded); give a local file")
+    for base in (Path.cwd(), config_dir):
+        if base is None:
+            continue
+        p = (base / model).expanduser()
+        if p.is_file():
+            if p.suffix.lower() not in (".yaml", ".yml"):
+                check_yolo_weights(p, "--model")
+            return str(p.resolve())
+    if model.endswith(".pt"):
+        raise ConfigError(f"model weights {model!r} not found locally (nothing is downloaded)")
+    if not model.endswith((".yaml", ".yml")):
+        raise ConfigError(f"model {model!r}: expected a model YAML (e.g. yolov5s.yaml) or a local .pt file")
+    ultralytics_offline()
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        yaml_model_load(model)  # resolves ultralytics' packaged cfgs (yolov5s.yaml -> v5/yolov5.yaml, scale s)
+    except (FileNotFoundError, OSError) as exc:
+        raise ConfigError(f"model YAML {model!r} not found locally or among ultralytics' packaged cfgs") from exc
+    return model
+
+
+def check_yolo_weights(path: str | Path, option: str = "--det-weights") -> Path:
+    """A local ultralytics checkpoint, checked by loading it safely (nothing in it runs); a
+    DatasetError naming the file otherwise (not found, not a ``.pt``, not a YOLO checkpoint)."""
+    path = check_input_file(path, f"{option} file")
+    if path.suffix.lower() != ".pt":
+        raise DatasetError(path, f"{option}: ultralytics reads YOLO weights from .pt files, not "
+                                 f"{path.suffix or 'a file without suffix'} (EMMA weights go to --weights)")
+    ultralytics_offline()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as e:  # noqa: BLE001 - whatever the loader says, the file is not usable
+        detail = clean_message(e).replace("ERROR ❌️", "").strip().split(" Use an official")[0]
+        raise DatasetError(path, f"{option}: not a YOLO checkpoint that loads safely ({detail})") from None
+    import torch
+
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        raise DatasetError(path, f"{option}: not a YOLO checkpoint: it holds no ultralytics model (a plain "
+                                 "state dict, such as EMMA weights?)")
+    return path

@@ -1,4 +1,7 @@
-"""The fused MSRS split as an mmengine dataset: fused image + label map, paired augmentation.
+"""Segmentation data: the MSRS source, its fused split as an mmengine dataset, paired augmentation.
+
+:func:`msrs_source` finds the MSRS-layout folder to fuse (the synthetic default's when none is
+given); :class:`MSRSSegDataset` reads a fused split: fused image + label map.
 
 Images are the fused colour (RGB) images; gray fused images are replicated to 3 channels.
 Training augmentation (albumentations, applied to image and mask together): random scale,
@@ -27,7 +30,22 @@ from fusion_perception.data.records import MSRS_CLASSES, FusedRecord  # noqa: E4
 from fusion_perception.errors import DatasetError  # noqa: E402
 
 __all__ = ["MSRSSegDataset", "build_train_transform", "read_label", "read_rgb", "seg_collate", "mix_seed",
-           "label_histogram", "median_frequency_weights"]
+           "label_histogram", "median_frequency_weights", "msrs_source", "class_weights"]
+
+
+def msrs_source(data_root: str | Path | None) -> Path:
+    """The MSRS-layout folder to fuse: the synthetic default's ``msrs`` part when none is given;
+    a multi-task root holding ``msrs/`` is accepted as well."""
+    if data_root is None:
+        from fusion_perception.data.synthetic import ensure_default
+
+        return (Path(ensure_default("seg")) / "msrs").resolve()
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(root, "dataset folder not found")
+    if (root / "msrs").is_dir() and not (root / "train").is_dir():
+        root = root / "msrs"
+    return root.resolve()
 
 
 def mix_seed(*values: int) -> int:
@@ -232,3 +250,10 @@ def median_frequency_weights(hist: np.ndarray, power: float = 0.5) -> np.ndarray
     w = np.ones_like(freq)
     w[present] = (med / freq[present]) ** power
     return w
+
+
+def class_weights(fused: Any, num_classes: int) -> list[float]:
+    """The cross-entropy weights of ``class_weight='auto'``: median-frequency weights of the fused
+    training split's labels, rounded as the run's config records them."""
+    hist = label_histogram([r.mask_path for r in fused.split("train")], num_classes)
+    return [round(float(w), 4) for w in median_frequency_weights(hist)]

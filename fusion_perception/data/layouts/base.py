@@ -1,0 +1,94 @@
+"""What a dataset layout is: the interface every layout file implements, and what its listing returns.
+
+A layout knows its folders and nothing else: whether a root looks like it (:meth:`DatasetLayout.detect`),
+which candidate pairs it holds, with their splits, annotations or masks (:meth:`DatasetLayout.list_pairs`),
+its classes, and where a pair's fused image goes in a fused copy (:meth:`DatasetLayout.fused_path`).
+Reading the files and validating them is the readers' job (:mod:`fusion_perception.data.readers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from fusion_perception.data.records import Box, PairRecord
+from fusion_perception.errors import DatasetError
+
+FUSED_DIR = "fused"  # the image folder a fused copy has in place of the two modality folders
+
+# Reads a pair's annotation file into boxes, checked against the image size (width, height).
+BoxReader = Callable[[Path, tuple[int, int]], list[Box]]
+
+
+@dataclass
+class PairCandidate:
+    """A pair found by listing, not yet validated (the readers check it and make a PairRecord)."""
+
+    name: str  # file stem, unique within the dataset
+    ir: Path
+    vi: Path
+    split: str | None = None
+    annotation: Path | None = None
+    read_boxes: BoxReader | None = None  # how the annotation file is read (None: no boxes)
+    mask: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PairListing:
+    """What listing a root found: candidate pairs, structural problems, and the modality folders."""
+
+    candidates: list[PairCandidate] = field(default_factory=list)
+    problems: list[DatasetError] = field(default_factory=list)
+    modalities: tuple[str, str] = ("ir", "vi")  # folder names that became ir_path and vi_path
+
+
+class DatasetLayout:
+    """Base class of a dataset layout; a layout is one registered subclass in one file::
+
+        @DATASET_LAYOUTS.register_module(name="mylayout")  # its ``name`` becomes "mylayout"
+        class MyLayout(DatasetLayout):
+            description = "my layout (a/, b/ and list.txt)"
+            need = "a/, b/ and list.txt"
+            def detect(self, root): ...
+            def list_pairs(self, root): ...
+    """
+
+    name: str = "layout"  # set to the registered name by ``DATASET_LAYOUTS.register_module``
+    classes: tuple[str, ...] = ()  # class names of its labels; masks hold ids 0..len-1
+    # Downstream tasks its labels serve ("det": boxes, "seg": masks); () for fusion only.
+    tasks: tuple[str, ...] = ()
+    # Automatic detection tries layouts from the lowest order up: the specific ones first, the
+    # catch-all plain pair folder (90) last.
+    detect_order: int = 50
+    description: str = ""  # one phrase of the "looked for ..." list: what a root of this layout holds
+    need: str = ""  # what a folder needs to be read as this layout when it is asked for by name
+    no_labels_note: str | None = None  # the summary's line when no pair has labels (describe())
+
+    def detect(self, root: Path) -> bool:
+        """Whether ``root`` itself (not a sub-folder) looks like this layout, for automatic detection."""
+        raise NotImplementedError
+
+    def fits(self, root: Path) -> bool:
+        """Whether ``root`` holds what this layout needs when it is asked for by name (default:
+        :meth:`detect`; a layout may accept more than it would detect, e.g. without labels)."""
+        return self.detect(root)
+
+    def list_pairs(self, root: Path) -> PairListing:
+        """The candidate pairs under ``root`` (with splits, annotations, masks and tags) and every
+        structural problem found (a file without its partner, an orphan label, ...); never raises
+        for a problem of one pair."""
+        raise NotImplementedError
+
+    def fused_path(self, record: PairRecord) -> str:
+        """Where ``record``'s fused image goes in a fused copy, relative to its root: ``fused/``
+        or ``<folder>/fused/`` (the fuse stage clears and scans those two depths)."""
+        return f"{FUSED_DIR}/{record.name}.png"
+
+    def extra_files(self, root: Path) -> list[str]:
+        """Files besides the labels that a fused copy carries over (relative to ``root``, e.g. split lists)."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,101 @@
+"""Folder scanning the dataset layouts share: sub-folders by name, modality words, and pairing
+two image folders by file stem (every file without its partner becomes a reported problem)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from fusion_perception.data.image_io import is_image_file
+from fusion_perception.data.layouts.base import PairCandidate
+from fusion_perception.errors import DatasetError
+
+# Folder names that say "this is the infrared / the visible modality" (first word, lower case).
+IR_WORDS = frozenset(("ir", "infrared", "thermal", "lwir", "inf"))
+VI_WORDS = frozenset(("vi", "vis", "visible", "rgb", "color", "colour", "optical"))
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def subdirs(folder: Path) -> dict[str, Path]:
+    """Non-hidden sub-folders keyed by lower-case name (layout folder names vary in case)."""
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and not p.name.startswith("."):
+            out.setdefault(p.name.lower(), p)
+    return out
+
+
+def has_images(folder: Path) -> bool:
+    return any(is_image_file(p) and not p.name.startswith(".") for p in folder.iterdir())
+
+
+def image_dirs(folder: Path) -> list[Path]:
+    return [p for p in subdirs(folder).values() if has_images(p)]
+
+
+def first_word(name: str) -> str:
+    return re.split(r"[^a-z0-9]+", name.lower())[0]
+
+
+def modality_order(p: Path) -> tuple[int, str]:
+    """Sort key: infrared-like folders first, visible-like last, others by name between."""
+    word = first_word(p.name)
+    return (0 if word in IR_WORDS else 2 if word in VI_WORDS else 1), p.name
+
+
+def split_dirs(root: Path) -> dict[str, Path]:
+    subs = subdirs(root)
+    return {s: subs[s] for s in SPLITS if s in subs}
+
+
+def files_by_stem(folder: Path, problems: list[DatasetError],
+                  keep: Callable[[Path], bool] = is_image_file) -> dict[str, Path]:
+    """The folder's files that ``keep`` accepts, by stem; a second file with one stem is a problem."""
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        # a broken symbolic link stays in: its pair then fails validation naming the link
+        if not (p.is_file() or p.is_symlink()) or p.name.startswith(".") or not keep(p):
+            continue
+        if p.stem in out:
+            problems.append(DatasetError(p, f"has the same name as {out[p.stem].name}; "
+                                            "each pair needs exactly one file per name"))
+            continue
+        out[p.stem] = p
+    return out
+
+
+def pair_candidates(ir_dir: Path, vi_dir: Path, problems: list[DatasetError],
+                    split: str | None = None) -> list[PairCandidate]:
+    """Match the two folders' images by stem; every unmatched file becomes a problem."""
+    ir, vi = files_by_stem(ir_dir, problems), files_by_stem(vi_dir, problems)
+    candidates = []
+    for stem in sorted(ir.keys() | vi.keys()):
+        if stem in ir and stem in vi:
+            candidates.append(PairCandidate(stem, ir[stem], vi[stem], split))
+        else:
+            have, other = (ir[stem], vi_dir) if stem in ir else (vi[stem], ir_dir)
+            problems.append(DatasetError(have, f"has no partner image: no {stem}.<image> in {other}"))
+    return candidates
+
+
+def attach_files(candidates: list[PairCandidate], folder: Path, problems: list[DatasetError], what: str,
+                 keep: Callable[[Path], bool], ext: str, attr: str, partner_dirs: str) -> list[PairCandidate]:
+    """Attach one file per pair from ``folder`` (annotations, masks) as attribute ``attr``; a pair
+    without its file and a file without its pair are problems. Returns the pairs that got one."""
+    files = files_by_stem(folder, problems, keep)
+    kept = []
+    for c in candidates:
+        f = files.pop(c.name, None)
+        if f is None:
+            problems.append(DatasetError(folder / f"{c.name}{ext}",
+                                         f"{what} missing for the pair {c.name} "
+                                         "(expected this file)"))
+            continue
+        setattr(c, attr, f)
+        kept.append(c)
+    names = {c.name for c in candidates}
+    for stem, f in files.items():
+        if stem not in names:
+            problems.append(DatasetError(f, f"{what} without an image pair in {partner_dirs}"))
+    return kept
