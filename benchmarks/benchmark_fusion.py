@@ -123,7 +123,7 @@ def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
     from fusion_perception.data.image_io import read_image, rgb_to_ycrcb, write_image, ycrcb_to_rgb
     from fusion_perception.fusion.base import build_fuser
     from fusion_perception.fusion.emma import minmax_per_image, pad_to_multiple
-    from fusion_perception.fusion.stage import _colour_input, _gray_input, _to_device01
+    from fusion_perception.fusion.pipeline import _colour_input, _gray_input, _to_device01
 
     device = torch.device(args.device)
     fuser = build_fuser("emma", device, weights=str(weights))

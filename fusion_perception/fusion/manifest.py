@@ -1,0 +1,330 @@
+"""The fused dataset's bookkeeping: its manifest, fingerprint, output paths, lock and label copies.
+
+The stage (:mod:`fusion_perception.fusion.stage`) keeps ``out/manifest.json`` (read and written with
+the run cache's helpers, :mod:`fusion_perception.runs`): the fingerprint of the settings that decide
+the pixels, one entry per pair (where its fused image goes, its labels, its sources' size and
+modification time) and the counts. This module builds, checks and finishes that manifest, clears an
+output made with other settings, holds the folder's lock, copies the labels atomically, and reads a
+finished output back (:func:`load_fused_dataset`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from fusion_perception.data.image_io import atomic_writer
+from fusion_perception.data.layouts import FUSED_DIR, get_layout
+from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord
+from fusion_perception.errors import DatasetError
+from fusion_perception.fusion.base import Fuser, method_label, parse_method_spec
+from fusion_perception.outputs import describe_changes, refuse_to_replace
+from fusion_perception.provenance import library_versions
+from fusion_perception.runs import jsonable, read_json, write_json
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+LOCK = ".fuse_dataset.lock"
+_LOG = logging.getLogger("fusion_perception.fusion.stage")  # the stage's log, as before the split
+
+
+# ----------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) -> dict[str, Any]:
+    """Everything that determines the pixels: a cached output is reused only when this matches."""
+    name, _ = parse_method_spec(method)
+    return jsonable({
+        "method": name,
+        "fuser": fuser.config(),
+        "checkpoint_sha256": fuser.checkpoint_sha256(),
+        "source_root": str(Path(ds.root).resolve()),
+        "source_layout": ds.layout,
+        "gray_output": bool(gray_output),
+    })
+
+
+# What the fingerprint's keys are called in a refusal ("method laplacian → gff, weights 3f2a… → 9c1e…").
+FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "source_root": "source",
+                     "source_layout": "layout", "gray_output": "gray output", "fuser.method": "",
+                     "fuser.label": "label"}
+
+
+def pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
+    """What of a fingerprint decides the pixels: all of it but the fuser's runtime parameters
+    (how it computes, not what: e.g. EMMA's memory format), as the device and batch size are
+    left out already. Two runs whose ``pixels`` are equal share their fused images."""
+    if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
+        return fingerprint
+    params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
+    return {**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}}
+
+
+# ----------------------------------------------------------------------------- output layout
+
+
+def fused_rel(ds: PairDataset, rec: PairRecord) -> str:
+    """Where a record's fused image goes, relative to ``out``: the source layout says."""
+    return get_layout(ds.layout).fused_path(rec)
+
+
+def _label_rel(ds_root: Path, path: Path | None, fallback_dir: str) -> str | None:
+    """A label file keeps its place relative to the dataset root (Annotation/x.xml stays so)."""
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(ds_root).as_posix()
+    except ValueError:
+        return f"{fallback_dir}/{Path(path).name}"
+
+
+def record_entry(ds: PairDataset, rec: PairRecord, root: Path) -> dict[str, Any]:
+    """A pair's manifest entry: its fused image, labels, tags, sources and their stamps."""
+    return {
+        "name": rec.name,
+        "image": fused_rel(ds, rec),
+        "split": rec.split,
+        "boxes": None if rec.boxes is None else [
+            {"label": b.label, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2} for b in rec.boxes
+        ],
+        "annotation": _label_rel(root, rec.annotation_path, "labels"),
+        "mask": _label_rel(root, rec.mask_path, "masks"),
+        "tags": dict(rec.tags),
+        "source": {"ir": str(rec.ir_path), "vi": str(rec.vi_path)},
+        "source_stamp": {"ir": _stamp(rec.ir_path), "vi": _stamp(rec.vi_path)},
+    }
+
+
+def _stamp(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of a source file: a fused image whose sources' stamps changed is stale."""
+    st = Path(path).stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def fused_dirs(out: Path) -> list[Path]:
+    """The fused image folders under ``out`` (``out/fused``, ``out/<split>/fused``)."""
+    return [d for d in [out / FUSED_DIR, *(p / FUSED_DIR for p in out.iterdir() if p.is_dir())] if d.is_dir()]
+
+
+# ----------------------------------------------------------------------------- preparing the folder
+
+
+def prepare_output(out: Path, fingerprint: dict, fuser: Fuser, on_mismatch: str) -> dict | None:
+    """The earlier run's manifest to resume from, after refusing or clearing a different one."""
+    old = read_json(out / MANIFEST, unreadable={})  # unreadable: treated as not matching
+    stale = old is not None and pixels(old.get("fingerprint"), fuser) != pixels(fingerprint, fuser)
+    orphan = old is None and any(any(d.iterdir()) for d in fused_dirs(out))
+    if stale or orphan:
+        why = (describe_changes(pixels(old.get("fingerprint"), fuser) or {}, pixels(fingerprint, fuser),
+                                FINGERPRINT_WORDS) if stale
+               else "fused images but no manifest")
+        if on_mismatch == "error":
+            raise refuse_to_replace(out, "a fused dataset", why)
+        remove_outputs(out, old)
+    remove_stale_temps(out)
+    return None if (stale or orphan) else old
+
+
+def remove_stale_temps(out: Path) -> int:
+    """Temp files (``.name.XXXX.tmp``) of writes a kill interrupted; harmless but untidy."""
+    n = 0
+    for p in out.rglob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            n += 1
+    return n
+
+
+def remove_outputs(out: Path, old: dict | None) -> None:
+    """Remove what an earlier run wrote (its fused folders, label copies, manifest), nothing else."""
+    for d in fused_dirs(out):
+        shutil.rmtree(d)
+    for rec in (old or {}).get("records", []):
+        for key in ("annotation", "mask"):
+            if rec.get(key):
+                with contextlib.suppress(FileNotFoundError):
+                    (out / rec[key]).unlink()
+    for rel in (old or {}).get("extra_files", []):
+        with contextlib.suppress(FileNotFoundError):
+            (out / rel).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST).unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only empty ones
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One writer per output folder (an advisory lock the OS drops when the process dies).
+
+    A second run into the same folder (two seeds of one method in a comparison, say) waits for the
+    first and then finds its images written, instead of failing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = out / LOCK
+    while True:
+        f = open(path, "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            _LOG.info("%s: another fuse_dataset run is writing there; waiting for it", out)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        # The holder deletes the lock file on release: a lock on a deleted file guards nothing.
+        try:
+            if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still held: nobody else can be using it
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy (keeping the modification time) via a temp file and rename; an up-to-date copy is left alone."""
+    try:
+        s, d = src.stat(), dst.stat()
+        if s.st_size == d.st_size and int(s.st_mtime) == int(d.st_mtime):
+            return
+    except FileNotFoundError:
+        pass
+    if not src.is_file():
+        raise DatasetError(src, "label file not found")
+    st = src.stat()
+    with open(src, "rb") as fin, atomic_writer(dst) as fout:
+        shutil.copyfileobj(fin, fout)
+        fout.flush()
+        os.utime(fout.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))  # the up-to-date check above
+
+
+def copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entries: dict, out: Path) -> list[str]:
+    """Carry annotations and masks over, and the files besides them that the layout names (TarDAL's
+    split lists); returns those extra files."""
+    for rec in records:
+        e = entries[rec.name]
+        if rec.annotation_path is not None:
+            copy_atomic(Path(rec.annotation_path), out / e["annotation"])
+        if rec.mask_path is not None:
+            copy_atomic(Path(rec.mask_path), out / e["mask"])
+    extra = get_layout(ds.layout).extra_files(src_root)
+    for rel in extra:
+        copy_atomic(src_root / rel, out / rel)
+    return extra
+
+
+# ----------------------------------------------------------------------------- the manifest
+
+
+def new_manifest(ds: PairDataset, src_root: Path, method: str, fingerprint: dict, records: list[dict], *,
+                 todo: int, stale: int, device: Any) -> dict[str, Any]:
+    """The manifest of a run that starts: ``records`` are the pairs' entries, ``todo`` of them left
+    to fuse, ``stale`` of those because their sources changed."""
+    skipped_source = [{"path": str(s.path), "problem": s.problem} for s in ds.skipped]
+    return {
+        "format": MANIFEST_FORMAT,
+        "method": method,
+        "label": method_label(method),
+        "fuser": fingerprint["fuser"],
+        "params": fingerprint["fuser"].get("params", {}),
+        "checkpoint_sha256": fingerprint["checkpoint_sha256"],
+        "gray_output": fingerprint["gray_output"],
+        "fingerprint": fingerprint,
+        "source": {
+            "root": str(src_root),
+            "layout": ds.layout,
+            "modalities": list(ds.modalities),
+            "pairs": len(records) + len(ds.skipped),
+            "classes": list(ds.classes),
+            "skipped": skipped_source,
+        },
+        "counts": {"total": len(records), "done": len(records) - todo, "fused": 0,
+                   "skipped": len(records) - todo, "stale": stale, "bad": len(skipped_source)},
+        "versions": library_versions("torch", "numpy", "cv2"),
+        "device": str(device),
+        "complete": False,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "extra_files": [],
+        "records": records,
+    }
+
+
+def start_output(out: Path, manifest: dict, ds: PairDataset, src_root: Path, records: list[PairRecord],
+                 entries: dict, stale: list[PairRecord]) -> list[str]:
+    """Remove the stale images, copy the labels and write the unfinished manifest; returns the
+    extra files copied besides the labels."""
+    for r in stale:
+        with contextlib.suppress(FileNotFoundError):
+            (out / entries[r.name]["image"]).unlink()
+    manifest["extra_files"] = copy_labels(ds, src_root, records, entries, out)
+    write_json(out / MANIFEST, manifest, indent=1)
+    return manifest["extra_files"]
+
+
+def finish_manifest(out: Path, manifest: dict, per_rank: list[tuple[int, dict]]) -> None:
+    """The one manifest, merged from every rank's work (``(fused, bad)`` each), written complete."""
+    bad = {name: item for _, rank_bad in per_rank for name, item in rank_bad.items()}
+    if bad:
+        manifest["records"] = [e for e in manifest["records"] if e["name"] not in bad]
+        manifest["source"]["skipped"] += [{"path": str(b.path), "problem": b.problem} for b in bad.values()]
+    missing = [e["name"] for e in manifest["records"] if not (out / e["image"]).is_file()]
+    if missing:
+        raise DatasetError(out, f"{len(missing)} fused images were not written: {', '.join(missing[:20])}")
+    manifest["counts"].update(total=len(manifest["records"]), done=len(manifest["records"]),
+                              fused=sum(n for n, _ in per_rank), bad=len(manifest["source"]["skipped"]))
+    manifest["complete"] = True
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(out / MANIFEST, manifest, indent=1)
+
+
+def load_fused_dataset(out: str | Path, *, require_complete: bool = True) -> FusedDataset:
+    """Read a ``fuse_dataset`` output back through its manifest (absolute image paths)."""
+    out = Path(out).expanduser().resolve()
+    path = out / MANIFEST
+    if not path.is_file():
+        raise DatasetError(path, "no manifest: not a fuse_dataset output (or that run never started)")
+    try:
+        m = json.loads(path.read_text())
+        records = [
+            FusedRecord(
+                name=e["name"],
+                image_path=out / e["image"],
+                split=e.get("split"),
+                boxes=None if e.get("boxes") is None else [Box(**b) for b in e["boxes"]],
+                mask_path=out / e["mask"] if e.get("mask") else None,
+                tags=dict(e.get("tags") or {}),
+            )
+            for e in m["records"]
+        ]
+        fused = FusedDataset(
+            root=out, method=m["method"], label=m["label"], source_layout=m["source"]["layout"],
+            records=records, classes=tuple(m["source"].get("classes") or ()), manifest=m,
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise DatasetError(path, f"manifest is not readable ({type(e).__name__}: {e})") from None
+    if require_complete and not m.get("complete"):
+        raise DatasetError(out, "the fuse run that writes here has not finished: re-run it with the same "
+                                "arguments to complete it (finished images are kept)")
+    if require_complete:
+        missing = [r.name for r in records if not r.image_path.is_file()]
+        if missing:
+            raise DatasetError(out, f"{len(missing)} fused images are missing: {', '.join(missing[:20])}")
+    return fused
