@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 from fusion_perception import cli
-from fusion_perception.errors import FusionPerceptionError
 
 DESCRIPTION = (
     "Fuse every IR/visible pair of a dataset with one method and write a drop-in "
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.fusion.base import method_label
     from fusion_perception.fusion.cache import cache_label, default_fused_dir, fused_cache_root
     from fusion_perception.fusion.ranks import launched_by_torchrun
-    from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default
+    from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default, is_single_dataset
 
     kwargs = dict(layout=args.layout, device=cli.torch_device(args.device), batch_size=args.batch_size,
                   weights=args.weights, fuser_params=dict(args.param), gray_output=args.gray,
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     cli.begin(args, log_lines=False)
     label = cache_label(method_label(args.fusion), args.weights)
     if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
-                             and not _is_single_dataset(args.data)):
+                             and not is_single_dataset(args.data)):
         results = fuse_default(args.fusion, args.out or fused_cache_root(label), source=args.data, **kwargs)
     else:
         out = args.out or default_fused_dir(args.data, label)
@@ -114,13 +113,3 @@ def _report(args: argparse.Namespace, results: dict) -> None:
             nxt.append(f"python tools/eval_fusion.py --fused {fused.root} --out {fused.root}/eval")
     print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")
 
-
-def _is_single_dataset(root: str) -> bool:
-    """A root that is itself a dataset even though it has an m3fd/ or msrs/ sub-folder."""
-    from fusion_perception.data.readers import detect_layout
-
-    try:
-        detect_layout(root)
-        return True
-    except FusionPerceptionError:
-        return False
