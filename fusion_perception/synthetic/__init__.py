@@ -1,0 +1,30 @@
+"""The synthetic generator: seeded street scenes as registered infrared/visible pairs.
+
+Modules by job:
+
+* :mod:`~fusion_perception.synthetic.objects`: what a scene is made of, and the class tables;
+* :mod:`~fusion_perception.synthetic.drawing`: noise, shape masks, colour jitter, soft spots;
+* :mod:`~fusion_perception.synthetic.shapes`: one drawing function per kind of object;
+* :mod:`~fusion_perception.synthetic.background`: sky, buildings, trees, road, lanes, shadows;
+* :mod:`~fusion_perception.synthetic.layout`: placement and each object's per-modality signature;
+* :mod:`~fusion_perception.synthetic.render`: painting, both cameras, measured visibility;
+* :mod:`~fusion_perception.synthetic.dataset`: the M3FD/MSRS-layout writer and the cached default.
+
+Same seed, same bytes: every random number comes from one generator per image, drawn in a fixed
+order. The old paths :mod:`fusion_perception.data.synthetic` and
+:mod:`fusion_perception.data.synthetic_scene` still work.
+"""
+
+from fusion_perception.synthetic.dataset import (
+    GENERATOR_VERSION, default_root, ensure_default, generate, is_synthetic, summarize,
+)
+from fusion_perception.synthetic.objects import (
+    DET_CLASSES, DET_CLUTTER, LOW_VISIBILITY, SEG_CLASSES, SEG_CLUTTER, Light, Part, Scene, SceneObject,
+)
+from fusion_perception.synthetic.render import clip_box, render_scene
+
+__all__ = [
+    "GENERATOR_VERSION", "LOW_VISIBILITY", "DET_CLASSES", "SEG_CLASSES", "DET_CLUTTER", "SEG_CLUTTER",
+    "Part", "Light", "SceneObject", "Scene", "render_scene", "clip_box",
+    "generate", "default_root", "ensure_default", "is_synthetic", "summarize",
+]
