@@ -122,7 +122,7 @@ def test_emma_trains_exports_and_resumes(msrs_root: Path, sensing_dir: Path, tmp
 
 def test_no_equivariance_still_logs_eq(msrs_root: Path, sensing_dir: Path, tmp_path: Path):
     work = tmp_path / "noeq"
-    _emma(msrs_root, sensing_dir, work, epochs=1, equivariance=False, a1=0.5)
+    _emma(msrs_root, sensing_dir, work, epochs=1, loss=dict(equivariance=False, a1=0.5))
     hist = read_loss_history(work)
     assert hist[0]["loss_eq"] > 0
     # the optimised total leaves the a2 term out (a1 weighs the visible term)

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.training.runner import train_emma
 
     out = train_emma(args.config, data_root=args.data, sensing_dir=args.sensing_dir, sensing_ir=args.sensing_ir,
-                     sensing_vi=args.sensing_vi, work_dir=args.out, equivariance=not args.no_equivariance,
-                     a1=args.a1, a2=args.a2, resume=args.resume, launcher=args.launcher, amp=args.amp,
+                     sensing_vi=args.sensing_vi, work_dir=args.out,
+                     loss=dict(equivariance=not args.no_equivariance, a1=args.a1, a2=args.a2), resume=args.resume, launcher=args.launcher, amp=args.amp,
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                      overwrite=args.overwrite, verbose=args.verbose)
     print(f"EMMA fuser: {out}")

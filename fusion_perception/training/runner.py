@@ -19,6 +19,7 @@ import json
 import os
 import pickle
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -232,38 +233,53 @@ def _init_cpu_process_group() -> None:
 
 
 # ------------------------------------------------------------------------------ training
+@dataclass
+class TrainingRun:
+    """How an mmengine training run is driven, the same for the sensing nets and for EMMA."""
+
+    work_dir: str | Path | None = None
+    resume: bool = False
+    launcher: str = "none"
+    amp: bool = False
+    epochs: int | None = None
+    max_patches: int | None = None
+    cfg_options: Mapping[str, Any] | None = None
+    overwrite: bool = False
+    verbose: bool = False
+    progress: bool = True
+
+    @classmethod
+    def of(cls, run: "TrainingRun | None", options: Mapping[str, Any]) -> "TrainingRun":
+        """``run`` with ``options`` (its fields by name) applied; an unknown name is a TypeError."""
+        return replace(run or cls(), **options)
+
+
 def train_sensing(
     config: str | Path = DEFAULT_SENSING_CONFIG,
     *,
     data_root: str | Path | None = None,
     pseudo_gt: Sequence[str] | None = None,
     target: str = "both",
-    work_dir: str | Path | None = None,
-    resume: bool = False,
-    launcher: str = "none",
-    amp: bool = False,
-    epochs: int | None = None,
-    max_patches: int | None = None,
-    cfg_options: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    verbose: bool = False,
-    progress: bool = True,
+    run: TrainingRun | None = None,
+    **run_options: Any,
 ) -> dict[str, Path]:
     """Train ``A_i`` and/or ``A_v``; returns ``{"ir": work_dir/sensing_ir.pth, "vi": ...}``.
 
     ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) that
     make the pseudo ground truth; default: the config's list. Each target trains in
-    ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared.
+    ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared. ``run`` (or its
+    fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run is driven.
     """
+    run = TrainingRun.of(run, run_options)
     targets = {"both": ("ir", "vi"), "ir": ("ir",), "vi": ("vi",)}.get(target)
     if targets is None:
         raise ConfigError(f"target must be 'ir', 'vi' or 'both', not {target!r}")
-    work_dir = check_output_dir(work_dir or REPO_ROOT / "work_dirs" / f"sensing_{Path(str(config)).stem}",
+    work_dir = check_output_dir(run.work_dir or REPO_ROOT / "work_dirs" / f"sensing_{Path(str(config)).stem}",
                                 "--work-dir")
     out: dict[str, Path] = {}
     for tgt in targets:
-        cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, cfg_options=cfg_options,
-                          amp=amp, launcher=launcher, epochs=epochs, max_patches=max_patches,
+        cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, cfg_options=run.cfg_options,
+                          amp=run.amp, launcher=run.launcher, epochs=run.epochs, max_patches=run.max_patches,
                           data_root=data_root, cache_dir=work_dir)
         cfg.model.target = tgt
         cfg.train_dataloader.dataset.target = tgt
@@ -271,7 +287,7 @@ def train_sensing(
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
-        model = _run(cfg, f"sensing_{tgt}", resume, overwrite, verbose, progress)
+        model = _run(cfg, f"sensing_{tgt}", run.resume, run.overwrite, run.verbose, run.progress)
         out[tgt] = work_dir / SENSING_EXPORTS[tgt]
         if is_main_process():
             save_official_state_dict(model.net, out[tgt])
@@ -304,33 +320,34 @@ def train_emma(
     sensing_dir: str | Path | None = None,
     sensing_ir: str | Path | None = None,
     sensing_vi: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    equivariance: bool = True,
-    a1: float | None = None,
-    a2: float | None = None,
-    resume: bool = False,
-    launcher: str = "none",
-    amp: bool = False,
-    epochs: int | None = None,
-    max_patches: int | None = None,
-    cfg_options: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    verbose: bool = False,
-    progress: bool = True,
+    loss: Mapping[str, Any] | None = None,
+    run: TrainingRun | None = None,
+    **run_options: Any,
 ) -> Path:
-    """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``."""
+    """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``.
+
+    ``loss``: overrides of the config's loss, ``dict(a1=..., a2=..., equivariance=False)`` (the
+    ablation). ``run`` (or its fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run
+    is driven.
+    """
+    run = TrainingRun.of(run, run_options)
+    loss = dict(loss or {})
+    unknown = sorted(set(loss) - {"a1", "a2", "equivariance"})
+    if unknown:
+        raise ConfigError(f"unknown loss setting(s) {', '.join(unknown)}; EMMA's are a1, a2, equivariance")
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
-    work_dir = check_output_dir(work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}", "--work-dir")
-    cfg = load_config(config, default_dir="emma", work_dir=work_dir, cfg_options=cfg_options, amp=amp,
-                      launcher=launcher, epochs=epochs, max_patches=max_patches, data_root=data_root)
+    work_dir = check_output_dir(run.work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}",
+                                "--work-dir")
+    cfg = load_config(config, default_dir="emma", work_dir=work_dir, cfg_options=run.cfg_options, amp=run.amp,
+                      launcher=run.launcher, epochs=run.epochs, max_patches=run.max_patches, data_root=data_root)
     cfg.model.sensing_ir = str(ir_path)
     cfg.model.sensing_vi = str(vi_path)
-    cfg.model.equivariance = bool(equivariance)
-    if a1 is not None:
-        cfg.model.a1 = float(a1)
-    if a2 is not None:
-        cfg.model.a2 = float(a2)
-    model = _run(cfg, "emma" if equivariance else "emma_noeq", resume, overwrite, verbose, progress)
+    equivariance = bool(loss.get("equivariance", True))
+    cfg.model.equivariance = equivariance
+    for key in ("a1", "a2"):
+        if loss.get(key) is not None:
+            cfg.model[key] = float(loss[key])
+    model = _run(cfg, "emma" if equivariance else "emma_noeq", run.resume, run.overwrite, run.verbose, run.progress)
     if model.warming_up() and is_main_process():  # the last iteration was still a warm-start one
         stage(f"warning: the run ended within its {model.warm_start_iters}-step warm start, so the fuser only "
               f"imitates {cfg.model.warm_start['method']}; train longer (or set model.warm_start=None) for EMMA")
@@ -346,5 +363,5 @@ def train_emma(
 
 __all__ = [
     "allow_mmengine_checkpoints", "checkpoint_safe_globals", "load_config", "resolve_sensing_paths",
-    "train_emma", "train_sensing",
+    "TrainingRun", "train_emma", "train_sensing",
 ]
