@@ -22,188 +22,26 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from fusion_perception.data.image_io import atomic_write_text, decode_image_file, is_image_file, to_float01
+from fusion_perception.data.image_io import atomic_write_text
 from fusion_perception.data.records import PairDataset
 from fusion_perception.devices import check_device
 from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.metrics.fused_folders import (  # noqa: F401  (re-exported)
+    FUSED_DIR, MANIFEST, FusedFolder, _as_folders, _missing_error, _source_pairs, open_fused_folder, parse_fused_arg,
+    read_gray255)
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
 if TYPE_CHECKING:
     from fusion_perception.metrics.retention import RetentionResult, TargetRule
-
-MANIFEST = "manifest.json"  # written by the fuse stage (fusion_perception.fusion.stage)
-FUSED_DIR = "fused"
-_LIST_MISSING = 10  # missing names quoted in an error message
-
-
-# ------------------------------------------------------------------------------ reading
-def read_gray255(path: str | Path) -> np.ndarray:
-    """``HxW`` float32 gray image on the 0..255 scale, prepared as the reference values were.
-
-    ``cv2.imread``'s default (3-channel BGR, 8-bit) -> float32 -> ``COLOR_BGR2GRAY`` -> round
-    (half to even). A 16-bit file (raw thermal counts) is stretched by its own minimum and
-    maximum to 0..255 first, as the fuse stage reads it (:func:`to_float01`), rather than cut to
-    its high byte. Raises :class:`ImageReadError` naming the file when it is missing, empty,
-    truncated or not an image.
-    """
-    img = decode_image_file(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if img.dtype != np.uint8:
-        img = to_float01(img) * 255.0
-    return np.round(cv2.cvtColor(img.astype(np.float32), cv2.COLOR_BGR2GRAY))
-
-
-# ------------------------------------------------------------------------------ method folders
-@dataclass
-class FusedFolder:
-    """One method's fused images: a name for the tables and the images by file stem."""
-
-    name: str
-    root: Path
-    images: dict[str, Path]
-    manifest: dict | None = None
-
-
-def parse_fused_arg(arg: str) -> tuple[str | None, Path]:
-    """``NAME=DIR`` -> (NAME, DIR); a plain ``DIR`` -> (None, DIR) (the name comes later)."""
-    name, sep, folder = arg.partition("=")
-    if sep and name and not Path(arg).exists():
-        return name.strip(), Path(folder).expanduser()
-    return None, Path(arg).expanduser()
-
-
-def _read_manifest(root: Path) -> dict | None:
-    path = root / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        m = json.loads(path.read_text())
-    except ValueError as e:
-        raise DatasetError(path, f"manifest is not valid JSON ({e})") from None
-    if not isinstance(m, dict):
-        raise DatasetError(path, "manifest is not a JSON object")
-    return m
-
-
-def _image_folders(root: Path) -> list[Path]:
-    """Where a method's images are: ``root/fused``, ``root/**/fused`` (split layouts), or ``root``."""
-    found = sorted({p for p in root.rglob(FUSED_DIR) if p.is_dir()})
-    return found or [root]
-
-
-def open_fused_folder(folder: str | Path, name: str | None = None) -> FusedFolder:
-    """Index a fused folder's images by stem; the name defaults to the manifest's label or the folder name."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DatasetError(root, "fused folder not found")
-    # given the fused/ image folder of a fuse-stage output itself: the run folder names it
-    named_by = root.resolve().parent if root.resolve().name == FUSED_DIR else root.resolve()
-    manifest = _read_manifest(named_by)
-    if name is None:
-        name = str(manifest.get("label") or "") if manifest else ""
-        name = name or named_by.name
-    images: dict[str, Path] = {}
-    for d in _image_folders(root):
-        for p in sorted(d.iterdir()):
-            if not (p.is_file() and is_image_file(p)) or p.name.startswith("."):
-                continue
-            if p.stem in images:
-                raise DatasetError(p, f"two fused images named {p.stem!r}: {images[p.stem]} and {p}")
-            images[p.stem] = p
-    if not images:
-        raise DatasetError(root, "no fused images found (looked in fused/, */fused/ and the folder itself)")
-    return FusedFolder(name=name, root=root, images=images, manifest=manifest)
-
-
-def _as_folders(fused: Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path] | FusedFolder]
-                ) -> list[FusedFolder]:
-    items = list(fused.items()) if isinstance(fused, Mapping) else list(fused)
-    folders: list[FusedFolder] = []
-    for item in items:
-        if isinstance(item, FusedFolder):
-            folders.append(item)
-        elif isinstance(item, tuple):
-            folders.append(open_fused_folder(item[1], item[0]))
-        else:
-            n, d = parse_fused_arg(str(item))
-            folders.append(open_fused_folder(d, n))
-    if not folders:
-        raise ConfigError("no fused folder given")
-    names = [f.name for f in folders]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ConfigError(f"two fused folders share the name {', '.join(dup)}: give them names with NAME=DIR")
-    return folders
-
-
-# ------------------------------------------------------------------------------ source pairs
-def _source_pairs(source: str | Path | PairDataset | None, layout: str, folders: list[FusedFolder]
-                  ) -> tuple[str, list[tuple[str, Path, Path, str | None]]]:
-    """(description, [(name, ir path, vi path, split)]) of the source dataset."""
-    if isinstance(source, PairDataset):
-        ds = source
-    elif source is not None:
-        from fusion_perception.data.readers import load_dataset
-
-        ds = load_dataset(source, layout)
-    else:  # the fuse stage's manifest records where each pair came from
-        m = next((f.manifest for f in folders if f.manifest), None)
-        if m is None:
-            raise ConfigError("give the source dataset (--source): no fused folder has a fuse-stage manifest")
-        try:
-            pairs = [(e["name"], Path(e["source"]["ir"]), Path(e["source"]["vi"]), e.get("split"))
-                     for e in m["records"]]
-            root = str(m["source"]["root"])
-        except (KeyError, TypeError) as e:
-            raise DatasetError(next(f.root for f in folders if f.manifest) / MANIFEST,
-                               f"manifest lacks the source pairs ({type(e).__name__}: {e})") from None
-        return root, pairs
-    return str(ds.root), [(r.name, r.ir_path, r.vi_path, r.split) for r in ds.records]
-
-
-def _missing_error(folder: FusedFolder, missing: list[str], names: list[str]) -> DatasetError:
-    """Which pairs lack a fused image, and what the folder holds instead (often the same images
-    under other names, such as ``fused_<name>.png``)."""
-    shown = ", ".join(missing[:_LIST_MISSING])
-    more = f", ... ({len(missing) - _LIST_MISSING} more)" if len(missing) > _LIST_MISSING else ""
-    text = f"{len(missing)} of {len(names)} fused images missing for method {folder.name!r}: {shown}{more}"
-    known = set(names)
-    extra = sorted(stem for stem in folder.images if stem not in known)
-    if extra:
-        files = ", ".join(folder.images[stem].name for stem in extra[:5]) + (", ..." if len(extra) > 5 else "")
-        text += f"; it holds {len(extra)} image(s) named after no pair: {files}"
-        pattern = _naming_pattern(extra, missing)
-        if pattern:
-            text += (f" (named {pattern[0]}<pair>{pattern[1]}: rename them to the pairs' names, "
-                     f"e.g. {missing[0]}{folder.images[extra[0]].suffix})")
-    return DatasetError(folder.root, text)
-
-
-def _naming_pattern(extra: list[str], missing: list[str]) -> tuple[str, str] | None:
-    """The (prefix, suffix) most found images carry around a missing pair's name, if any."""
-    counts: dict[tuple[str, str], int] = {}
-    wanted = sorted(missing, key=len, reverse=True)
-    for stem in extra:
-        for name in wanted:
-            i = stem.find(name)
-            if i >= 0 and len(stem) > len(name):
-                key = (stem[:i], stem[i + len(name):])
-                counts[key] = counts.get(key, 0) + 1
-                break
-    if not counts:
-        return None
-    best = max(counts, key=counts.get)
-    return best if counts[best] * 2 >= len(extra) else None
-
 
 # ------------------------------------------------------------------------------ evaluation
 @dataclass
@@ -270,27 +108,35 @@ def _parse_metrics(metrics: Sequence[str] | str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+@dataclass
+class EvalOptions:
+    """How :func:`evaluate_fused_folders` scores (its keyword arguments, by the same names)."""
+
+    layout: str = "auto"
+    split: str | None = None
+    device: str | torch.device = "cpu"
+    metrics: Sequence[str] | str | None = None
+    progress: bool = True
+    workers: int | None = None
+    out: str | Path | None = None
+    overwrite: bool = False
+    stem: str = "fusion_metrics"
+
+
 def evaluate_fused_folders(
     fused: Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path] | FusedFolder],
     source: str | Path | PairDataset | None = None,
-    *,
-    layout: str = "auto",
-    split: str | None = None,
-    device: str | torch.device = "cpu",
-    metrics: Sequence[str] | str | None = None,
-    progress: bool = True,
-    workers: int | None = None,
-    out: str | Path | None = None,
-    overwrite: bool = False,
-    stem: str = "fusion_metrics",
+    options: EvalOptions | None = None,
+    **kwargs,
 ) -> FusionEvalResult:
     """Score every method's fused images against their source pairs.
 
     ``fused``: ``{name: folder}``, or folders / ``"NAME=DIR"`` strings / ``(name, folder)``
     tuples (a folder's name defaults to its fuse-stage manifest's label, else the folder name).
     ``source``: the paired dataset root (any layout ``load_dataset`` reads) or a
-    :class:`PairDataset`; ``None`` takes the pairs from a fused folder's manifest. ``split``
-    keeps the pairs of that split (ignored where the dataset has no splits).
+    :class:`PairDataset`; ``None`` takes the pairs from a fused folder's manifest.
+    The options (an :class:`EvalOptions`, or its fields as keyword arguments):
+    ``split`` keeps the pairs of that split (ignored where the dataset has no splits).
     ``workers``: pairs read and scored at once, each on its own thread (default: one per CPU
     core); on the CPU each runs torch single-threaded meanwhile.
     A method that lacks some of the pairs' images raises :class:`DatasetError` listing them.
@@ -299,14 +145,28 @@ def evaluate_fused_folders(
     is read, and tables there that score other folders or metrics are replaced only with
     ``overwrite``.
     """
-    names_metrics = _parse_metrics(metrics)
-    dev = torch.device(check_device(str(device)))
-    if out is not None:
-        out = check_output_dir(out)
+    opts = options if options is not None else EvalOptions(**kwargs)
+    if options is not None and kwargs:
+        opts = replace(options, **kwargs)
+    names_metrics = _parse_metrics(opts.metrics)
+    dev = torch.device(check_device(str(opts.device)))
+    out = check_output_dir(opts.out) if opts.out is not None else None
     folders = _as_folders(fused)
-    src, pairs = _source_pairs(source, layout, folders)
-    if out is not None and not overwrite:
-        _refuse_other_tables(out / f"{stem}.json", src, names_metrics, folders)
+    src, pairs = _source_pairs(source, opts.layout, folders)
+    if out is not None and not opts.overwrite:
+        _refuse_other_tables(out / f"{opts.stem}.json", src, names_metrics, folders)
+    pairs = _pairs_to_score(src, pairs, opts.split, folders)
+    result = FusionEvalResult(metrics=names_metrics, source=src, names=[p[0] for p in pairs],
+                              per_image={f.name: {} for f in folders},
+                              folders={f.name: str(f.root) for f in folders})
+    _score_pairs(result, folders, pairs, dev, opts)
+    if out is not None:
+        write_tables(result, out, stem=opts.stem)
+    return result
+
+
+def _pairs_to_score(src: str, pairs: list, split: str | None, folders: list[FusedFolder]) -> list:
+    """The pairs of ``split`` (where the dataset has splits); every folder must have them all."""
     if split is not None and any(p[3] is not None for p in pairs):
         pairs = [p for p in pairs if p[3] == split]
         if not pairs:
@@ -317,45 +177,52 @@ def evaluate_fused_folders(
         missing = [p[0] for p in pairs if p[0] not in f.images]
         if missing:
             raise _missing_error(f, missing, [p[0] for p in pairs])
+    return pairs
 
-    result = FusionEvalResult(metrics=names_metrics, source=src, names=[p[0] for p in pairs],
-                              per_image={f.name: {} for f in folders},
-                              folders={f.name: str(f.root) for f in folders})
 
-    def load(pair: tuple[str, Path, Path, str | None]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        name, ir_path, vi_path = pair[:3]
-        ir, vi = read_gray255(ir_path), read_gray255(vi_path)
-        if ir.shape != vi.shape:
-            raise DatasetError(vi_path, f"size {vi.shape[::-1]} differs from its IR image {ir_path} {ir.shape[::-1]}")
-        fused_imgs = []
-        for f in folders:
-            img = read_gray255(f.images[name])
-            if img.shape != ir.shape:
-                raise DatasetError(f.images[name], f"fused image is {img.shape[1]}x{img.shape[0]}, its source "
-                                                   f"pair is {ir.shape[1]}x{ir.shape[0]}")
-            fused_imgs.append(img)
-        return ir, vi, fused_imgs
+def _load_pair(pair: tuple[str, Path, Path, str | None], folders: list[FusedFolder]
+               ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """A source pair and every method's fused image of it, checked to share one size."""
+    name, ir_path, vi_path = pair[:3]
+    ir, vi = read_gray255(ir_path), read_gray255(vi_path)
+    if ir.shape != vi.shape:
+        raise DatasetError(vi_path, f"size {vi.shape[::-1]} differs from its IR image {ir_path} {ir.shape[::-1]}")
+    fused_imgs = []
+    for f in folders:
+        img = read_gray255(f.images[name])
+        if img.shape != ir.shape:
+            raise DatasetError(f.images[name], f"fused image is {img.shape[1]}x{img.shape[0]}, its source "
+                                               f"pair is {ir.shape[1]}x{ir.shape[0]}")
+        fused_imgs.append(img)
+    return ir, vi, fused_imgs
 
-    def score(pair: tuple[str, Path, Path, str | None]) -> dict[str, list[float]]:
-        # All methods of a pair in one batch against the pair itself (batch 1): what depends on
-        # the sources alone is computed once.
-        ir, vi, fused_imgs = load(pair)
-        values = compute_fusion_metrics(torch.from_numpy(ir)[None].to(dev), torch.from_numpy(vi)[None].to(dev),
-                                        torch.from_numpy(np.stack(fused_imgs)).to(dev), names_metrics)
-        return {k: v.cpu().tolist() for k, v in values.items()}
 
+def _score_pair(pair: tuple[str, Path, Path, str | None], folders: list[FusedFolder], dev: torch.device,
+                names_metrics: tuple[str, ...]) -> dict[str, list[float]]:
+    # All methods of a pair in one batch against the pair itself (batch 1): what depends on
+    # the sources alone is computed once.
+    ir, vi, fused_imgs = _load_pair(pair, folders)
+    values = compute_fusion_metrics(torch.from_numpy(ir)[None].to(dev), torch.from_numpy(vi)[None].to(dev),
+                                    torch.from_numpy(np.stack(fused_imgs)).to(dev), names_metrics)
+    return {k: v.cpu().tolist() for k, v in values.items()}
+
+
+def _score_pairs(result: FusionEvalResult, folders: list[FusedFolder], pairs: list, dev: torch.device,
+                 opts: EvalOptions) -> None:
+    """Fill ``result.per_image`` with every pair's values, several pairs at once."""
     # Pairs are scored on worker threads: decoding (OpenCV) and the tensor operations release
     # the GIL, so the threads keep every core busy. One torch thread per worker on the CPU:
     # these are many small operations that intra-op threads would mostly wait on (spinning,
     # on a busy machine, for tens of times longer than the work).
-    n_workers = max(1, workers or os.cpu_count() or 1)
+    names_metrics = result.metrics
+    n_workers = max(1, opts.workers or os.cpu_count() or 1)
     threads_before = torch.get_num_threads()
     if dev.type == "cpu":
         torch.set_num_threads(1)
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fusion-metrics")
-    bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not progress)
+    bar = tqdm(total=len(pairs), desc="fusion metrics", unit="pair", disable=not opts.progress)
     try:
-        jobs = [pool.submit(score, p) for p in pairs]
+        jobs = [pool.submit(_score_pair, p, folders, dev, names_metrics) for p in pairs]
         for pair, job in zip(pairs, jobs):
             host = job.result()
             for i, f in enumerate(folders):
@@ -365,9 +232,6 @@ def evaluate_fused_folders(
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         torch.set_num_threads(threads_before)
-    if out is not None:
-        write_tables(result, out, stem=stem)
-    return result
 
 
 def _refuse_other_tables(path: Path, source: str, metrics: Sequence[str], folders: list[FusedFolder]) -> None:
