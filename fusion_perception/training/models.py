@@ -136,9 +136,10 @@ class EMMAModel(BaseModel):
     def parse_losses(self, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Log every term unweighted; optimise the weighted sum (without ``loss_eq`` in the ablation)."""
         log_vars = OrderedDict((k, v.mean()) for k, v in losses.items())
-        if "loss_warm" in log_vars:
-            return log_vars["loss_warm"], OrderedDict([("loss", log_vars["loss_warm"]), *log_vars.items()])
-        total = weighted_total(log_vars, self.a1, self.a2, self.equivariance)
+        if "loss_warm" in log_vars:  # the warm start optimises its one term
+            total = log_vars["loss_warm"]
+        else:
+            total = weighted_total(log_vars, self.a1, self.a2, self.equivariance)
         log_vars = OrderedDict([("loss", total), *log_vars.items()])
         return total, log_vars
 
@@ -155,4 +156,4 @@ def _warm_start(spec: dict | None) -> tuple[int, Any]:
     from fusion_perception.fusion.base import build_fuser
 
     fuser = build_fuser(str(params.pop("method")), **params)
-    return iters, lambda ir, vi: fuser.fuse(ir, vi, [f"patch{k}" for k in range(len(ir))]).to(ir.dtype)
+    return iters, lambda ir, vi: fuser.fuse(ir, vi).to(ir.dtype)

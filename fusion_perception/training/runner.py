@@ -31,7 +31,7 @@ from mmengine.runner import Runner
 from fusion_perception.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
 import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
-from fusion_perception.config_files import merge_options, read_config
+from fusion_perception.config_files import CONFIG_ROOT, find_config, merge_options, read_config
 from fusion_perception.data.image_io import atomic_write_bytes, atomic_write_text
 from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
@@ -39,7 +39,7 @@ from fusion_perception.models import save_official_state_dict
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "configs"
+CONFIG_DIR = CONFIG_ROOT
 DEFAULT_SENSING_CONFIG = CONFIG_DIR / "sensing" / "small_cpu.py"
 DEFAULT_EMMA_CONFIG = CONFIG_DIR / "emma" / "small_cpu.py"
 
@@ -94,14 +94,32 @@ def allow_mmengine_checkpoints() -> Iterator[None]:
 
 # ------------------------------------------------------------------------------ configs
 def _config_path(config: str | Path, default_dir: str) -> Path:
-    path = Path(config)
-    if not path.is_file():
-        # Bare names ("small_cpu", "paper") refer to configs/<default_dir>/.
-        candidate = CONFIG_DIR / default_dir / (path.name if path.suffix else path.name + ".py")
-        if candidate.is_file():
-            return candidate
+    # Bare names ("small_cpu", "paper") refer to configs/<default_dir>/ (the toolkit's one lookup).
+    found = find_config(default_dir, config)
+    if found is None:
         raise ConfigError(f"config file {config} not found (looked in {CONFIG_DIR / default_dir} too)")
-    return path
+    return found
+
+
+@dataclass
+class TrainingRun:
+    """How an mmengine training run is driven, the same for the sensing nets and for EMMA."""
+
+    work_dir: str | Path | None = None
+    resume: bool = False
+    launcher: str = "none"
+    amp: bool = False
+    epochs: int | None = None
+    max_patches: int | None = None
+    cfg_options: Mapping[str, Any] | None = None
+    overwrite: bool = False
+    verbose: bool = False
+    progress: bool = True
+
+    @classmethod
+    def of(cls, run: "TrainingRun | None", options: Mapping[str, Any]) -> "TrainingRun":
+        """``run`` with ``options`` (its fields by name) applied; an unknown name is a TypeError."""
+        return replace(run or cls(), **options)
 
 
 def load_config(
@@ -109,15 +127,14 @@ def load_config(
     *,
     default_dir: str,
     work_dir: str | Path,
-    cfg_options: Mapping[str, Any] | None = None,
-    amp: bool = False,
-    launcher: str = "none",
-    epochs: int | None = None,
-    max_patches: int | None = None,
+    run: TrainingRun | None = None,
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
 ) -> Config:
-    """Read a config and apply the command-line overrides (``cfg_options`` last, so they win)."""
+    """Read a config and apply the command-line overrides of ``run`` (its ``cfg_options`` last, so
+    they win)."""
+    run = run or TrainingRun()
+    launcher, epochs, max_patches = run.launcher, run.epochs, run.max_patches
     cfg = read_config(_config_path(config, default_dir))
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
@@ -137,14 +154,14 @@ def load_config(
         # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which DDP rejects for CPU modules.
         cfg.setdefault("model_wrapper_cfg", dict(type="MMDistributedDataParallel", device_ids=None,
                                                 broadcast_buffers=False))
-    if amp:
+    if run.amp:
         if torch.cuda.is_available():
             cfg.optim_wrapper.type = "AmpOptimWrapper"
             cfg.optim_wrapper.loss_scale = "dynamic"
         else:
             warnings.warn("--amp ignored: no CUDA device (mixed precision here is a GPU feature)", stacklevel=2)
-    if cfg_options:
-        merge_options(cfg, cfg_options)
+    if run.cfg_options:
+        merge_options(cfg, run.cfg_options)
     return cfg
 
 
@@ -192,8 +209,7 @@ def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, o
     return False
 
 
-def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False, verbose: bool = False,
-         progress: bool = True) -> torch.nn.Module:
+def _run(cfg: Config, name: str, run: TrainingRun) -> torch.nn.Module:
     """Train with mmengine's Runner; return the trained (unwrapped) model, its moving average with an EMAHook.
 
     The terminal shows one line and a progress bar; mmengine's logger goes to ``work_dir/run.log``
@@ -205,7 +221,8 @@ def _run(cfg: Config, name: str, resume: bool, overwrite: bool = False, verbose:
     _RUN_COUNT += 1
     cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
     work_dir = Path(cfg.work_dir)
-    resume = continue_or_refuse(work_dir, _settings(cfg), resume, overwrite, apply=is_main_process())
+    verbose, progress = run.verbose, run.progress
+    resume = continue_or_refuse(work_dir, _settings(cfg), run.resume, run.overwrite, apply=is_main_process())
     cfg.resume = bool(resume)
     cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
     # after the settings are compared: how a run is shown is not what it trains
@@ -233,27 +250,6 @@ def _init_cpu_process_group() -> None:
 
 
 # ------------------------------------------------------------------------------ training
-@dataclass
-class TrainingRun:
-    """How an mmengine training run is driven, the same for the sensing nets and for EMMA."""
-
-    work_dir: str | Path | None = None
-    resume: bool = False
-    launcher: str = "none"
-    amp: bool = False
-    epochs: int | None = None
-    max_patches: int | None = None
-    cfg_options: Mapping[str, Any] | None = None
-    overwrite: bool = False
-    verbose: bool = False
-    progress: bool = True
-
-    @classmethod
-    def of(cls, run: "TrainingRun | None", options: Mapping[str, Any]) -> "TrainingRun":
-        """``run`` with ``options`` (its fields by name) applied; an unknown name is a TypeError."""
-        return replace(run or cls(), **options)
-
-
 def train_sensing(
     config: str | Path = DEFAULT_SENSING_CONFIG,
     *,
@@ -278,16 +274,15 @@ def train_sensing(
                                 "--work-dir")
     out: dict[str, Path] = {}
     for tgt in targets:
-        cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, cfg_options=run.cfg_options,
-                          amp=run.amp, launcher=run.launcher, epochs=run.epochs, max_patches=run.max_patches,
-                          data_root=data_root, cache_dir=work_dir)
+        cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, run=run, data_root=data_root,
+                          cache_dir=work_dir)
         cfg.model.target = tgt
         cfg.train_dataloader.dataset.target = tgt
         if pseudo_gt is not None:
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
-        model = _run(cfg, f"sensing_{tgt}", run.resume, run.overwrite, run.verbose, run.progress)
+        model = _run(cfg, f"sensing_{tgt}", run)
         out[tgt] = work_dir / SENSING_EXPORTS[tgt]
         if is_main_process():
             save_official_state_dict(model.net, out[tgt])
@@ -338,8 +333,7 @@ def train_emma(
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
     work_dir = check_output_dir(run.work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}",
                                 "--work-dir")
-    cfg = load_config(config, default_dir="emma", work_dir=work_dir, cfg_options=run.cfg_options, amp=run.amp,
-                      launcher=run.launcher, epochs=run.epochs, max_patches=run.max_patches, data_root=data_root)
+    cfg = load_config(config, default_dir="emma", work_dir=work_dir, run=run, data_root=data_root)
     cfg.model.sensing_ir = str(ir_path)
     cfg.model.sensing_vi = str(vi_path)
     equivariance = bool(loss.get("equivariance", True))
@@ -347,7 +341,7 @@ def train_emma(
     for key in ("a1", "a2"):
         if loss.get(key) is not None:
             cfg.model[key] = float(loss[key])
-    model = _run(cfg, "emma" if equivariance else "emma_noeq", run.resume, run.overwrite, run.verbose, run.progress)
+    model = _run(cfg, "emma" if equivariance else "emma_noeq", run)
     if model.warming_up() and is_main_process():  # the last iteration was still a warm-start one
         stage(f"warning: the run ended within its {model.warm_start_iters}-step warm start, so the fuser only "
               f"imitates {cfg.model.warm_start['method']}; train longer (or set model.warm_start=None) for EMMA")
