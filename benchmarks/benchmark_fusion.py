@@ -8,7 +8,7 @@ divisible by 32, mixed gray/colour) with the same weights, each as a process:
 * this project: ``python tools/fuse_dataset.py --data RS --method emma --weights W --out DIR``
   (one pass per image, the optimised attention path, channels_last, decoding and encoding on
   threads beside the network);
-* the baseline: ``python benchmarks/reference_emma.py`` (the authors' test script step for step:
+* the baseline: ``python tests/reference/reference_emma.py`` (the authors' test script step for step:
   four overlapping corner crops where a side is not divisible by 32, the op-for-op reference
   network, fp32, batch 1, no overlap of I/O and compute).
 
@@ -67,7 +67,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _random_weights(path: Path, seed: int) -> Path:
-    from fusion_perception.models import UFuser, save_official_state_dict
+    from fusion_perception.emma import UFuser, save_official_state_dict
 
     torch.manual_seed(seed)
     return save_official_state_dict(UFuser(), path)
@@ -93,7 +93,7 @@ def processes(args: argparse.Namespace, weights: Path, work: Path) -> None:
     n = len([p for p in (rs / "ir").iterdir() if (rs / "vi" / p.name).is_file()])
     env = repo_env(OMP_WAIT_POLICY="PASSIVE")
     py = sys.executable
-    ref_cmd = [py, str(HERE / "reference_emma.py"), "--data", str(rs), "--weights", str(weights),
+    ref_cmd = [py, str(REPO / "tests" / "reference" / "reference_emma.py"), "--data", str(rs), "--weights", str(weights),
                "--out", str(work / "reference"), "--device", args.device]
 
     def ours_cmd(i: int) -> list[str]:  # a fresh output folder each run: nothing to resume
@@ -111,7 +111,7 @@ def processes(args: argparse.Namespace, weights: Path, work: Path) -> None:
     print(f"{'command (a process each, start-up included)':<46s} {'wall s':>8s} {'CPU s':>8s} {'pairs/s':>8s}")
     print(f"{'tools/fuse_dataset.py --method emma':<46s} {ow:8.2f} {oc:8.2f} {n / ow:8.2f}   runs: "
           + ", ".join(f"{w:.2f}" for w, _ in ours_t))
-    print(f"{'benchmarks/reference_emma.py (public style)':<46s} {rw:8.2f} {rc:8.2f} {n / rw:8.2f}")
+    print(f"{'tests/reference/reference_emma.py (public style)':<46s} {rw:8.2f} {rc:8.2f} {n / rw:8.2f}")
     print(f"speed-up: {rw / ow:.2f}x wall clock, {rc / oc:.2f}x CPU time")
     worst, mean = _output_difference(work / "ours0" / "fused", work / "reference", args.margin)
     print(f"output files, |Y ours - Y public| inside a {args.margin}px margin of the 32-multiple crop: "
@@ -122,7 +122,7 @@ def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
     """Our path's steps per pair, in process, the way the stage runs them (batch 1 on RoadScene)."""
     from fusion_perception.data.image_io import read_image, rgb_to_ycrcb, write_image, ycrcb_to_rgb
     from fusion_perception.fusion.base import build_fuser
-    from fusion_perception.fusion.emma import minmax_per_image, pad_to_multiple
+    from fusion_perception.emma.fuser import minmax_per_image, pad_to_multiple
     from fusion_perception.fusion.pipeline import _colour_input, _gray_input, _to_device01
 
     device = torch.device(args.device)
@@ -169,8 +169,8 @@ def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
 
 def settings(args: argparse.Namespace, weights: Path) -> None:
     """pairs/s of the fuser's execution settings at --size, in process, on --device."""
-    from fusion_perception.fusion.emma import fuse_one_pass
-    from fusion_perception.models import load_official_checkpoint
+    from fusion_perception.emma.fuser import fuse_one_pass
+    from fusion_perception.emma import load_official_checkpoint
 
     device = torch.device(args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -217,8 +217,8 @@ def settings(args: argparse.Namespace, weights: Path) -> None:
 def network(args: argparse.Namespace, weights: Path) -> None:
     """In process: the network paths alone, public four crops vs one pass, on preloaded tensors."""
     from fusion_perception.data.image_io import read_gray01
-    from fusion_perception.fusion.emma import fuse_one_pass, minmax_per_image, public_four_crop_fuse
-    from fusion_perception.models import UFuser, load_official_checkpoint
+    from fusion_perception.emma.fuser import fuse_one_pass, minmax_per_image, public_four_crop_fuse
+    from fusion_perception.emma import UFuser, load_official_checkpoint
 
     device = torch.device(args.device)
     ours = load_official_checkpoint(weights, kind="ufuser").to(device).eval().to(memory_format=torch.channels_last)

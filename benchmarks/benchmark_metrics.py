@@ -7,7 +7,7 @@ Both score the same fused folders (the RoadScene pairs of ``shared/data/roadscen
 source pairs, all nine metrics:
 
 * this project: ``python tools/eval_fusion.py --fused mean=DIR --fused max=DIR --source SRC``;
-* the baseline: ``python benchmarks/reference_eval.py`` (the published evaluation scripts' way:
+* the baseline: ``python tests/reference/reference_eval.py`` (the published evaluation scripts' way:
   scipy/numpy, one image at a time, see ``reference_metrics.py``).
 
 Each command is timed from launch to exit (wall clock, and the CPU time of the process and its
@@ -41,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from processes import REPO, repo_env, run_process  # noqa: E402  (a module next to this script)
 sys.path.insert(0, str(REPO))  # this repository's package, in this process too
+REFERENCE = REPO / "tests" / "reference"  # the published scripts' way, which the tests check against
+sys.path.insert(0, str(REFERENCE))
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "roadscene"
 METHODS = ("mean", "max")
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--out", str(work / "ours"), "--quiet"]
         if args.workers:
             ours_cmd += ["--workers", str(args.workers)]
-        ref_cmd = [sys.executable, str(HERE / "reference_eval.py"), "--source", str(src), *fused_args,
+        ref_cmd = [sys.executable, str(REFERENCE / "reference_eval.py"), "--source", str(src), *fused_args,
                    "--out", str(work / "reference.json")]
         print(f"{n} pairs x {len(METHODS)} methods ({', '.join(METHODS)}) from {args.data}, all nine metrics; "
               f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} at start")
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'command (a process each, start-up included)':<46s} {'wall s':>8s} {'CPU s':>8s}")
         print(f"{'tools/eval_fusion.py (this project)':<46s} {ow:8.2f} {oc:8.2f}   runs: "
               + ", ".join(f"{w:.2f}" for w, _ in ours_t))
-        print(f"{'benchmarks/reference_eval.py (baseline)':<46s} {rw:8.2f} {rc:8.2f}   runs: "
+        print(f"{'tests/reference/reference_eval.py (baseline)':<46s} {rw:8.2f} {rc:8.2f}   runs: "
               + ", ".join(f"{w:.2f}" for w, _ in ref_t))
         print(f"speed-up: {rw / ow:.1f}x wall clock, {rc / oc:.1f}x CPU time")
         print("largest relative deviation from the reference values: "

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fusion_perception.data.synthetic import ensure_default
-    from fusion_perception.models import UFuser, save_official_state_dict
+    from fusion_perception.emma import UFuser, save_official_state_dict
 
     env = repo_env()
     py = sys.executable
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
         startup = {
             "floor": min(run_process([py, "-c", "import cv2, numpy"], env)[0] for _ in range(3)),
-            "stage": min(run_process([py, "-c", "import fusion_perception.fusion.stage, fusion_perception.fusion.emma"],
+            "stage": min(run_process([py, "-c", "import fusion_perception.fusion.stage, fusion_perception.emma.fuser"],
                                      env)[0] for _ in range(3)),
         }
         print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} at start; start-up (interpreter + "

@@ -21,8 +21,8 @@ A new entry is one file whose name is written once, in its decorator::
             return torch.maximum(ir, vi)
 
 Inside the package such a file is found where its registry looks (``fusion_perception/fusion/``
-for methods, ``fusion_perception/data/layouts/`` for layouts, the ``task`` module of a task's own
-package, ``fusion_perception/<task>/task.py``, for tasks); outside it, the tools import it with
+for methods, and EMMA's ``fusion_perception/emma/fuser.py``; ``fusion_perception/data/layouts/``
+for layouts; the ``task`` module of a task's own package, ``fusion_perception/<task>/task.py``, for tasks); outside it, the tools import it with
 ``--import MODULE`` (:func:`import_plugins`).
 mmengine's own registries stay for what mmengine builds (models, datasets, hooks): the fuse stage
 and the tools around it start without mmengine's import and run where only torch and OpenCV are.
@@ -165,7 +165,8 @@ def import_plugins(modules: Iterable[str]) -> list[str]:
     return imported
 
 
-FUSERS = Registry("fuser", name_attr="name", locations=("fusion_perception.fusion.*",))
+# the generic methods, then EMMA (its fuser lives with its networks and training in one package)
+FUSERS = Registry("fuser", name_attr="name", locations=("fusion_perception.fusion.*", "fusion_perception.emma.fuser"))
 # The built-in layouts are listed for the order their names are shown in (detection tries them by
 # their detect_order); a new file in the package is found by the ".*" without being listed.
 DATASET_LAYOUTS = Registry("dataset layout", name_attr="name", locations=(

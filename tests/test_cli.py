@@ -256,7 +256,7 @@ def test_a_missing_import_is_one_line(capsys):
 
 
 def test_comparison_workers_import_the_add_ons(tmp_path, monkeypatch):
-    from fusion_perception.benchmark.compare import _init_worker
+    from fusion_perception.comparison.compare import _init_worker
 
     (tmp_path / "probe_plugin_for_workers.py").write_text("LOADED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -288,7 +288,7 @@ def test_gpu_ids_without_a_gpu_are_one_line(monkeypatch):
 
 def test_the_comparison_gives_segmentation_one_gpu(monkeypatch):
     """``compare --device 0,1``: detection gets ultralytics' ids (DDP), segmentation one torch device."""
-    from fusion_perception.benchmark.compare import ComparisonSettings, _Units, run_unit
+    from fusion_perception.comparison.compare import ComparisonSettings, _Units, run_unit
     from fusion_perception.registry import TASKS
 
     got = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fusion_perception.benchmark.compare import parse_methods
+from fusion_perception.comparison.compare import parse_methods
 from fusion_perception.errors import ConfigError, ImageReadError
 
 REPO = Path(__file__).resolve().parents[1]

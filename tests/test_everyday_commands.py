@@ -64,7 +64,7 @@ def test_other_weights_get_their_own_cache_folder(tmp_path: Path):
     """Fusing with another checkpoint neither replaces nor collides with the default's cached images."""
     from fusion_perception.fusion.base import file_sha256
     from fusion_perception.fusion.cache import cache_label
-    from fusion_perception.models.weights import DEFAULT_EMMA_WEIGHTS
+    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     other = tmp_path / "mine.pth"
     other.write_bytes(b"another checkpoint")

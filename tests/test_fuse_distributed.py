@@ -19,7 +19,7 @@ import torch
 
 from fusion_perception.errors import DatasetError
 from fusion_perception.fusion.stage import load_fused_dataset
-from fusion_perception.models import UFuser, save_official_state_dict
+from fusion_perception.emma import UFuser, save_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / "tools" / "fuse_dataset.py"

@@ -31,7 +31,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def reference_impl():
-    spec = importlib.util.spec_from_file_location("reference_metrics", REPO / "benchmarks" / "reference_metrics.py")
+    spec = importlib.util.spec_from_file_location("reference_metrics", REPO / "tests" / "reference" / "reference_metrics.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fusion_perception.errors import DatasetError
-from fusion_perception.models import (
+from fusion_perception.emma import (
     SensingUNet,
     UFuser,
     infer_ufuser_config,

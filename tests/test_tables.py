@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fusion_perception.benchmark.plots import bar_chart
-from fusion_perception.benchmark.tables import aggregate, csv_table, json_table, markdown_table
+from fusion_perception.comparison.plots import bar_chart
+from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
 from fusion_perception.detection.report import TABLE_COLUMNS as DET_COLUMNS
 from fusion_perception.segmentation.report import TABLE_COLUMNS as SEG_COLUMNS
 from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES

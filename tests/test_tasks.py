@@ -82,7 +82,7 @@ def toy_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object
 
 
 def test_a_task_in_one_new_file_runs_through_compare_methods(toy_task, synthetic_root: Path, tmp_path: Path) -> None:
-    from fusion_perception.benchmark.compare import compare_methods
+    from fusion_perception.comparison.compare import compare_methods
 
     assert TASKS.names() == ["det", "seg", "toy"] and TASKS.get("toy").name == "toy"
     out, fused_root = tmp_path / "cmp", tmp_path / "fused"

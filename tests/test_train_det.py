@@ -152,8 +152,8 @@ def test_yolo_results_become_detections_that_score_as_predicted() -> None:
 def test_changed_fusion_checkpoint_invalidates_cache(synthetic_root: Path, tmp_path: Path) -> None:
     import torch
 
-    from fusion_perception.models.checkpoint import save_official_state_dict
-    from fusion_perception.models.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import save_official_state_dict
+    from fusion_perception.emma.ufuser import UFuser
 
     ckpt = tmp_path / "emma.pth"
     torch.manual_seed(0)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fusion_perception.models import load_official_checkpoint
-from fusion_perception.training.hooks import read_loss_history
-from fusion_perception.training.patches import EMMAPatchDataset, build_patches, low_contrast
-from fusion_perception.training.runner import allow_mmengine_checkpoints, train_emma, train_sensing
+from fusion_perception.emma import load_official_checkpoint
+from fusion_perception.emma.training.hooks import read_loss_history
+from fusion_perception.emma.training.patches import EMMAPatchDataset, build_patches, low_contrast
+from fusion_perception.checkpoints import allow_mmengine_checkpoints
+from fusion_perception.emma.training.runner import train_emma, train_sensing
 
 TINY = dict(patch=32, stride=40, max_patches=8)
 SENSING_OPTS = {"model.widths": (4, 4, 8, 8, 8), "train_dataloader.batch_size": 8,
@@ -170,7 +171,7 @@ def test_warm_start_imitates_then_hands_over_to_emma_loss(msrs_root: Path, sensi
 
 
 def test_warm_start_needs_a_method():
-    from fusion_perception.training.models import EMMAModel
+    from fusion_perception.emma.training.models import EMMAModel
 
     with pytest.raises(ValueError, match="names no method"):
         EMMAModel(sensing_ir=dict(widths=(4, 4, 8, 8, 8)), sensing_vi=dict(widths=(4, 4, 8, 8, 8)),

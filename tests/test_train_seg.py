@@ -195,7 +195,7 @@ def test_gpu_only_options_refused_on_cpu(tiny_root, tmp_path):
 
 # ----------------------------------------------------------------------------------- training runs
 def _load(path: Path) -> dict:
-    from fusion_perception.training.runner import allow_mmengine_checkpoints
+    from fusion_perception.checkpoints import allow_mmengine_checkpoints
 
     with allow_mmengine_checkpoints():  # torch.load stays weights_only=True
         return torch.load(path, map_location="cpu")

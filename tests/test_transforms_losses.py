@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fusion_perception.models import SensingUNet, UFuser
-from fusion_perception.training.losses import emma_loss, freeze, fusion_loss, sobel_gradient, weighted_total
-from fusion_perception.training.transforms import (
+from fusion_perception.emma import SensingUNet, UFuser
+from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, sobel_gradient, weighted_total
+from fusion_perception.emma.training.transforms import (
     equivariant_batch,
     flips,
     group_size,

@@ -177,7 +177,7 @@ def test_f4_other_settings_do_not_replace_a_run(finished_det_run, synthetic_root
 
 def test_f8_files_are_written_with_the_users_umask(tmp_path):
     from fusion_perception.fusion.stage import fuse_dataset
-    from fusion_perception.models import UFuser, save_official_state_dict
+    from fusion_perception.emma import UFuser, save_official_state_dict
 
     src = random_pairs(tmp_path / "src", colour_every=1)
     old = os.umask(0o022)
@@ -432,7 +432,7 @@ def test_f18_device_cuda_without_a_gpu(inputs, tmp_path, tool):
 
 @pytest.mark.parametrize("kind", ["random.pth", "ufuser.pt", "ufuser.pth", "folder"])
 def test_f19_det_weights_that_are_not_yolo(kind, synthetic_root, tmp_path, tool):
-    from fusion_perception.models import UFuser, save_official_state_dict
+    from fusion_perception.emma import UFuser, save_official_state_dict
 
     path = tmp_path / kind
     if kind == "random.pth":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.models.weights import (
+from fusion_perception.emma.weights import (
     DEFAULT_EMMA_WEIGHTS,
     OFFICIAL_EMMA_BLOB_SHA1,
     fetch_official_emma,
@@ -151,7 +151,7 @@ def test_cli_weights_official_offline_is_one_line(shared_data, tmp_path):
 def test_default_checkpoint_loads_and_fuses(synthetic_root, tmp_path):
     """The committed checkpoint: the published U-Fuser architecture, used without --weights."""
     from fusion_perception.fusion.stage import fuse_dataset
-    from fusion_perception.models import UFuser, load_official_checkpoint
+    from fusion_perception.emma import UFuser, load_official_checkpoint
 
     model = load_official_checkpoint(DEFAULT_EMMA_WEIGHTS, kind="ufuser")
     assert isinstance(model, UFuser)

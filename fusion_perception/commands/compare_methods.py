@@ -18,7 +18,7 @@ import argparse
 from fusion_perception import cli
 from fusion_perception.errors import ConfigError
 
-ALL_TASKS = "both"  # every registered task (fusion_perception.benchmark.compare.ALL_TASKS)
+ALL_TASKS = "both"  # every registered task (fusion_perception.comparison.compare.ALL_TASKS)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.task != ALL_TASKS and args.task not in TASKS:
         raise ConfigError(f"--task {args.task}: no such task; choose {', '.join(TASKS.names())} or {ALL_TASKS}")
-    from fusion_perception.benchmark.compare import compare_methods
+    from fusion_perception.comparison.compare import compare_methods
 
     result = compare_methods(
         args.methods, args.out, task=args.task, det_data=args.det_data, seg_data=args.seg_data, seeds=args.seeds,

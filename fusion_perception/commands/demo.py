@@ -21,7 +21,7 @@ TITLES = {"det": "Detection on synthetic M3FD (YOLO, AP@0.5 %)",
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from fusion_perception.benchmark.demo import DEMO_METHODS
+    from fusion_perception.comparison.demo import DEMO_METHODS
 
     p = cli.parser(prog, __doc__, raw=True)
     cli.add_out(p, "output folder (default: outputs/demo)", "outputs/demo")
@@ -39,7 +39,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
-    from fusion_perception.benchmark.demo import run_demo
+    from fusion_perception.comparison.demo import run_demo
 
     result = run_demo(args.out, args.methods.split(","), args.device, seeds=args.seeds, overwrite=args.overwrite,
                       train_emma=args.train_emma, verbose=args.verbose)

@@ -37,7 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion_perception.training.runner import train_emma
+    from fusion_perception.emma.training.runner import train_emma
 
     out = train_emma(args.config, data_root=args.data, sensing_dir=args.sensing_dir, sensing_ir=args.sensing_ir,
                      sensing_vi=args.sensing_vi, work_dir=args.out,

@@ -37,7 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args, log_lines=False)
-    from fusion_perception.training.runner import train_sensing
+    from fusion_perception.emma.training.runner import train_sensing
 
     pseudo_gt = [m.strip() for m in args.pseudo_gt.split(",") if m.strip()] if args.pseudo_gt is not None else None
     out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,

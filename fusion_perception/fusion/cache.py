@@ -35,7 +35,7 @@ def cache_label(label: str, weights: str | Path | None = None) -> str:
     """
     if weights is None:
         return label
-    from fusion_perception.models.weights import DEFAULT_EMMA_WEIGHTS, OFFICIAL, OFFICIAL_EMMA_FILE, emma_cache_dir
+    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS, OFFICIAL, OFFICIAL_EMMA_FILE, emma_cache_dir
 
     if str(weights) == OFFICIAL:
         return f"{label}-official"

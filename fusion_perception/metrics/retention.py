@@ -224,7 +224,7 @@ def evaluate_retention(
 
 class RetentionProbe:
     """Held-out pairs and their single-modality objects, loaded once, to score a fuser quickly
-    (EMMA's model selection during training: :class:`~fusion_perception.training.hooks.RetentionSelectionHook`)."""
+    (EMMA's model selection during training: :class:`~fusion_perception.emma.training.hooks.RetentionSelectionHook`)."""
 
     def __init__(self, pairs: Sequence[TargetPair], rule: TargetRule = TargetRule()):
         self.items: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []  # ir, vi, boxes, source idx, c_src

@@ -23,7 +23,7 @@ def register_components() -> None:
     import fusion_perception.segmentation.data  # noqa: F401
     import fusion_perception.segmentation.evaluate  # noqa: F401
     import fusion_perception.segmentation.model  # noqa: F401
-    import fusion_perception.training.hooks  # noqa: F401  (ConsoleProgressHook)
+    import fusion_perception.emma.training.hooks  # noqa: F401  (ConsoleProgressHook)
 
 
 def world_size() -> int:
@@ -48,7 +48,7 @@ def init_distributed(cfg: Any) -> None:
 def runner_scope(device: str) -> Iterator[None]:
     """Where mmengine's Runner trains and tests: on ``device`` (mmengine puts models on
     ``get_device()``, CUDA whenever present), loading checkpoints with ``weights_only=True``."""
-    from fusion_perception.training.runner import allow_mmengine_checkpoints
+    from fusion_perception.checkpoints import allow_mmengine_checkpoints
 
     with _device_scope(device), allow_mmengine_checkpoints():
         yield

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import Fuser, file_sha256
-from fusion_perception.models.checkpoint import load_official_checkpoint
-from fusion_perception.models.ufuser import UFuser
-from fusion_perception.models.weights import CHOICES_HELP, OFFICIAL, fetch_official_emma, resolve_emma_weights
+from fusion_perception.emma.checkpoint import load_official_checkpoint
+from fusion_perception.emma.ufuser import UFuser
+from fusion_perception.emma.weights import CHOICES_HELP, OFFICIAL, fetch_official_emma, resolve_emma_weights
 from fusion_perception.registry import FUSERS
 
 NORMALIZE_MODES = ("minmax", "none")

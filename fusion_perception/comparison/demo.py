@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from fusion_perception.benchmark.compare import Comparison, ComparisonSettings, compare_methods
+from fusion_perception.comparison.compare import Comparison, ComparisonSettings, compare_methods
 from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
@@ -28,7 +28,7 @@ _LOG = logging.getLogger(__name__)
 def train_demo_emma(out: Path, verbose: bool = False) -> Path:
     """Train (or reuse) EMMA with the recipe of the toolkit's checkpoint (configs/{sensing,emma}/small_cpu.py)
     under ``out/emma``; returns the fuser checkpoint."""
-    from fusion_perception.training.runner import EMMA_EXPORT, train_emma, train_sensing
+    from fusion_perception.emma.training.runner import EMMA_EXPORT, train_emma, train_sensing
 
     fuser = out / "emma" / EMMA_EXPORT
     if fuser.is_file():
@@ -51,7 +51,7 @@ def run_demo(
     """
     from fusion_perception.console import stage
     from fusion_perception.data.synthetic import ensure_default
-    from fusion_perception.models.weights import DEFAULT_EMMA_WEIGHTS
+    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     out = check_output_dir(out)
     t0 = time.perf_counter()

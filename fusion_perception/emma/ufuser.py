@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from fusion_perception.models.blocks import RestormerCNNBlock
+from fusion_perception.emma.blocks import RestormerCNNBlock
 
 DEFAULT_CHANNELS: tuple[int, int, int, int] = (8, 16, 32, 32)
 

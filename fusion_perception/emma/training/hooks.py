@@ -179,8 +179,8 @@ class RetentionSelectionHook(Hook):
     def _select(self, runner) -> None:
         import torch
 
-        from fusion_perception.fusion.emma import fuse_one_pass
-        from fusion_perception.models import save_official_state_dict
+        from fusion_perception.emma.fuser import fuse_one_pass
+        from fusion_perception.emma import save_official_state_dict
 
         fuser = deployed_model(runner).fuser
         was_training = fuser.training

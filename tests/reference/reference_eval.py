@@ -7,7 +7,7 @@ method folder, for each source pair, read IR, VI and the fused image (``cv2.imre
 -> ``COLOR_BGR2GRAY`` -> round, as the reference values were prepared), compute the nine
 metrics one image at a time, and print the mean per method. It imports nothing of this project.
 
-    python benchmarks/reference_eval.py --source ../shared/data/roadscene \\
+    python tests/reference/reference_eval.py --source ../shared/data/roadscene \\
         --fused mean=work/fused/mean --fused max=work/fused/max [--out values.json]
 
 ``--source`` is a plain pair folder (``ir/`` and ``vi/`` with matching names); a fused image is

@@ -18,9 +18,9 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
-from fusion_perception.models import SensingUNet, UFuser, load_official_checkpoint
-from fusion_perception.training.losses import emma_loss, freeze, fusion_loss, weighted_total
-from fusion_perception.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
+from fusion_perception.emma import SensingUNet, UFuser, load_official_checkpoint
+from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, weighted_total
+from fusion_perception.emma.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
 
 
 @MODELS.register_module()

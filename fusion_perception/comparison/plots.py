@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless; matplotlib ships its own fonts, nothing is do
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fusion_perception.benchmark.tables import Cell  # noqa: E402
+from fusion_perception.comparison.tables import Cell  # noqa: E402
 from fusion_perception.data.image_io import atomic_write_bytes, read_image  # noqa: E402
 
 

@@ -9,7 +9,7 @@ batch 1, sizes not divisible by 32 as four overlapping corner crops; min-max per
 to 8 bits; recombine with Cr/Cb (``YCrCb2BGR``); write PNG. No batching, no overlap of I/O with
 compute, torch's default threads.
 
-    python benchmarks/reference_emma.py --data ../shared/data/roadscene --weights EMMA.pth --out OUT
+    python tests/reference/reference_emma.py --data ../shared/data/roadscene --weights EMMA.pth --out OUT
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's package
-from fusion_perception.fusion.emma import public_four_crop_fuse  # noqa: E402
-from fusion_perception.models import UFuser, load_official_checkpoint  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this repository's package
+from fusion_perception.emma.fuser import public_four_crop_fuse  # noqa: E402
+from fusion_perception.emma import UFuser, load_official_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ Files are always read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
@@ -18,10 +17,11 @@ from typing import Any, Iterable, Literal, Mapping
 import torch
 from torch import nn
 
+from fusion_perception.checkpoints import allow_mmengine_checkpoints
 from fusion_perception.data.image_io import atomic_writer
 from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
-from fusion_perception.models.sensing_unet import SensingUNet
-from fusion_perception.models.ufuser import UFuser
+from fusion_perception.emma.sensing_unet import SensingUNet
+from fusion_perception.emma.ufuser import UFuser
 
 Kind = Literal["auto", "ufuser", "sensing"]
 _KINDS = ("ufuser", "sensing")
@@ -33,45 +33,6 @@ _PREFERRED = {"ufuser": ("", "fuser.", "model.fuser.", "module.", "net.", "model
 
 
 # ----------------------------------------------------------------------------- reading
-def _safe_globals() -> list[Any]:
-    """Non-tensor objects mmengine puts in its checkpoints' ``meta``/``message_hub``.
-
-    ``weights_only=True`` refuses unknown classes; these are plain data holders, allowed
-    explicitly so a checkpoint trained here loads without turning the safe mode off.
-    """
-    out: list[Any] = []
-    try:
-        from mmengine.logging import HistoryBuffer
-
-        # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, "mean"):
-        # allow exactly that, never the general builtin getattr.
-        out += [HistoryBuffer, (_history_buffer_getattr, "builtins.getattr")]
-    except ImportError:  # pragma: no cover - mmengine is a dependency
-        pass
-    try:
-        import numpy as np
-
-        out += [np.dtype, np.ndarray, np.float64, np.float32, np.int64, np.int32, np.bool_]
-        out += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
-        try:
-            out.append(np._core.multiarray.scalar)  # numpy >= 2
-            out.append(np._core.multiarray._reconstruct)
-        except AttributeError:  # pragma: no cover - numpy 1.x
-            out.append(np.core.multiarray.scalar)
-            out.append(np.core.multiarray._reconstruct)
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
-
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    from mmengine.logging import HistoryBuffer
-
-    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
-        return getattr(HistoryBuffer, name)
-    raise ValueError(f"refusing getattr({obj!r}, {name!r}) while loading weights")
-
-
 def load_state_dict_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Read a weights file safely and return every tensor in it under a dotted key.
 
@@ -80,9 +41,8 @@ def load_state_dict_file(path: str | Path, map_location: str | torch.device = "c
     prefix is resolved by :func:`load_official_checkpoint`.
     """
     path = check_input_file(path, "weights file")
-    sg = getattr(torch.serialization, "safe_globals", None)
     try:
-        with sg(_safe_globals()) if sg is not None else nullcontext():
+        with allow_mmengine_checkpoints():
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we can read"
         raise DatasetError(path, _why_unreadable(path, e)) from e

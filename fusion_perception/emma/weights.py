@@ -20,7 +20,7 @@ from pathlib import Path
 from fusion_perception.data.image_io import atomic_write_bytes
 from fusion_perception.errors import ConfigError
 
-DEFAULT_EMMA_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "emma_synthetic.pth"
+DEFAULT_EMMA_WEIGHTS = Path(__file__).resolve().parent / "pretrained" / "emma_synthetic.pth"
 OFFICIAL = "official"
 OFFICIAL_EMMA_URL = "https://github.com/Zhaozixiang1228/MMIF-EMMA/raw/main/model/EMMA.pth"
 OFFICIAL_EMMA_BLOB_SHA1 = "46f382475767323b83f3f7f52dc2bed0ac6b7476"

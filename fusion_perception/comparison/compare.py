@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from fusion_perception.benchmark.plots import bar_chart, qualitative_grid
-from fusion_perception.benchmark.tables import aggregate, csv_table, json_table, markdown_table
+from fusion_perception.comparison.plots import bar_chart, qualitative_grid
+from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
 from fusion_perception.data.image_io import atomic_write_text
 from fusion_perception.devices import check_device, torch_device
 from fusion_perception.errors import ConfigError

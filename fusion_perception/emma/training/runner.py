@@ -6,39 +6,36 @@ every epoch, resume from the latest one (``resume=True``), and export the networ
 plain official-format state dicts in the work dir (``sensing_ir.pth``, ``sensing_vi.pth``,
 ``emma_fuser.pth``) that ``load_official_checkpoint`` and the ``emma`` fuser read.
 
-torch >= 2.6 loads with ``weights_only=True``; mmengine's checkpoints also hold a few
-plain data objects (its message hub's ``HistoryBuffer``, numpy arrays and scalars).
-:func:`allow_mmengine_checkpoints` allow-lists exactly those while the Runner loads,
-leaving torch's safe default in force.
+Checkpoints load with ``weights_only=True`` within
+:func:`fusion_perception.checkpoints.allow_mmengine_checkpoints` (the project's one allow-list).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pickle
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from fusion_perception.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
-import fusion_perception.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
-import fusion_perception.training.patches  # noqa: F401  (registers the patch datasets)
+from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
+import fusion_perception.emma.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
+import fusion_perception.emma.training.patches  # noqa: F401  (registers the patch datasets)
+from fusion_perception.checkpoints import allow_mmengine_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, find_config, merge_options, read_config
 from fusion_perception.data.image_io import atomic_write_bytes, atomic_write_text
 from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
-from fusion_perception.models import save_official_state_dict
+from fusion_perception.emma import save_official_state_dict
 from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = CONFIG_ROOT
 DEFAULT_SENSING_CONFIG = CONFIG_DIR / "sensing" / "small_cpu.py"
 DEFAULT_EMMA_CONFIG = CONFIG_DIR / "emma" / "small_cpu.py"
@@ -48,48 +45,6 @@ EMMA_EXPORT = "emma_fuser.pth"
 EMMA_LAST_EXPORT = "emma_fuser_last.pth"  # the last iteration's fuser, when another one was selected
 
 _RUN_COUNT = 0
-
-
-# ------------------------------------------------------------------ safe checkpoint loading
-def checkpoint_safe_globals() -> list[Any]:
-    """The non-tensor globals an mmengine training checkpoint refers to, and nothing else.
-
-    Found by saving a checkpoint and asking ``torch.serialization.get_unsafe_globals_in_checkpoint``:
-    the message hub's ``HistoryBuffer`` (the logged scalars), the numpy arrays and scalars
-    inside it and in the runtime info (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype`` and
-    the classes of the dtypes used),
-    and ``builtins.getattr``, which pickle uses to store ``HistoryBuffer.min``/``max``/
-    ``mean``/``current`` (the buffer's statistics methods). ``getattr`` itself would let a
-    file reach any attribute of the allowed classes, so the name is bound to
-    :func:`_history_buffer_method`, which only returns those methods. Optimiser and
-    scheduler states are plain containers of tensors and numbers.
-    """
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1
-    # The buffers hold float64 values and int64 counts (int32 where numpy's default int is 32-bit);
-    # numpy >= 1.25 pickles a dtype by its class.
-    dtype_classes = [type(np.dtype(t)) for t in ("float64", "int64", "float32", "int32")]
-    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes,
-            (_history_buffer_method, "builtins.getattr")]
-
-
-def _history_buffer_method(obj: Any, name: str) -> Any:
-    """``getattr`` restricted to the statistics methods of mmengine's ``HistoryBuffer``."""
-    from mmengine.logging import HistoryBuffer
-
-    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
-        return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f"checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer "
-                                 "statistics methods are allowed")
-
-
-@contextlib.contextmanager
-def allow_mmengine_checkpoints() -> Iterator[None]:
-    """Within the block, ``torch.load`` (still ``weights_only=True``) accepts mmengine checkpoints."""
-    with torch.serialization.safe_globals(checkpoint_safe_globals()):
-        yield
 
 
 # ------------------------------------------------------------------------------ configs
@@ -356,6 +311,6 @@ def train_emma(
 
 
 __all__ = [
-    "allow_mmengine_checkpoints", "checkpoint_safe_globals", "load_config", "resolve_sensing_paths",
+    "load_config", "resolve_sensing_paths",
     "TrainingRun", "train_emma", "train_sensing",
 ]

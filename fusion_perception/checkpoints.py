@@ -1,0 +1,54 @@
+"""Loading mmengine checkpoints with ``torch.load(weights_only=True)``: the one allow-list.
+
+mmengine's checkpoints (EMMA's trainings, the segmenter's) hold a few plain data objects
+beside the tensors: its message hub's ``HistoryBuffer`` (the logged scalars) and the numpy
+arrays and scalars inside it and in the runtime info. ``weights_only=True`` refuses every
+class it does not know; :func:`allow_mmengine_checkpoints` allows exactly these, for the
+duration of a block, and leaves torch's safe default in force everywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from typing import Any, Iterator
+
+import torch
+
+
+def checkpoint_safe_globals() -> list[Any]:
+    """The non-tensor globals an mmengine checkpoint refers to, and nothing else.
+
+    Found by saving checkpoints and asking ``torch.serialization.get_unsafe_globals_in_checkpoint``:
+    ``HistoryBuffer``, numpy's ``_reconstruct``, ``scalar``, ``ndarray``, ``dtype``, the scalar and
+    dtype classes of the values logged (numpy >= 1.25 pickles a dtype by its class), and
+    ``builtins.getattr``, which pickle uses to store ``HistoryBuffer.min``/``max``/``mean``/
+    ``current``. ``getattr`` itself would let a file reach any attribute of the allowed classes,
+    so the name is bound to :func:`_history_buffer_method`, which returns only those methods.
+    Optimiser and scheduler states are plain containers of tensors and numbers.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1
+    kinds = ("float64", "int64", "float32", "int32", "bool")
+    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *(type(np.dtype(t)) for t in kinds), *(np.dtype(t).type for t in kinds),
+            (_history_buffer_method, "builtins.getattr")]
+
+
+def _history_buffer_method(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to the statistics methods of mmengine's ``HistoryBuffer``."""
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer "
+                                 "statistics methods are allowed")
+
+
+@contextlib.contextmanager
+def allow_mmengine_checkpoints() -> Iterator[None]:
+    """Within the block, ``torch.load`` (still ``weights_only=True``) accepts mmengine checkpoints."""
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        yield
