@@ -17,7 +17,7 @@ import torch
 
 from fusion_perception.emma import load_official_checkpoint
 from fusion_perception.emma.training.hooks import read_loss_history
-from fusion_perception.emma.training.patches import EMMAPatchDataset, build_patches, low_contrast
+from fusion_perception.emma.training.patches import EMMAPatchDataset, PatchOptions, build_patches, low_contrast
 from fusion_perception.checkpoints import allow_mmengine_checkpoints
 from fusion_perception.emma.training.runner import train_emma, train_sensing
 
@@ -54,8 +54,8 @@ def test_low_contrast_filter():
 
 
 def test_patches_cached_and_pseudo_gt(msrs_root: Path, tmp_path: Path):
-    a = build_patches(msrs_root, patch_size=32, stride=40, pseudo_gt=("mean", "max"), max_patches=6,
-                      cache_dir=tmp_path, progress=False)
+    options = PatchOptions(patch_size=32, stride=40, max_patches=6, cache_dir=tmp_path)
+    a = build_patches(msrs_root, ("mean", "max"), options, progress=False)
     assert a.ir.shape == (6, 32, 32) and a.fused.shape == (2, 6, 32, 32) and a.methods == ("mean", "max")
     assert a.path is not None and a.path.is_file()
     # the pseudo-GT really is the method's fusion of the same patch (uint8 rounding aside)
@@ -63,8 +63,7 @@ def test_patches_cached_and_pseudo_gt(msrs_root: Path, tmp_path: Path):
     assert abs(a.fused[0].astype(float) - mean).max() <= 1.0
     assert (a.fused[1].astype(int) >= a.ir.astype(int) - 1).all()
     stamp = a.path.stat().st_mtime_ns
-    b = build_patches(msrs_root, patch_size=32, stride=40, pseudo_gt=("mean", "max"), max_patches=6,
-                      cache_dir=tmp_path, progress=False)
+    b = build_patches(msrs_root, ("mean", "max"), options, progress=False)
     assert b.path == a.path and b.path.stat().st_mtime_ns == stamp  # reused, not recomputed
     assert (b.ir == a.ir).all() and (b.fused == a.fused).all()
     ds = EMMAPatchDataset(str(msrs_root), patch_size=32, stride=40, max_patches=6, cache_dir=str(tmp_path))

@@ -8,6 +8,7 @@ optimisation, AMP, DDP, checkpoints and logging.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,12 +58,26 @@ def _sensing_net(spec: str | Path | dict | nn.Module) -> nn.Module:
     return load_official_checkpoint(spec, "sensing")
 
 
+@dataclass(frozen=True)
+class EMMALossWeights:
+    """EMMA's loss settings, the model config's keys ``a1``, ``a2`` and ``equivariance``."""
+
+    a1: float = 1.0  # the visible term's weight (loss_ir + a1 * loss_vi)
+    a2: float = 0.1  # the equivariance term's weight (+ a2 * loss_eq)
+    equivariance: bool = True  # False is the ablation: the a2 term is measured and logged, not optimised
+
+    def __post_init__(self) -> None:  # config values may arrive as ints or strings of numbers
+        object.__setattr__(self, "a1", float(self.a1))
+        object.__setattr__(self, "a2", float(self.a2))
+        object.__setattr__(self, "equivariance", bool(self.equivariance))
+
+
 @MODELS.register_module()
 class EMMAModel(BaseModel):
     """The U-Fuser ``F`` trained through two frozen sensing nets with EMMA's loss.
 
     ``sensing_ir`` / ``sensing_vi``: checkpoint paths (or ``dict(widths=...)`` for a fresh,
-    untrained net, which only tests want). ``a1``, ``a2``: the loss weights.
+    untrained net, which only tests want). ``a1``, ``a2``, ``equivariance``: the loss (:class:`EMMALossWeights`).
     ``equivariance=False`` is the ablation: the ``a2`` term leaves the optimisation but is
     still measured and logged as ``loss_eq``. ``transform``: the group's ``shifts`` count,
     rotation ``angles`` and ``flips``.
@@ -76,13 +91,11 @@ class EMMAModel(BaseModel):
         fuser: dict | None = None,
         sensing_ir: str | dict | None = None,
         sensing_vi: str | dict | None = None,
-        a1: float = 1.0,
-        a2: float = 0.1,
-        equivariance: bool = True,
         transform: dict | None = None,
         warm_start: dict | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
+        **loss: Any,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if sensing_ir is None or sensing_vi is None:
@@ -90,12 +103,11 @@ class EMMAModel(BaseModel):
                 "EMMAModel needs both sensing nets: pass checkpoint paths (train them first with "
                 "tools/train_sensing.py) as sensing_ir= and sensing_vi="
             )
+        self.loss_weights = EMMALossWeights(**loss)  # the config's model.a1, model.a2, model.equivariance
         fuser = dict(fuser or {})
         self.fuser = UFuser(channels=tuple(fuser.get("channels", (8, 16, 32, 32))), heads=int(fuser.get("heads", 8)))
         self.sensing_ir = freeze(_sensing_net(sensing_ir))
         self.sensing_vi = freeze(_sensing_net(sensing_vi))
-        self.a1, self.a2 = float(a1), float(a2)
-        self.equivariance = bool(equivariance)
         t = dict(transform or {})
         self.transform_cfg = dict(
             shifts=int(t.get("shifts", 3)),
@@ -129,7 +141,7 @@ class EMMAModel(BaseModel):
             return {"loss_warm": fusion_loss(self.fuser(ir, vi), target)}
         if mode == "loss":
             return emma_loss(self.fuser, self.sensing_ir, self.sensing_vi, ir, vi, self.transform,
-                             equivariance=self.equivariance)
+                             equivariance=self.loss_weights.equivariance)
         out = self.fuser(ir, vi)
         return list(out) if mode == "predict" else out
 
@@ -139,7 +151,8 @@ class EMMAModel(BaseModel):
         if "loss_warm" in log_vars:  # the warm start optimises its one term
             total = log_vars["loss_warm"]
         else:
-            total = weighted_total(log_vars, self.a1, self.a2, self.equivariance)
+            w = self.loss_weights
+            total = weighted_total(log_vars, w.a1, w.a2, w.equivariance)
         log_vars = OrderedDict([("loss", total), *log_vars.items()])
         return total, log_vars
 

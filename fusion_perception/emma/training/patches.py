@@ -129,99 +129,123 @@ def _cache_key(root: Path, records: Sequence[PairRecord], **settings) -> str:
     return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def build_patches(
-    data_root: str | Path | None = None,
-    *,
-    patch_size: int = 128,
-    stride: int = 200,
-    contrast_threshold: float = 0.1,
-    pseudo_gt: Sequence[PseudoGT] = (),
-    max_patches: int | None = None,
-    seed: int = 0,
-    cache_dir: str | Path | None = None,
-    layout: str = "auto",
-    fuse_device: str = "cpu",
-    progress: bool = True,
-) -> PatchArrays:
+@dataclass(frozen=True)
+class PatchOptions:
+    """Which patches to cut and where to keep them: the patch datasets' config keys
+    (``train_dataloader.dataset.patch_size`` and so on), checked by name here."""
+
+    patch_size: int = 128
+    stride: int = 200
+    contrast_threshold: float = 0.1
+    max_patches: int | None = None  # a seeded random subset of the patches that pass the filter
+    seed: int = 0
+    cache_dir: str | Path | None = None
+    layout: str = "auto"
+    fuse_device: str = "cpu"  # where the pseudo ground-truth methods run
+
+
+def build_patches(data_root: str | Path | None = None, pseudo_gt: Sequence[PseudoGT] = (),
+                  options: PatchOptions = PatchOptions(), progress: bool = True) -> PatchArrays:
     """Extract (and cache) the training patches of a dataset and their pseudo-fused versions.
 
     ``pseudo_gt`` lists fusion method specs for ``build_fuser`` (``"mean"``, ``"gff"``,
     ``"folder:CDDFuse=/results"``...), or ``dict(method=..., **params)`` entries.
-    ``max_patches`` keeps a seeded random subset of the
-    patches that pass the contrast filter (before any method is run, so only the pairs that
-    contribute are fused).
+    ``options.max_patches`` keeps a seeded random subset of the patches that pass the contrast
+    filter (before any method is run, so only the pairs that contribute are fused).
     """
-    root, records = training_records(data_root, layout)
+    o = options
+    root, records = training_records(data_root, o.layout)
     methods = tuple(pseudo_gt_name(m) for m in pseudo_gt)
     key = _cache_key(
-        root, records, patch=patch_size, stride=stride, thr=contrast_threshold, methods=methods,
-        max_patches=max_patches, seed=seed,
+        root, records, patch=o.patch_size, stride=o.stride, thr=o.contrast_threshold, methods=methods,
+        max_patches=o.max_patches, seed=o.seed,
     )
-    cache = Path(cache_dir) / f"patches_{key}.npz" if cache_dir is not None else None
+    cache = Path(o.cache_dir) / f"patches_{key}.npz" if o.cache_dir is not None else None
     if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return PatchArrays(
-                ir=z["ir"], vi=z["vi"], fused=z["fused"], methods=tuple(str(m) for m in z["methods"]),
-                names=tuple(str(n) for n in z["names"]), path=cache,
-            )
-
-    # Pass 1: every grid patch that passes the contrast filter in both modalities.
-    candidates: list[tuple[int, int, int]] = []
-    for idx, rec in enumerate(tqdm(records, desc="patches", disable=not progress, leave=False)):
-        ir, vi = _read_pair(rec)
-        for y, x in grid_positions(*ir.shape, patch_size, stride):
-            sl = (slice(y, y + patch_size), slice(x, x + patch_size))
-            if not (low_contrast(ir[sl], contrast_threshold) or low_contrast(vi[sl], contrast_threshold)):
-                candidates.append((idx, y, x))
-    if not candidates:
-        raise DatasetError(
-            root, f"no {patch_size}x{patch_size} patch (stride {stride}) passes the contrast filter "
-            f"in {len(records)} pairs; images smaller than a patch or flat"
-        )
-    if max_patches is not None and len(candidates) > max_patches:
-        pick = np.random.default_rng(seed).choice(len(candidates), size=max_patches, replace=False)
-        candidates = [candidates[i] for i in sorted(pick)]
-
-    # Pass 2: cut the kept patches, running each pseudo-GT method on the pairs they come from.
+        return _read_cache(cache)
+    candidates = _patch_candidates(root, records, o, progress)
     fusers = []
     if methods:
         from fusion_perception.fusion.base import build_fuser
 
-        fusers = [build_fuser(name, device=fuse_device, **params) for name, params in map(pseudo_gt_method, pseudo_gt)]
+        fusers = [build_fuser(name, device=o.fuse_device, **params)
+                  for name, params in map(pseudo_gt_method, pseudo_gt)]
+    ir_p, vi_p, fused_p = _cut_patches(records, candidates, o, fusers, progress)
+    names = tuple(records[idx].name for idx, _, _ in candidates)
+    arrays = PatchArrays(ir=ir_p, vi=vi_p, fused=fused_p, methods=methods, names=names, path=cache)
+    if cache is not None:
+        _write_cache(cache, arrays)
+    return arrays
+
+
+def _patch_candidates(root: Path, records: Sequence[PairRecord], o: PatchOptions,
+                      progress: bool) -> list[tuple[int, int, int]]:
+    """Pass 1: ``(record index, y, x)`` of every grid patch that passes the contrast filter in both
+    modalities, or the seeded subset of ``max_patches`` of them."""
+    candidates: list[tuple[int, int, int]] = []
+    for idx, rec in enumerate(tqdm(records, desc="patches", disable=not progress, leave=False)):
+        ir, vi = _read_pair(rec)
+        for y, x in grid_positions(*ir.shape, o.patch_size, o.stride):
+            sl = (slice(y, y + o.patch_size), slice(x, x + o.patch_size))
+            if not (low_contrast(ir[sl], o.contrast_threshold) or low_contrast(vi[sl], o.contrast_threshold)):
+                candidates.append((idx, y, x))
+    if not candidates:
+        raise DatasetError(
+            root, f"no {o.patch_size}x{o.patch_size} patch (stride {o.stride}) passes the contrast filter "
+            f"in {len(records)} pairs; images smaller than a patch or flat"
+        )
+    if o.max_patches is not None and len(candidates) > o.max_patches:
+        pick = np.random.default_rng(o.seed).choice(len(candidates), size=o.max_patches, replace=False)
+        candidates = [candidates[i] for i in sorted(pick)]
+    return candidates
+
+
+def _cut_patches(records: Sequence[PairRecord], candidates: Sequence[tuple[int, int, int]], o: PatchOptions,
+                 fusers: Sequence[Any], progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 2: cut the kept patches, running each pseudo ground-truth fuser once on each pair they
+    come from. Returns uint8 ``ir``, ``vi`` ``(N, P, P)`` and ``fused`` ``(M, N, P, P)``."""
     by_record: dict[int, list[int]] = {}
     for k, (idx, _, _) in enumerate(candidates):
         by_record.setdefault(idx, []).append(k)
-    n = len(candidates)
-    ir_p = np.empty((n, patch_size, patch_size), np.uint8)
+    n, size = len(candidates), o.patch_size
+    ir_p = np.empty((n, size, size), np.uint8)
     vi_p = np.empty_like(ir_p)
-    fused_p = np.empty((len(methods), n, patch_size, patch_size), np.uint8)
-    desc = "pseudo ground truth" if methods else "cutting patches"
+    fused_p = np.empty((len(fusers), n, size, size), np.uint8)
+    desc = "pseudo ground truth" if fusers else "cutting patches"
     for idx, ks in tqdm(by_record.items(), desc=desc, disable=not progress, leave=False):
         rec = records[idx]
         ir, vi = _read_pair(rec)
         fused_imgs = []
         if fusers:
-            ir_t = torch.from_numpy(ir)[None, None].to(fuse_device)
-            vi_t = torch.from_numpy(vi)[None, None].to(fuse_device)
+            ir_t = torch.from_numpy(ir)[None, None].to(o.fuse_device)
+            vi_t = torch.from_numpy(vi)[None, None].to(o.fuse_device)
             with torch.no_grad():
                 for fuser in fusers:
                     out = fuser.fuse(ir_t, vi_t, [rec.name])
                     fused_imgs.append(out[0, 0].float().clamp(0, 1).cpu().numpy())
         for k in ks:
             _, y, x = candidates[k]
-            sl = (slice(y, y + patch_size), slice(x, x + patch_size))
+            sl = (slice(y, y + size), slice(x, x + size))
             ir_p[k], vi_p[k] = _u8(ir[sl]), _u8(vi[sl])
             for m, img in enumerate(fused_imgs):
                 fused_p[m, k] = _u8(img[sl])
-    names = tuple(records[idx].name for idx, _, _ in candidates)
-    arrays = PatchArrays(ir=ir_p, vi=vi_p, fused=fused_p, methods=methods, names=names, path=cache)
-    if cache is not None:
-        buf = io.BytesIO()
-        np.savez(buf, ir=ir_p, vi=vi_p, fused=fused_p, methods=np.array(methods, dtype=str),
-                 names=np.array(names, dtype=str))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cache, buf.getvalue())  # concurrent ranks write identical bytes
-    return arrays
+    return ir_p, vi_p, fused_p
+
+
+def _read_cache(cache: Path) -> PatchArrays:
+    with np.load(cache, allow_pickle=False) as z:
+        return PatchArrays(
+            ir=z["ir"], vi=z["vi"], fused=z["fused"], methods=tuple(str(m) for m in z["methods"]),
+            names=tuple(str(n) for n in z["names"]), path=cache,
+        )
+
+
+def _write_cache(cache: Path, arrays: PatchArrays) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, ir=arrays.ir, vi=arrays.vi, fused=arrays.fused, methods=np.array(arrays.methods, dtype=str),
+             names=np.array(arrays.names, dtype=str))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(cache, buf.getvalue())  # concurrent ranks write identical bytes
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -232,21 +256,9 @@ def _to_tensor(a: np.ndarray) -> torch.Tensor:
 class EMMAPatchDataset(Dataset):
     """IR/visible patch pairs for the fusion network: items ``{"ir": (1,P,P), "vi": (1,P,P)}``."""
 
-    def __init__(
-        self,
-        data_root: str | None = None,
-        patch_size: int = 128,
-        stride: int = 200,
-        contrast_threshold: float = 0.1,
-        max_patches: int | None = None,
-        seed: int = 0,
-        cache_dir: str | None = None,
-        layout: str = "auto",
-    ):
-        self.arrays = build_patches(
-            data_root, patch_size=patch_size, stride=stride, contrast_threshold=contrast_threshold,
-            max_patches=max_patches, seed=seed, cache_dir=cache_dir, layout=layout,
-        )
+    def __init__(self, data_root: str | None = None, **options: Any):
+        # options: the config's patch keys (patch_size, stride, max_patches, ...: PatchOptions)
+        self.arrays = build_patches(data_root, options=PatchOptions(**options))
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -262,30 +274,15 @@ class SensingPatchDataset(Dataset):
     Items ``{"inputs": fused (1,P,P), "target": ir or vi (1,P,P)}``.
     """
 
-    def __init__(
-        self,
-        data_root: str | None = None,
-        target: str = "ir",
-        pseudo_gt: Sequence[PseudoGT] = ("mean", "max", "laplacian"),
-        patch_size: int = 128,
-        stride: int = 200,
-        contrast_threshold: float = 0.1,
-        max_patches: int | None = None,
-        seed: int = 0,
-        cache_dir: str | None = None,
-        layout: str = "auto",
-        fuse_device: str = "cpu",
-    ):
+    def __init__(self, data_root: str | None = None, target: str = "ir",
+                 pseudo_gt: Sequence[PseudoGT] = ("mean", "max", "laplacian"), **options: Any):
         if target not in ("ir", "vi"):
             raise ValueError(f"target must be 'ir' or 'vi', not {target!r}")
         if not pseudo_gt:
             raise ValueError("the sensing nets need at least one pseudo ground-truth method")
         self.target = target
-        self.arrays = build_patches(
-            data_root, patch_size=patch_size, stride=stride, contrast_threshold=contrast_threshold,
-            pseudo_gt=tuple(pseudo_gt), max_patches=max_patches, seed=seed, cache_dir=cache_dir,
-            layout=layout, fuse_device=fuse_device,
-        )
+        # options: the config's patch keys (patch_size, stride, max_patches, ...: PatchOptions)
+        self.arrays = build_patches(data_root, tuple(pseudo_gt), PatchOptions(**options))
 
     def __len__(self) -> int:
         return len(self.arrays) * len(self.arrays.methods)
