@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fusion_perception.data.synthetic import ensure_default
+    from fusion_perception.synthetic.dataset import ensure_default
     from fusion_perception.emma import UFuser, save_official_state_dict
 
     env = repo_env()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's package
-from fusion_perception.data.synthetic import generate  # noqa: E402
+from fusion_perception.synthetic.dataset import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

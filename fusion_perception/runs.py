@@ -290,7 +290,7 @@ class Task:
         """The dataset root the task reads: ``data``, or its part of the synthetic default."""
         if data is not None:
             return Path(data).expanduser().resolve()
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         return (Path(ensure_default(self.synthetic_default)) / self.synthetic_part).resolve()
 

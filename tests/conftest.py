@@ -45,7 +45,7 @@ def shared_fixtures(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic M3FD-layout and MSRS-layout set, made once per test session."""
-    from fusion_perception.data.synthetic import generate
+    from fusion_perception.synthetic.dataset import generate
 
     out = tmp_path_factory.mktemp("synthetic")
     generate(out, task="both", count=24, size=(160, 128), seed=0)

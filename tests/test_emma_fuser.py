@@ -169,7 +169,7 @@ def test_fuse_dataset_cli_writes_colour_for_colour_inputs(weights, tmp_path, sha
 def test_runtime_parameters_do_not_invalidate_a_cached_output(weights, tmp_path):
     """channels_last changes how EMMA computes, not what: a fused dataset made without it is
     reused by a run with the default (on); normalize does change the pixels and is refused."""
-    from fusion_perception.data.synthetic import generate
+    from fusion_perception.synthetic.dataset import generate
     from fusion_perception.fusion.stage import fuse_dataset
 
     generate(tmp_path / "data", task="det", count=3, size=(96, 64), seed=0, progress=False)

@@ -304,7 +304,7 @@ def test_skip_bad_pairs_are_listed(tmp_path, capsys):
 
 
 def test_synthetic_default_needs_a_part(tmp_path, monkeypatch, synthetic_root):
-    import fusion_perception.data.synthetic as synthetic
+    from fusion_perception.synthetic import dataset as synthetic
 
     with pytest.raises(ConfigError, match="m3fd.*msrs"):
         fuse_dataset(None, "mean", tmp_path / "o", progress=False)

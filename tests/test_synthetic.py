@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fusion_perception.data import synthetic
+from fusion_perception.synthetic import dataset as synthetic
 from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
-from fusion_perception.data.synthetic import LOW_VISIBILITY, ensure_default, generate
+from fusion_perception.synthetic import LOW_VISIBILITY, ensure_default, generate
 from fusion_perception.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion_perception.data.synthetic import generate, summarize
+    from fusion_perception.synthetic.dataset import generate, summarize
 
     start = time.perf_counter()
     written = generate(args.out, task=args.task, count=args.count, size=args.size, seed=args.seed, progress=True,

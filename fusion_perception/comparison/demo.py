@@ -50,7 +50,7 @@ def run_demo(
     say), which are refused otherwise.
     """
     from fusion_perception.console import stage
-    from fusion_perception.data.synthetic import ensure_default
+    from fusion_perception.synthetic.dataset import ensure_default
     from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     out = check_output_dir(out)

@@ -43,7 +43,7 @@ def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = Fals
     from fusion_perception.data.readers import load_dataset
 
     if data_root is None:
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         data_root = Path(ensure_default("det")) / "m3fd"
     ds = load_dataset(data_root, skip_bad=skip_bad)

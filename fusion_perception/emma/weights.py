@@ -102,7 +102,7 @@ def resolve_emma_weights(weights: str | Path | None, data_root: str | Path | Non
     """The checkpoint for ``weights``: a path, ``"official"``, or ``None`` (the toolkit's own
     checkpoint on synthetic data; anywhere else the user must choose, and is told how)."""
     if weights is None:
-        from fusion_perception.data.synthetic import is_synthetic
+        from fusion_perception.synthetic.dataset import is_synthetic
 
         if data_root is None or is_synthetic(data_root):
             if not DEFAULT_EMMA_WEIGHTS.is_file():

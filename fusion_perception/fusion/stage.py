@@ -92,7 +92,7 @@ def resolve_source(source: str | Path | PairDataset | None, layout: str = "auto"
     from fusion_perception.data.readers import load_dataset
 
     if source is None:
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         asked = find_layout(layout) if layout != "auto" else None
         task = next((t for t in (asked.tasks if asked else ()) if t in _SYNTHETIC_PART), None)
@@ -303,7 +303,7 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
     build_fuser(method, "cpu", **({"weights": weights} if weights else {}),
                 **(kwargs.get("fuser_params") or {}))  # a bad method or parameter fails before any data is made
     if source is None:
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         source = ranks.from_leader(lambda: ensure_default("both"))  # made once, by the leader
     root = Path(source)

@@ -37,7 +37,7 @@ def msrs_source(data_root: str | Path | None) -> Path:
     """The MSRS-layout folder to fuse: the synthetic default's ``msrs`` part when none is given;
     a multi-task root holding ``msrs/`` is accepted as well."""
     if data_root is None:
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         return (Path(ensure_default("seg")) / "msrs").resolve()
     root = Path(data_root).expanduser()

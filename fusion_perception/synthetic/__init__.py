@@ -11,8 +11,7 @@ Modules by job:
 * :mod:`~fusion_perception.synthetic.dataset`: the M3FD/MSRS-layout writer and the cached default.
 
 Same seed, same bytes: every random number comes from one generator per image, drawn in a fixed
-order. The old paths :mod:`fusion_perception.data.synthetic` and
-:mod:`fusion_perception.data.synthetic_scene` still work.
+order.
 """
 
 from fusion_perception.synthetic.dataset import (

@@ -64,8 +64,8 @@ TASKS = ("det", "seg", "both")
 _SUBDIR = {"det": "m3fd", "seg": "msrs"}
 _TASK_CODE = {"det": 1, "seg": 2}  # mixed into each image's seed: det and seg scenes differ
 _MARKER = "synthetic.json"
-# The marker's "generator": this module's historical name (still importable), kept so that sets
-# written before the move stay recognised and the bytes stay the same.
+# The marker's "generator": the generator's first module name, a fixed identifier (not an import
+# path) kept so that sets written by earlier versions stay recognised and the bytes stay the same.
 GENERATOR_NAME = "fusion_perception.data.synthetic"
 # Fast PNG settings (measured): Huffman-only suits the noisy single-plane images; the 3-channel
 # gray IR needs deflate's matching to store its repeated channels compactly.

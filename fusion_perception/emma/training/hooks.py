@@ -159,7 +159,7 @@ class RetentionSelectionHook(Hook):
         if not is_main_process():
             return
         from fusion_perception.data.readers import load_dataset
-        from fusion_perception.data.synthetic import generate
+        from fusion_perception.synthetic.dataset import generate
         from fusion_perception.metrics.fusion_eval import dataset_target_records
         from fusion_perception.metrics.retention import RetentionProbe, TargetRule, target_pairs
 

@@ -54,7 +54,7 @@ def training_records(data_root: str | Path | None = None, layout: str = "auto") 
     from fusion_perception.data.readers import load_dataset
 
     if data_root is None:
-        from fusion_perception.data.synthetic import ensure_default
+        from fusion_perception.synthetic.dataset import ensure_default
 
         data_root = Path(ensure_default()) / "msrs"
     ds = load_dataset(data_root, layout=layout)
