@@ -2,7 +2,7 @@
 guided-filter fusion (GFF).
 
 The rules themselves are batched torch functions in :mod:`fusion_perception.fusion.classical_rules`
-(on the filters of :mod:`fusion_perception.fusion.filters`), re-exported here; the registered
+(on the filters of :mod:`fusion_perception.filters`), re-exported here; the registered
 ``Fuser`` classes below are thin wrappers that hold the parameters (they go into manifests).
 """
 
@@ -17,7 +17,7 @@ from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import Fuser
 from fusion_perception.fusion.classical_rules import (  # noqa: F401  (re-exported)
     GFFParams, fuse_dwt, fuse_gff, fuse_laplacian, fuse_max, fuse_mean)
-from fusion_perception.fusion.filters import (  # noqa: F401  (re-exported)
+from fusion_perception.filters import (  # noqa: F401  (re-exported)
     average_filter, box_mean, box_sum, dwt2, gaussian_blur, guided_filter, idwt2, laplacian, laplacian_pyramid,
     reconstruct_laplacian, wavelet_filters)
 from fusion_perception.registry import FUSERS

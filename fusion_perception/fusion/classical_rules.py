@@ -1,5 +1,5 @@
 """The classical fusion rules as batched torch functions: mean, max, Laplacian pyramid, wavelet
-(DWT) and guided-filter fusion (GFF), built on :mod:`fusion_perception.fusion.filters`.
+(DWT) and guided-filter fusion (GFF), built on :mod:`fusion_perception.filters`.
 
 Every function takes ``(B, 1, H, W)`` (any channel count works) tensors in [0, 1] on any
 device and returns the same shape; nothing leaves the device.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fusion_perception.fusion.filters import (
+from fusion_perception.filters import (
     _chunked, _row_tiles, average_filter, dwt2, gaussian_blur, guided_filter, idwt2, laplacian, laplacian_pyramid,
     reconstruct_laplacian, wavelet_filters)
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fusion_perception.filters import sobel_strength_angle, window_sum_valid
 from fusion_perception.metrics.quality_common import _f64, _inputs
 
 
@@ -127,29 +128,6 @@ def vif(ir: Tensor, vi: Tensor, fused: Tensor, *, dtype: torch.dtype = torch.flo
 
 
 # ------------------------------------------------------------------------------ Qabf
-def _sobel(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Edge strength and orientation of every channel of ``(B, C, H, W)``.
-
-    The reference's ``convolve2d(x, Sobel, mode='same')`` (a true convolution, zero padding)
-    with the Sobel kernels split into their separable parts: a [1, 2, 1] smoothing across
-    and a central difference along. On integer images every step is exact, so the result is
-    the convolution's to the bit. Returns ``(B, C, H, W)`` tensors.
-    """
-    h, w = x.shape[-2:]
-    p = F.pad(x, (1, 1, 1, 1))
-    across_rows = (p[..., 0:h, :] + p[..., 2:h + 2, :]).add_(p[..., 1:h + 1, :], alpha=2.0)  # (H, W+2)
-    sx = across_rows[..., 0:w] - across_rows[..., 2:w + 2]
-    across_cols = (p[..., 0:w] + p[..., 2:w + 2]).add_(p[..., 1:w + 1], alpha=2.0)  # (H+2, W)
-    sy = across_cols[..., 2:h + 2, :] - across_cols[..., 0:h, :]
-    strength = torch.addcmul(sx * sx, sy, sy).sqrt_()
-    # atan(sy / sx), and pi/2 where sx == 0 as in the reference, as atan2 of the sign-folded
-    # pair (atan2 is 2x faster than atan here, and this avoids a slow torch.where).
-    sign = sx.sign()
-    flat = sign.abs().neg_().add_(1.0)  # 1 where sx == 0
-    angle = torch.atan2(sy * sign, sx.abs()).add_(flat, alpha=math.pi / 2)
-    return strength, angle
-
-
 def qabf(ir: Tensor, vi: Tensor, fused: Tensor) -> Tensor:
     """Qabf: Xydeas–Petrović edge-preservation index, weighted by the source edge strengths.
 
@@ -160,8 +138,8 @@ def qabf(ir: Tensor, vi: Tensor, fused: Tensor) -> Tensor:
     """
     a, b, f = _inputs(ir, vi, fused)
     tg, kg, dg, ta, ka, da = 0.9994, -15.0, 0.5, 0.9879, -22.0, 0.8
-    g_src, angle_src = _sobel(torch.stack((a, b), 1).to(torch.float32))  # once per source pair
-    g_f, angle_f = _sobel(f[:, None].to(torch.float32))
+    g_src, angle_src = sobel_strength_angle(torch.stack((a, b), 1).to(torch.float32))  # once per source pair
+    g_f, angle_f = sobel_strength_angle(f[:, None].to(torch.float32))
     # min/max strength ratio; where the strengths are equal the reference takes g_F itself
     # (0/0 gives NaN, replaced; lerp with a 0/1 weight picks exactly one side).
     ratio = torch.minimum(g_src, g_f).div_(torch.maximum(g_src, g_f)).nan_to_num_(nan=0.0)
@@ -176,15 +154,6 @@ def qabf(ir: Tensor, vi: Tensor, fused: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ SSIM
-def _box_sum_valid(x: Tensor, k: int) -> Tensor:
-    """Sum over every ``k x k`` window inside the image (``valid``) of each channel.
-
-    Sliding-window views summed along the window: no copies of the input, and sums of
-    integers stay exact in float32 while they stay below 2**24.
-    """
-    return x.unfold(-1, k, 1).sum(-1).unfold(-2, k, 1).sum(-1)
-
-
 def _exact_in_float32(x: Tensor, k: int) -> bool:
     """Whether ``k*k``-window sums of the products of ``x``'s values are exact in float32.
 
@@ -238,6 +207,6 @@ def ssim(ir: Tensor, vi: Tensor, fused: Tensor, *, win_size: int = 7) -> Tensor:
     integer = _exact_in_float32(src, k) and _exact_in_float32(fx, k)
     dt = torch.float32 if integer else torch.float64
     src, fx = src.to(dt), fx.to(dt)
-    sums_src = _box_sum_valid(torch.cat((src, src * src), 1), k)
-    sums_f = _box_sum_valid(torch.cat((fx, fx * fx, fx * src), 1), k)
+    sums_src = window_sum_valid(torch.cat((src, src * src), 1), k)
+    sums_f = window_sum_valid(torch.cat((fx, fx * fx, fx * src), 1), k)
     return _ssim_from_sums(sums_src, sums_f, k, integer)

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from fusion_perception.errors import DatasetError
+from fusion_perception.filters import sums_in_boxes
 from fusion_perception.metrics.retention_targets import (  # noqa: F401  (re-exported)
     MIN_SOURCE_CONTRAST, SIDECAR, SOURCES, AnnotatedObject, TargetRule, read_objects_file, read_sidecar_objects,
     read_voc_objects)
@@ -51,12 +52,6 @@ MAX_RATIO = 2.0
 
 
 # ------------------------------------------------------------------------------ tensor functions
-def _box_sums(integral: Tensor, boxes: Tensor) -> Tensor:
-    """Sums over ``boxes`` (N, 4) integer ``[x1, y1, x2, y2)`` of images whose integral is (..., H+1, W+1)."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return integral[..., y2, x2] - integral[..., y1, x2] - integral[..., y2, x1] + integral[..., y1, x1]
-
-
 def local_contrast(images: Tensor, boxes: Tensor, ring: int = RING) -> Tensor:
     """``|mean(box) - mean(ring)|`` of every box on every image.
 
@@ -74,7 +69,7 @@ def local_contrast(images: Tensor, boxes: Tensor, ring: int = RING) -> Tensor:
                           limits.long())
     integral = torch.nn.functional.pad(images.to(torch.float64).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
     area = lambda bx: ((bx[:, 2] - bx[:, 0]) * (bx[:, 3] - bx[:, 1])).to(torch.float64)  # noqa: E731
-    s_in, s_out = _box_sums(integral, inner), _box_sums(integral, outer)
+    s_in, s_out = sums_in_boxes(integral, inner), sums_in_boxes(integral, outer)
     n_in, n_ring = area(inner), area(outer) - area(inner)
     mean_in = s_in / n_in.clamp_min(1)
     mean_ring = (s_out - s_in) / n_ring.clamp_min(1)

@@ -8,27 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The public code's gradient is kornia's ``SpatialGradient()`` with its defaults (kornia 0.2.0,
-# pinned in the public requirements): the Sobel kernels normalised by their L1 norm (8), replicate
-# padding. The raw kernel would make the gradient term 8x heavier (~75% of the loss, not ~27%).
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
-_SOBEL_Y = _SOBEL_X.t().contiguous()
-
-
-def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
-    """Normalised Sobel gradient of ``(B, C, H, W)``: ``(B, 2C, H, W)``, the x then the y component.
-
-    Equals ``kornia.filters.SpatialGradient()(x)`` (mode sobel, order 1, normalized) up to the
-    layout of its output ``(B, C, 2, H, W)``. Replicate padding, so a constant image has zero
-    gradient everywhere (borders included).
-    """
-    if x.ndim != 4:
-        raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-    c = x.shape[1]
-    kernel = torch.stack((_SOBEL_X, _SOBEL_Y)).to(device=x.device, dtype=x.dtype)  # (2, 3, 3)
-    kernel = kernel.unsqueeze(1).repeat(c, 1, 1, 1)  # (2C, 1, 3, 3): per channel x, y
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(padded, kernel, groups=c)
+from fusion_perception.filters import sobel_gradient  # noqa: F401  (kornia's SpatialGradient; re-exported)
 
 
 def fusion_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
