@@ -20,7 +20,8 @@ from types import ModuleType
 from typing import Callable
 
 from fusion_perception import __version__
-from fusion_perception.cli import plugins_for_workers, tool_main
+from fusion_perception.cli import tool_main
+from fusion_perception.cli_plugins import plugins_for_workers
 
 PROG = "fusion-perception"
 
