@@ -1,8 +1,11 @@
 """The tools' ``--import MODULE``: add-on modules that register fusion methods, dataset layouts or
-tasks, imported when a tool begins and again in each worker process it spawns.
+tasks, imported before a tool's parser is built and again in each worker process it spawns.
 
-The workers, because the processes of ``compare --jobs N`` start without the command's
-imports: :data:`IMPORT_ENV` names them (:func:`plugins_for_workers`).
+Before the parser, because a parser lists registered names (``--layout``'s choices, the compare
+command's ``--<task>-data`` flags): the modules must have registered theirs by then
+(:func:`parse_args`, which every tool parses with). The workers, because the processes of
+``compare --jobs N`` start without the command's imports: :data:`IMPORT_ENV` names them
+(:func:`plugins_for_workers`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 IMPORT_ENV = "FUSION_PERCEPTION_IMPORT"
 """Where :func:`import_plugins` lists the modules it imported, so that worker processes spawned
@@ -20,7 +23,7 @@ later (``compare_methods.py --jobs N``) import them too; set for one command
 
 def add_import(p: argparse.ArgumentParser) -> None:
     """``--import MODULE`` (repeatable): a module that registers add-on fusion methods, dataset
-    layouts or tasks, imported first (:func:`import_plugins`)."""
+    layouts or tasks, imported first (:func:`parse_args`, :func:`import_plugins`)."""
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a Python module first (one that registers extra fusion methods, dataset layouts "
                         "or tasks); repeatable")
@@ -55,4 +58,32 @@ def plugins_for_workers() -> Iterator[None]:
             os.environ[IMPORT_ENV] = before
 
 
-__all__ = ["IMPORT_ENV", "add_import", "import_plugins", "plugins_for_workers"]
+def parse_args(build_parser: Callable[[str | None], argparse.ArgumentParser], argv: list[str] | None = None,
+               prog: str | None = None) -> argparse.Namespace:
+    """``build_parser(prog).parse_args(argv)`` with the ``--import`` modules of ``argv`` imported
+    first, for a tool that takes ``--import``: the parser is built again once they are, so that
+    its lists of registered names (choices, per-task flags, ``--help``) include theirs. A tool
+    without ``--import`` parses exactly as before (an ``--import`` there stays a usage error)."""
+    p = build_parser(prog)
+    if p.get_default("imports") is None:  # no --import flag (add_import's default is a list)
+        return p.parse_args(argv)
+    modules = _imports_of(argv)
+    if modules:
+        import_plugins(modules)
+        p = build_parser(prog)
+    return p.parse_args(argv)
+
+
+def _imports_of(argv: list[str] | None) -> list[str]:
+    """The ``--import`` values of ``argv``, the rest left to the tool's own parser (which also
+    reports a malformed ``--import``)."""
+    # no abbreviations: "--im" may be another flag of the tool (--imgsz)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    add_import(pre)
+    try:
+        return pre.parse_known_args(argv)[0].imports
+    except argparse.ArgumentError:  # "--import" without a module: the tool's parser says so
+        return []
+
+
+__all__ = ["IMPORT_ENV", "add_import", "import_plugins", "parse_args", "plugins_for_workers"]

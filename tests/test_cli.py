@@ -255,6 +255,23 @@ def test_a_missing_import_is_one_line(capsys):
                                               "'no_such_plugin_module'"
 
 
+def test_a_tool_with_import_imports_before_it_parses(tmp_path, monkeypatch, capsys):
+    """The ``--import`` modules load before the parser is built (its lists of registered names
+    then hold theirs), in the tools that take ``--import`` only: elsewhere it stays a usage error."""
+    (tmp_path / "probe_preimport.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(SystemExit) as e:
+            commands.main(["describe", "--data", "d", "--import", "probe_preimport"])
+        assert e.value.code == 2 and "unrecognized arguments: --import probe_preimport" in capsys.readouterr().err
+        assert "probe_preimport" not in sys.modules
+        calls = _record_run(monkeypatch, "fuse")  # its run (which would import them too) does nothing here
+        assert commands.main(["fuse", "--import", "probe_preimport", "--fusion", "mean"]) == 0
+        assert calls[0].imports == ["probe_preimport"] and sys.modules["probe_preimport"].LOADED
+    finally:
+        sys.modules.pop("probe_preimport", None)
+
+
 def test_comparison_workers_import_the_add_ons(tmp_path, monkeypatch):
     from fusion_perception.benchmark.compare import _init_worker
 
