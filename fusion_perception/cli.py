@@ -303,8 +303,11 @@ def add_epochs(p: argparse.ArgumentParser, help: str, type: Callable[[str], int]
 
 
 def add_task(p: argparse.ArgumentParser, help: str) -> None:
-    """``--task det|seg|both``: detection (M3FD layout), segmentation (MSRS layout) or both."""
-    p.add_argument("--task", choices=("det", "seg", "both"), default="both", help=help)
+    """``--task NAME|both``: one registered task (``det``, ``seg``, and those of the ``--import``
+    modules a tool has loaded) or ``both``, every one of them."""
+    from fusion_perception.registry import TASKS
+
+    p.add_argument("--task", choices=(*TASKS.names(), "both"), default="both", help=help)
 
 
 def add_resume(p: argparse.ArgumentParser) -> None:

@@ -86,6 +86,8 @@ class SegmentationTask(Task):
     options_type = SegmentationOptions
     fuse_layout = "msrs"
     synthetic_part = "msrs"
+    data_help = "MSRS root (default: the synthetic default's msrs set)"
+    config_help = "segmentation config (same defaults)"  # listed after detection's
 
     def plan(self, request: RunRequest) -> SegmentationPlan:
         from fusion_perception.config_files import merge_options
