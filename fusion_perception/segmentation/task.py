@@ -217,7 +217,7 @@ class SegmentationTask(Task):
         if plan.clear:  # as asked (--force, --overwrite), once the data is known to be good
             clear_run(plan.out, ("results.json", "results.md", SETTINGS_FILE, "config.py"), ("train", "predictions"))
         cfg = plan.cfg
-        if cfg.model.get("loss", {}).get("class_weight") == "auto":
+        if (cfg.model.get("loss") or {}).get("class_weight") == "auto":
             cfg.model.loss.class_weight = class_weights(fused, int(cfg.model.num_classes))
         fill_config(cfg, plan)
         return fused
