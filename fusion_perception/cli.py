@@ -4,7 +4,8 @@ name and one meaning, and every tool ends user errors in one line through :func:
 The tools (``tools/*.py`` and the ``fusion-perception`` subcommands of
 :mod:`fusion_perception.commands`) stay argument parsing plus one call. Old spellings of a flag
 (``--method``, ``--work-dir``, ``--batch``, ``--quiet``) keep working as aliases that ``--help``
-does not show.
+does not show. ``--import`` and what it takes (importing before the parser is built, telling
+worker processes) live in :mod:`fusion_perception.cli_plugins`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ import os
 import re
 import sys
 import warnings
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
+from fusion_perception.cli_plugins import add_import, import_plugins
 from fusion_perception.errors import ConfigError, user_error_message
-
-IMPORT_ENV = "FUSION_PERCEPTION_IMPORT"
-"""Where :func:`import_plugins` lists the modules it imported, so that worker processes spawned
-later (``compare_methods.py --jobs N``) import them too; set for one command
-(:func:`plugins_for_workers`)."""
-
 
 class ConfigOptionsAction(argparse.Action):
     """``--cfg-options a.b=1 c=[2,3]`` -> ``{"a.b": 1, "c": [2, 3]}``, parsed by mmengine's own
@@ -169,14 +165,6 @@ def add_methods(p: argparse.ArgumentParser, default: str | None = None) -> None:
     add_import(p)
 
 
-def add_import(p: argparse.ArgumentParser) -> None:
-    """``--import MODULE`` (repeatable): a module that registers add-on fusion methods, dataset
-    layouts or tasks, imported first (:func:`import_plugins`)."""
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import a Python module first (one that registers extra fusion methods, dataset layouts "
-                        "or tasks); repeatable")
-
-
 def add_run_inputs(p: argparse.ArgumentParser, data_help: str, data_metavar: str, config_help: str) -> None:
     """What a downstream training run reads: ``--data``, ``--fusion`` (and ``--import``),
     ``--weights`` and ``--config``."""
@@ -196,35 +184,6 @@ def add_method_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", action=MethodWeightsAction, default={}, metavar="METHOD=PATH",
                    help="fusion checkpoint of a method, e.g. emma=EMMA.pth or emma=official (repeatable; default "
                         "for emma on the synthetic data: the toolkit's own checkpoint)")
-
-
-def import_plugins(modules: Iterable[str]) -> None:
-    """Import each ``--import`` module (one that registers fusion methods, dataset layouts or tasks)
-    with :func:`fusion_perception.registry.import_plugins` and list it in
-    ``$FUSION_PERCEPTION_IMPORT``, which worker processes spawned later import too; a module that
-    cannot be imported is a :class:`~fusion_perception.registry.PluginImportError` naming it
-    (one line: ``error: --import MODULE: <why>``)."""
-    from fusion_perception.registry import import_plugins as import_modules
-
-    done = [m for m in os.environ.get(IMPORT_ENV, "").split(",") if m]
-    done += [m for m in import_modules(list(modules)) if m not in done]
-    if done:
-        os.environ[IMPORT_ENV] = ",".join(done)
-
-
-@contextlib.contextmanager
-def plugins_for_workers() -> Iterator[None]:
-    """The scope of a command's ``--import`` list in :data:`IMPORT_ENV`: the worker processes it
-    spawns import those modules too, and the list is as before once it ends (a command called in
-    this process leaves no trace in the next)."""
-    before = os.environ.get(IMPORT_ENV)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(IMPORT_ENV, None)
-        else:
-            os.environ[IMPORT_ENV] = before
 
 
 # ----------------------------------------------------------------------------- what a tool writes
@@ -343,9 +302,9 @@ def add_epochs(p: argparse.ArgumentParser, help: str, type: Callable[[str], int]
     p.add_argument("--epochs", type=type, default=None, metavar="N", help=help)
 
 
-def add_task(p: argparse.ArgumentParser, help: str) -> None:
-    """``--task det|seg|both``: detection (M3FD layout), segmentation (MSRS layout) or both."""
-    p.add_argument("--task", choices=("det", "seg", "both"), default="both", help=help)
+def add_task(p: argparse.ArgumentParser, help: str, tasks: Sequence[str]) -> None:
+    """``--task NAME|both``: one of ``tasks`` or ``both``, every one of them."""
+    p.add_argument("--task", choices=(*tasks, "both"), default="both", help=help)
 
 
 def add_resume(p: argparse.ArgumentParser) -> None:

@@ -223,6 +223,8 @@ class Task:
     synthetic_part: str = "msrs"  # the synthetic default's dataset this task reads
     cpu_config_note: str | None = None  # the comparison's word when it picks the CPU config
     gpu_ids: bool = False  # takes GPU-id lists ("0,1") as its device; otherwise the comparison gives it the first
+    data_help: str = ""  # the compare command's --<name>-data help ("": one said from synthetic_part)
+    config_help: str = ""  # its --<name>-config help ("": a generic one)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         return run_task(self, request)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from pair_folders import random_pairs
 
-from fusion_perception import cli, commands
+from fusion_perception import cli, cli_plugins, commands
 from fusion_perception.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,14 +230,14 @@ def test_python_m_fusion_perception():
 
 def test_import_registers_an_add_on_method_in_the_fuse_command(tmp_path, slow_mean_plugin, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(slow_mean_plugin))
-    assert cli.IMPORT_ENV not in os.environ
+    assert cli_plugins.IMPORT_ENV not in os.environ
     listed = []
     fuse = commands.load_command("fuse")
     real_run = fuse.run
 
     def run_and_look(args):
         rc = real_run(args)
-        listed.append(os.environ.get(cli.IMPORT_ENV))  # what a worker spawned now would import
+        listed.append(os.environ.get(cli_plugins.IMPORT_ENV))  # what a worker spawned now would import
         return rc
 
     monkeypatch.setattr(fuse, "run", run_and_look)
@@ -246,7 +246,7 @@ def test_import_registers_an_add_on_method_in_the_fuse_command(tmp_path, slow_me
                         "--param", "delay=0", "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 0 and "slow_mean: 2 fused images" in capsys.readouterr().out
     assert listed == ["slow_fuser_plugin"]  # the workers a command spawns import it too
-    assert cli.IMPORT_ENV not in os.environ  # and the next command starts without it
+    assert cli_plugins.IMPORT_ENV not in os.environ  # and the next command starts without it
 
 
 def test_a_missing_import_is_one_line(capsys):
@@ -255,12 +255,29 @@ def test_a_missing_import_is_one_line(capsys):
                                               "'no_such_plugin_module'"
 
 
+def test_a_tool_with_import_imports_before_it_parses(tmp_path, monkeypatch, capsys):
+    """The ``--import`` modules load before the parser is built (its lists of registered names
+    then hold theirs), in the tools that take ``--import`` only: elsewhere it stays a usage error."""
+    (tmp_path / "probe_preimport.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(SystemExit) as e:
+            commands.main(["describe", "--data", "d", "--import", "probe_preimport"])
+        assert e.value.code == 2 and "unrecognized arguments: --import probe_preimport" in capsys.readouterr().err
+        assert "probe_preimport" not in sys.modules
+        calls = _record_run(monkeypatch, "fuse")  # its run (which would import them too) does nothing here
+        assert commands.main(["fuse", "--import", "probe_preimport", "--fusion", "mean"]) == 0
+        assert calls[0].imports == ["probe_preimport"] and sys.modules["probe_preimport"].LOADED
+    finally:
+        sys.modules.pop("probe_preimport", None)
+
+
 def test_comparison_workers_import_the_add_ons(tmp_path, monkeypatch):
     from fusion_perception.comparison.compare import _init_worker
 
     (tmp_path / "probe_plugin_for_workers.py").write_text("LOADED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(cli.IMPORT_ENV, "probe_plugin_for_workers")
+    monkeypatch.setenv(cli_plugins.IMPORT_ENV, "probe_plugin_for_workers")
     _init_worker(torch.get_num_threads(), logging.INFO)
     assert sys.modules["probe_plugin_for_workers"].LOADED
 

@@ -177,6 +177,27 @@ def test_a_dataset_layout_in_one_file_works_through_the_cli(tmp_path, plugin_dir
         assert np.array_equal(read_image(rec.image_path), np.maximum(ir, vi)), rec.name
 
 
+def test_a_layout_an_import_registers_can_be_named_with_layout(tmp_path, plugin_dir):
+    """``--layout NAME`` takes a layout that only an ``--import`` module registers: the tool imports
+    those modules before it builds its parser, whose choices and ``--help`` then list it."""
+    _write_plugin(plugin_dir, "toy_layout_plugin", TOY_LAYOUT)
+    root = _toy_frames(tmp_path / "frames")
+    out = tmp_path / "out"
+    r = _run_cli(plugin_dir, "--import", "toy_layout_plugin", "--layout", "toy_frames", "--data", root,
+                 "--method", "max", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"max: 6 fused images in {out} (6 new, 0 kept)" in r.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["layout"] == "toy_frames" and manifest["source"]["modalities"] == ["thermal", "colour"]
+    assert (out / "train" / "fused" / "p000.png").is_file() and (out / "test" / "fused" / "p005.png").is_file()
+
+    shown = _run_cli(plugin_dir, "--import", "toy_layout_plugin", "--help")
+    assert shown.returncode == 0 and "msrs,toy_frames}" in shown.stdout.replace("\n", "").replace(" ", "")
+    # without the module the name is unknown: a usage error, as for any other unknown layout
+    unknown = _run_cli(plugin_dir, "--layout", "toy_frames", "--data", root, "--method", "max", "--out", out)
+    assert unknown.returncode == 2 and "invalid choice: 'toy_frames'" in unknown.stderr
+
+
 def test_a_dataset_layout_in_one_file_works_through_the_package(tmp_path, plugin_dir):
     from fusion_perception.data import records
     from fusion_perception.data.layouts import layout_help

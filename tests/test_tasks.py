@@ -138,6 +138,41 @@ def test_the_compare_command_runs_a_task_an_import_registers(toy_task, synthetic
             logging.getLogger().removeHandler(h)
 
 
+def test_the_compare_command_takes_the_data_of_a_task_an_import_registers(toy_task, synthetic_root: Path,
+                                                                          tmp_path: Path, capsys) -> None:
+    """``compare --import MODULE --task toy --toy-data DIR``: the ``--import`` modules load before
+    the parser is built, so a task they register gets its own ``--<task>-data`` and
+    ``--<task>-config`` flags, passed to ``compare_methods`` by task name."""
+    import logging
+    import shutil
+
+    from fusion_perception import commands
+
+    data = tmp_path / "toy_msrs"  # a copy under its own name: the fused cache is named after it
+    shutil.copytree(synthetic_root / "msrs", data)
+    TASKS.module_dict.pop("toy")  # as in a fresh process: only the --import makes the task known
+    sys.modules.pop("toy_task_plugin")
+    handlers = list(logging.getLogger().handlers)
+    try:
+        with pytest.raises(SystemExit) as e:
+            commands.main(["compare", "--import", "toy_task_plugin", "--help"])
+        shown = capsys.readouterr().out
+        assert e.value.code == 0 and "--toy-data TOY_DATA" in shown and "--toy-config TOY_CONFIG" in shown
+        assert "--det-data DET_DATA" in shown and "--seg-config SEG_CONFIG" in shown  # the built-in ones stay
+        fused = tmp_path / "fused"
+        rc = commands.main(["compare", "--import", "toy_task_plugin", "--task", "toy", "--toy-data", str(data),
+                            "--methods", "ir", "--no-quality", "--out", str(tmp_path / "cmp"),
+                            "--fused-root", str(fused)])
+        assert rc == 0 and "## toy" in capsys.readouterr().out
+        manifest = json.loads((fused / "ir" / "toy_msrs" / "manifest.json").read_text())
+        assert manifest["source"]["root"] == str(data.resolve())  # --toy-data was the task's source
+        assert sys.modules["toy_task_plugin"].STEPS == ["fuse", "prepare", "train", "evaluate"]
+        assert json.loads((tmp_path / "cmp" / "toy" / "ir" / "seed0" / "results.json").read_text())["task"] == "toy"
+    finally:
+        for h in [h for h in logging.getLogger().handlers if h not in handlers]:
+            logging.getLogger().removeHandler(h)
+
+
 def test_registry_finds_a_module_in_every_sub_package_that_has_one(tmp_path: Path, monkeypatch) -> None:
     """``"package.*.task"``: the task module of each task package, found on disk, so that the
     sub-packages without one are not imported."""

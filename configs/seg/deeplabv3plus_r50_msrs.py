@@ -14,13 +14,12 @@ crop_size = (480, 640)  # (height, width): MSRS's full frame
 
 model = dict(
     type='SegSmpModel',
-    arch='DeepLabV3Plus',
-    encoder_name='resnet50',
+    # the smp network: smp.create_model's arguments (architecture, encoder, the architecture's own)
+    net=dict(arch='DeepLabV3Plus', encoder_name='resnet50', encoder_output_stride=16, decoder_channels=256),
     encoder_weights=None,  # or a local .pth (--encoder-weights); never downloaded
     num_classes=num_classes,
-    ignore_index=ignore_index,
     test_scale=1.0,
-    arch_kwargs=dict(encoder_output_stride=16, decoder_channels=256),
+    loss=dict(ignore_index=ignore_index, class_weight=None),  # cross-entropy
 )
 
 train_dataloader = dict(

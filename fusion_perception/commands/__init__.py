@@ -1,7 +1,8 @@
 """``fusion-perception COMMAND [options]``: one console entry point for every tool.
 
 Each command is a module here with ``build_parser(prog)`` and ``run(args)``; ``tools/<name>.py``
-and ``fusion-perception <command>`` both parse with the first and call the second, through
+and ``fusion-perception <command>`` both parse with the first (built once the ``--import`` modules
+are loaded: :func:`fusion_perception.cli_plugins.parse_args`) and call the second, through
 :func:`fusion_perception.cli.tool_main` (one line per user error, exit code 2). The flags they
 share come from :mod:`fusion_perception.cli`, with one name and one meaning in every command.
 
@@ -20,7 +21,8 @@ from types import ModuleType
 from typing import Callable
 
 from fusion_perception import __version__
-from fusion_perception.cli import plugins_for_workers, tool_main
+from fusion_perception.cli import tool_main
+from fusion_perception.cli_plugins import parse_args, plugins_for_workers
 
 PROG = "fusion-perception"
 
@@ -80,7 +82,7 @@ def command_main(name: str, prog: str | None = None) -> Callable[[list[str] | No
     @tool_main
     def main(argv: list[str] | None = None) -> int:
         with plugins_for_workers():
-            return module.run(module.build_parser(prog).parse_args(argv))
+            return module.run(parse_args(module.build_parser, argv, prog))  # --import modules first
 
     return main
 

@@ -22,18 +22,24 @@ ALL_TASKS = "both"  # every registered task (fusion_perception.comparison.compar
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from fusion_perception.registry import TASKS
+
+    # every registered task, those of the --import modules included (imported before this parser)
+    tasks = [TASKS.get(name) for name in TASKS.names()]
     p = cli.parser(prog, __doc__, raw=True)
-    # any registered task: checked once the --import modules (which may register more) are loaded
+    # any registered task, checked by run() (its error names them all), not by argparse
     p.add_argument("--task", default=ALL_TASKS, metavar="TASK",
                    help=f"det: detection, seg: segmentation, {ALL_TASKS} (default: every registered task), "
                         "or a task an --import module registers")
     cli.add_methods(p)
-    p.add_argument("--det-data", help="M3FD root (default: the synthetic default's m3fd set)")
-    p.add_argument("--seg-data", help="MSRS root (default: the synthetic default's msrs set)")
+    for task in tasks:  # --det-data, --seg-data, ...
+        p.add_argument(f"--{task.name}-data", dest=f"{task.name}_data", help=task.data_help or
+                       f"{task.name} dataset root (default: the synthetic default's {task.synthetic_part} set)")
     cli.add_seeds(p)
     cli.add_method_weights(p)
-    p.add_argument("--det-config", help="detection config (default: paper recipe on GPU, small CPU config on CPU)")
-    p.add_argument("--seg-config", help="segmentation config (same defaults)")
+    for task in tasks:  # --det-config, --seg-config, ...
+        p.add_argument(f"--{task.name}-config", dest=f"{task.name}_config",
+                       help=task.config_help or f"{task.name} config (default: the task's own for the device)")
     cli.add_device(p, "cpu", "several ids: ultralytics' multi-GPU DDP for detection, the first for the rest "
                              "(default: cpu)")
     p.add_argument("--samples", help="comma-separated sample names for the qualitative grid")
@@ -56,14 +62,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.task != ALL_TASKS and args.task not in TASKS:
         raise ConfigError(f"--task {args.task}: no such task; choose {', '.join(TASKS.names())} or {ALL_TASKS}")
-    from fusion_perception.comparison.compare import compare_methods
+    from fusion_perception.comparison.compare import ComparisonSettings, compare_methods
 
-    result = compare_methods(
-        args.methods, args.out, task=args.task, det_data=args.det_data, seg_data=args.seg_data, seeds=args.seeds,
-        weights=args.weights, det_config=args.det_config, seg_config=args.seg_config, device=args.device,
+    settings = ComparisonSettings(
+        task=args.task, seeds=args.seeds, weights=args.weights, device=args.device,
+        # each task's --<name>-data and --<name>-config (None: its default), by task name
+        data={name: getattr(args, f"{name}_data", None) for name in TASKS.names()},
+        configs={name: getattr(args, f"{name}_config", None) for name in TASKS.names()},
         samples=args.samples.split(",") if args.samples else None, quality=not args.no_quality,
         jobs=args.jobs, overwrite=args.overwrite, fused_root=args.fused_root, verbose=args.verbose,
     )
+    result = compare_methods(args.methods, args.out, settings)
     for name, md in result.tables.items():
         print(f"\n## {name}\n\n{md}")
     print("\nTimings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))

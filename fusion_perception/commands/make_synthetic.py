@@ -37,7 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_seed(p, "random seed (default 0)")
     p.add_argument("--count", type=int, default=200, help="pairs per task (default 200)")
     p.add_argument("--size", type=_size, default=(320, 256), help="WIDTHxHEIGHT (default 320x256)")
-    cli.add_task(p, "det: M3FD layout, seg: MSRS layout, both (default)")
+    cli.add_task(p, "det: M3FD layout, seg: MSRS layout, both (default)", tasks=("det", "seg"))  # the sets it writes
     cli.add_overwrite(p, "sets in --out")
     return p
 

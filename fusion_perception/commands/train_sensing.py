@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fusion_perception import cli
+from fusion_perception import cli, cli_plugins
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--pseudo-gt", default=None,
                    help="comma-separated fusion methods giving the pseudo ground truth, e.g. "
                         "mean,max,laplacian,folder:CDDFuse=/results (default: the config's list)")
-    cli.add_import(p)
+    cli_plugins.add_import(p)
     p.add_argument("--target", choices=("ir", "vi", "both"), default="both", help="which net(s) to train")
     cli.add_out(p, "checkpoints, logs, patch cache and exports (default: work_dirs/sensing_<config>)")
     cli.add_patch_training_args(p)

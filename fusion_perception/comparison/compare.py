@@ -308,7 +308,7 @@ class _Jobs:
 def _init_worker(threads: int, level: int) -> None:
     import torch
 
-    from fusion_perception.cli import IMPORT_ENV, import_plugins
+    from fusion_perception.cli_plugins import IMPORT_ENV, import_plugins
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s")

@@ -89,6 +89,8 @@ class DetectionTask(Task):
     synthetic_default, synthetic_part = "det", "m3fd"
     gpu_ids = True  # ultralytics' own device string: "0,1" trains with DDP
     cpu_config_note = "detection on the CPU: configs/det/small_cpu.py (the paper's recipe: --det-config yolov5s_m3fd)"
+    data_help = "M3FD root (default: the synthetic default's m3fd set)"
+    config_help = "detection config (default: paper recipe on GPU, small CPU config on CPU)"
 
     def plan(self, request: RunRequest) -> DetectionPlan:
         from fusion_perception.detection.config import default_config, load_config

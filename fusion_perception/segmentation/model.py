@@ -80,17 +80,17 @@ class SegSmpModel(BaseModel):
     """An smp segmentation model (DeepLabV3+ by default) with cross-entropy loss.
 
     Args:
-        arch: smp architecture class name, e.g. ``"DeepLabV3Plus"``.
-        encoder_name: smp encoder, e.g. ``"resnet50"``, ``"resnet18"``, ``"mobilenet_v2"``.
+        net: the smp network, as ``smp.create_model`` takes it: ``arch`` (the smp class name,
+            default ``"DeepLabV3Plus"``), ``encoder_name`` (default ``"resnet50"``; ``"resnet18"``,
+            ``"mobilenet_v2"`` ...) and the class's own keyword arguments (``decoder_channels`` ...).
         num_classes: output classes (9 for MSRS).
         encoder_weights: local file with pretrained encoder weights, or ``None`` (random init).
-        ignore_index: target value excluded from the loss (padding).
         test_scale: predict on the image resized by this factor and upsample the logits back to
             the label's size (the score is always computed at full label resolution).
-        class_weight: per-class weights of the cross-entropy (``None``: plain CE, the paper's).
-            ``run_segmentation`` turns ``"auto"`` into square-root median-frequency weights computed
-            from the training labels.
-        arch_kwargs: extra keyword arguments for the smp class (``decoder_channels`` ...).
+        loss: the cross-entropy's ``ignore_index`` (the target value excluded: padding; default
+            255) and ``class_weight`` (per-class weights; ``None``, the default, is plain CE, the
+            paper's; the segmentation task turns ``"auto"`` into square-root median-frequency
+            weights computed from the training labels).
 
     Inputs are uint8 ``(B, 3, H, W)`` batches; normalisation (ImageNet mean/std) happens here,
     on the model's device.
@@ -98,34 +98,38 @@ class SegSmpModel(BaseModel):
 
     def __init__(
         self,
-        arch: str = "DeepLabV3Plus",
-        encoder_name: str = "resnet50",
+        net: dict[str, Any] | None = None,
         num_classes: int = 9,
         encoder_weights: str | None = None,
-        ignore_index: int = 255,
         test_scale: float = 1.0,
-        class_weight: list[float] | None = None,
-        arch_kwargs: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         import segmentation_models_pytorch as smp
 
+        net = {"arch": "DeepLabV3Plus", "encoder_name": "resnet50", **(net or {})}
+        arch, encoder_name = net.pop("arch"), net.pop("encoder_name")
+        loss = {"ignore_index": 255, "class_weight": None, **(loss or {})}
+        unknown = sorted(set(loss) - {"ignore_index", "class_weight"})
+        if unknown:  # a misspelt key would otherwise be dropped without a word
+            raise ConfigError(f"model.loss takes ignore_index and class_weight, not {unknown}")
+        class_weight = loss["class_weight"]
         cls = getattr(smp, arch, None)
         if cls is None:
             raise ConfigError(f"unknown smp architecture {arch!r}")
         try:
             # encoder_weights=None: smp builds the encoder from scratch and touches no network.
             self.net = cls(encoder_name=encoder_name, encoder_weights=None, in_channels=3,
-                           classes=num_classes, **(arch_kwargs or {}))
+                           classes=num_classes, **net)
         except KeyError as e:
             raise ConfigError(f"unknown smp encoder {encoder_name!r}: {e}") from e
         self.encoder_pretrained = bool(encoder_weights)
         if encoder_weights:
             load_encoder_weights(self.net.encoder, encoder_weights)
         self.num_classes = int(num_classes)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = int(loss["ignore_index"])
         self.test_scale = float(test_scale)
         if class_weight is not None and len(class_weight) != num_classes:
             raise ConfigError(f"class_weight has {len(class_weight)} entries for {num_classes} classes")
