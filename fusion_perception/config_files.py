@@ -8,7 +8,8 @@ inside mmengine. mmengine is imported when a file is read, not to find one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+import dataclasses
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from fusion_perception.errors import ConfigError, DatasetError, clean_message
 
@@ -56,3 +57,18 @@ def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
 
 
 __all__ = ["CONFIG_ROOT", "available_configs", "find_config", "read_config", "merge_options"]
+
+
+Settings = TypeVar("Settings")
+
+
+def config_keys(settings: type[Settings], keys: Mapping[str, Any], owner: str) -> Settings:
+    """``settings(**keys)``: the config keys a class built from a config passes on to a dataclass
+    of its settings, with a key the dataclass lacks named in one line (a misspelt key would
+    otherwise read as a TypeError of the dataclass). ``owner``: what the keys belong to."""
+    known = [f.name for f in dataclasses.fields(settings)]
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ConfigError(f"{owner}: unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                          f"(it takes {', '.join(known)} besides its own arguments)")
+    return settings(**keys)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_ENCODER = "tu-mobilenetv3_small_100"
 # A tiny run: 32x32 crops of 64x48 images, small encoder, checkpoints every epoch.
 TINY_OPTS = {
-    "model.net.encoder_name": SMALL_ENCODER,
+    "model.encoder_name": SMALL_ENCODER,
     "model.test_scale": 1.0,
     "train_dataloader.batch_size": 2,
     "train_dataloader.dataset.augment.crop_size": (32, 32),
@@ -81,7 +81,7 @@ def test_model_builds_offline_and_handles_any_size(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    model = SegSmpModel(net=dict(encoder_name=SMALL_ENCODER, decoder_channels=32), num_classes=9)
+    model = SegSmpModel(encoder_name=SMALL_ENCODER, num_classes=9, arch_kwargs=dict(decoder_channels=32))
     model.eval()
     x = torch.randint(0, 256, (2, 3, 50, 70), dtype=torch.uint8)  # not a multiple of 32: padded inside
     with torch.no_grad():
@@ -95,19 +95,19 @@ def test_encoder_weights_from_local_file(tmp_path):
     from fusion_perception.segmentation.model import SegSmpModel
 
     torch.manual_seed(1)
-    src = SegSmpModel(net=dict(encoder_name="resnet18"))
+    src = SegSmpModel(encoder_name="resnet18")
     path = tmp_path / "resnet18_encoder.pth"
     # torchvision-style file: encoder keys plus a classifier the encoder does not have
     torch.save({**src.net.encoder.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)},
                path)
     torch.manual_seed(2)
-    dst = SegSmpModel(net=dict(encoder_name="resnet18"), encoder_weights=str(path))
+    dst = SegSmpModel(encoder_name="resnet18", encoder_weights=str(path))
     for k, v in src.net.encoder.state_dict().items():
         assert torch.equal(v, dst.net.encoder.state_dict()[k]), k
     with pytest.raises(ConfigError, match="does not fit"):
-        SegSmpModel(net=dict(encoder_name=SMALL_ENCODER), encoder_weights=str(path))
+        SegSmpModel(encoder_name=SMALL_ENCODER, encoder_weights=str(path))
     with pytest.raises(ConfigError, match="not found"):
-        SegSmpModel(net=dict(encoder_name="resnet18"), encoder_weights=str(tmp_path / "absent.pth"))
+        SegSmpModel(encoder_name="resnet18", encoder_weights=str(tmp_path / "absent.pth"))
 
 
 def test_augmentation_keeps_image_and_mask_paired():

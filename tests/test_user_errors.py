@@ -582,6 +582,6 @@ def test_a_broken_config_file_is_named(name, inputs, tmp_path, tool):
 
 def test_cfg_options_that_do_not_fit_the_config(inputs, tmp_path, tool):
     rc, _, err = tool("train_seg", "--data", inputs["msrs"], "--fusion", "mean", "--config", "small_cpu",
-                      "--out", tmp_path / "o", "--cfg-options", "model.net.encoder_name.depth=3")
+                      "--out", tmp_path / "o", "--cfg-options", "model.encoder_name.depth=3")
     assert rc == 2 and "--cfg-options" in one_line(err)
     assert not (tmp_path / "o").exists()

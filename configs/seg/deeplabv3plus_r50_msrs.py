@@ -14,12 +14,13 @@ crop_size = (480, 640)  # (height, width): MSRS's full frame
 
 model = dict(
     type='SegSmpModel',
-    # the smp network: smp.create_model's arguments (architecture, encoder, the architecture's own)
-    net=dict(arch='DeepLabV3Plus', encoder_name='resnet50', encoder_output_stride=16, decoder_channels=256),
+    arch='DeepLabV3Plus',
+    encoder_name='resnet50',
     encoder_weights=None,  # or a local .pth (--encoder-weights); never downloaded
     num_classes=num_classes,
+    ignore_index=ignore_index,
     test_scale=1.0,
-    loss=dict(ignore_index=ignore_index, class_weight=None),  # cross-entropy
+    arch_kwargs=dict(encoder_output_stride=16, decoder_channels=256),
 )
 
 train_dataloader = dict(

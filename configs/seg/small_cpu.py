@@ -14,10 +14,10 @@ batch_size = 8
 crop_size = (128, 160)  # (height, width) after downscaling by ~0.5
 
 model = dict(
-    net=dict(encoder_name='tu-mobilenetv3_small_100', encoder_output_stride=16, decoder_channels=64,
-             decoder_atrous_rates=(6, 12, 18)),
+    encoder_name='tu-mobilenetv3_small_100',
     test_scale=0.5,
-    loss=dict(class_weight='auto'),
+    class_weight='auto',
+    arch_kwargs=dict(encoder_output_stride=16, decoder_channels=64, decoder_atrous_rates=(6, 12, 18)),
 )
 train_dataloader = dict(
     batch_size=batch_size,

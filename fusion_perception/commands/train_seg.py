@@ -42,7 +42,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_epochs(ap, "override the number of epochs (cosine schedule and frozen phase scale with it)")
     cli.add_batch_size(ap, "total training batch size")
     cli.add_workers(ap, "data-loader processes")
-    cli.add_cfg_options(ap, "model.net.encoder_name=resnet34 train_dataloader.batch_size=4")
+    cli.add_cfg_options(ap, "model.encoder_name=resnet34 train_dataloader.batch_size=4")
     cli.add_skip_bad(ap)
     cli.add_no_progress(ap)
     cli.add_threads(ap, "CPU threads for torch (default: torch's; 1 is fastest on a busy shared CPU)")

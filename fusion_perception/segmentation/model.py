@@ -7,8 +7,9 @@ pretrained encoder weights, if wanted, come from a local file the user names.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp/timm must never reach the Hugging Face hub
 
@@ -18,6 +19,7 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import BaseModel, is_model_wrapper  # noqa: E402
 from mmengine.registry import HOOKS, MODELS  # noqa: E402
 
+from fusion_perception.config_files import config_keys  # noqa: E402
 from fusion_perception.errors import ConfigError  # noqa: E402
 
 __all__ = ["SegSmpModel", "SegFreezeEncoderHook", "SegEpochSeedHook", "load_encoder_weights", "unwrap"]
@@ -75,22 +77,32 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> dict[str
     return {"unexpected": unexpected, "missing": missing}
 
 
+@dataclass(frozen=True)
+class CrossEntropySettings:
+    """The segmenter's loss settings, the model config's keys ``ignore_index`` and ``class_weight``."""
+
+    ignore_index: int = 255  # the target value excluded from the loss (padding)
+    # per-class weights (None: plain CE, the paper's); the segmentation task turns "auto" into
+    # square-root median-frequency weights of the training labels before the model is built
+    class_weight: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ignore_index", int(self.ignore_index))
+
+
 @MODELS.register_module()
 class SegSmpModel(BaseModel):
     """An smp segmentation model (DeepLabV3+ by default) with cross-entropy loss.
 
     Args:
-        net: the smp network, as ``smp.create_model`` takes it: ``arch`` (the smp class name,
-            default ``"DeepLabV3Plus"``), ``encoder_name`` (default ``"resnet50"``; ``"resnet18"``,
-            ``"mobilenet_v2"`` ...) and the class's own keyword arguments (``decoder_channels`` ...).
+        arch: smp architecture class name, e.g. ``"DeepLabV3Plus"``.
+        encoder_name: smp encoder, e.g. ``"resnet50"``, ``"resnet18"``, ``"mobilenet_v2"``.
         num_classes: output classes (9 for MSRS).
         encoder_weights: local file with pretrained encoder weights, or ``None`` (random init).
         test_scale: predict on the image resized by this factor and upsample the logits back to
             the label's size (the score is always computed at full label resolution).
-        loss: the cross-entropy's ``ignore_index`` (the target value excluded: padding; default
-            255) and ``class_weight`` (per-class weights; ``None``, the default, is plain CE, the
-            paper's; the segmentation task turns ``"auto"`` into square-root median-frequency
-            weights computed from the training labels).
+        arch_kwargs: extra keyword arguments for the smp class (``decoder_channels`` ...).
+        ignore_index, class_weight: the cross-entropy's (:class:`CrossEntropySettings`).
 
     Inputs are uint8 ``(B, 3, H, W)`` batches; normalisation (ImageNet mean/std) happens here,
     on the model's device.
@@ -98,39 +110,36 @@ class SegSmpModel(BaseModel):
 
     def __init__(
         self,
-        net: dict[str, Any] | None = None,
+        arch: str = "DeepLabV3Plus",
+        encoder_name: str = "resnet50",
         num_classes: int = 9,
         encoder_weights: str | None = None,
         test_scale: float = 1.0,
-        loss: dict[str, Any] | None = None,
+        arch_kwargs: dict[str, Any] | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
+        **loss: Any,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         import segmentation_models_pytorch as smp
 
-        net = {"arch": "DeepLabV3Plus", "encoder_name": "resnet50", **(net or {})}
-        arch, encoder_name = net.pop("arch"), net.pop("encoder_name")
-        loss = {"ignore_index": 255, "class_weight": None, **(loss or {})}
-        unknown = sorted(set(loss) - {"ignore_index", "class_weight"})
-        if unknown:  # a misspelt key would otherwise be dropped without a word
-            raise ConfigError(f"model.loss takes ignore_index and class_weight, not {unknown}")
-        class_weight = loss["class_weight"]
+        ce = config_keys(CrossEntropySettings, loss, "SegSmpModel")  # the config's model.ignore_index and model.class_weight
         cls = getattr(smp, arch, None)
         if cls is None:
             raise ConfigError(f"unknown smp architecture {arch!r}")
         try:
             # encoder_weights=None: smp builds the encoder from scratch and touches no network.
             self.net = cls(encoder_name=encoder_name, encoder_weights=None, in_channels=3,
-                           classes=num_classes, **net)
+                           classes=num_classes, **(arch_kwargs or {}))
         except KeyError as e:
             raise ConfigError(f"unknown smp encoder {encoder_name!r}: {e}") from e
         self.encoder_pretrained = bool(encoder_weights)
         if encoder_weights:
             load_encoder_weights(self.net.encoder, encoder_weights)
         self.num_classes = int(num_classes)
-        self.ignore_index = int(loss["ignore_index"])
+        self.ignore_index = ce.ignore_index
         self.test_scale = float(test_scale)
+        class_weight = ce.class_weight
         if class_weight is not None and len(class_weight) != num_classes:
             raise ConfigError(f"class_weight has {len(class_weight)} entries for {num_classes} classes")
         self.register_buffer("class_weight", None if class_weight is None else

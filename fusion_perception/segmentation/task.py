@@ -169,7 +169,7 @@ class SegmentationTask(Task):
         if not (request.progress and rank() == 0):
             return
         if plan.chosen and not plan.device.startswith("cuda"):
-            stage(f"segmentation config: {plan.cfg_name} on the CPU ({cfg.model.net.encoder_name}, "
+            stage(f"segmentation config: {plan.cfg_name} on the CPU ({cfg.model.encoder_name}, "
                   f"{cfg.train_cfg.max_epochs} epochs); the paper's recipe: --config {Path(PAPER_CONFIG).stem} "
                   "(for GPUs)")
         stage(f"seg {plan.label} seed {request.seed} -> {plan.out}"
@@ -217,8 +217,8 @@ class SegmentationTask(Task):
         if plan.clear:  # as asked (--force, --overwrite), once the data is known to be good
             clear_run(plan.out, ("results.json", "results.md", SETTINGS_FILE, "config.py"), ("train", "predictions"))
         cfg = plan.cfg
-        if (cfg.model.get("loss") or {}).get("class_weight") == "auto":
-            cfg.model.loss.class_weight = class_weights(fused, int(cfg.model.num_classes))
+        if cfg.model.get("class_weight") == "auto":
+            cfg.model.class_weight = class_weights(fused, int(cfg.model.num_classes))
         fill_config(cfg, plan)
         return fused
 

@@ -19,6 +19,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
+from fusion_perception.config_files import config_keys
 from fusion_perception.emma import SensingUNet, UFuser, load_official_checkpoint
 from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, weighted_total
 from fusion_perception.emma.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
@@ -103,7 +104,7 @@ class EMMAModel(BaseModel):
                 "EMMAModel needs both sensing nets: pass checkpoint paths (train them first with "
                 "tools/train_sensing.py) as sensing_ir= and sensing_vi="
             )
-        self.loss_weights = EMMALossWeights(**loss)  # the config's model.a1, model.a2, model.equivariance
+        self.loss_weights = config_keys(EMMALossWeights, loss, "EMMAModel")  # the config's model.a1, model.a2, model.equivariance
         fuser = dict(fuser or {})
         self.fuser = UFuser(channels=tuple(fuser.get("channels", (8, 16, 32, 32))), heads=int(fuser.get("heads", 8)))
         self.sensing_ir = freeze(_sensing_net(sensing_ir))

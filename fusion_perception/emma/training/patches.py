@@ -24,6 +24,7 @@ from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from fusion_perception.config_files import config_keys
 from fusion_perception.data.image_io import atomic_write_bytes, read_gray01
 from fusion_perception.data.records import PairRecord
 from fusion_perception.errors import DatasetError
@@ -258,7 +259,7 @@ class EMMAPatchDataset(Dataset):
 
     def __init__(self, data_root: str | None = None, **options: Any):
         # options: the config's patch keys (patch_size, stride, max_patches, ...: PatchOptions)
-        self.arrays = build_patches(data_root, options=PatchOptions(**options))
+        self.arrays = build_patches(data_root, options=config_keys(PatchOptions, options, "EMMAPatchDataset"))
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -282,7 +283,7 @@ class SensingPatchDataset(Dataset):
             raise ValueError("the sensing nets need at least one pseudo ground-truth method")
         self.target = target
         # options: the config's patch keys (patch_size, stride, max_patches, ...: PatchOptions)
-        self.arrays = build_patches(data_root, tuple(pseudo_gt), PatchOptions(**options))
+        self.arrays = build_patches(data_root, tuple(pseudo_gt), config_keys(PatchOptions, options, "SensingPatchDataset"))
 
     def __len__(self) -> int:
         return len(self.arrays) * len(self.arrays.methods)
