@@ -332,6 +332,7 @@ def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     add_epochs(p, "override the config's epoch count", type=count(1))
     p.add_argument("--max-patches", type=count(1), default=None, help="override the config's patch count")
     add_cfg_options(p, "train_dataloader.batch_size=16")
+    add_no_progress(p)
     add_verbose(p)
 
 

@@ -105,6 +105,15 @@ def test_every_method_taking_tool_imports_add_ons_and_says_what_device_means():
             assert actions["--device"].help.startswith(cli.DEVICE_HELP), name
 
 
+def test_every_tool_with_progress_bars_can_hide_them():
+    """The long jobs (fusing, training, scoring, comparing) all take --no-progress; what runs in a
+    few seconds (describe, eval-det, make-synthetic) needs none."""
+    long_jobs = {"fuse", "train-det", "train-seg", "train-sensing", "train-emma", "eval-fusion", "compare", "demo"}
+    missing = sorted(name for name, p in parsers().items()
+                     if name in long_jobs and "--no-progress" not in p._option_string_actions)
+    assert missing == []
+
+
 @pytest.mark.parametrize("name", ["fuse", "train-det", "train-seg", "eval-fusion", "eval-seg", "eval-det",
                                   "compare", "demo"])
 @pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "0", "0,1,2,3"])

@@ -52,6 +52,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fused-root", default=None, metavar="DIR",
                    help="where fused datasets are cached (default: work_dirs/fused, shared with fuse_dataset.py, "
                         "train_det.py and train_seg.py)")
+    cli.add_no_progress(p)
     cli.add_verbose(p)
     return p
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         configs={name: getattr(args, f"{name}_config", None) for name in TASKS.names()},
         samples=args.samples.split(",") if args.samples else None, quality=not args.no_quality,
         jobs=args.jobs, overwrite=args.overwrite, fused_root=args.fused_root, verbose=args.verbose,
+        progress=not args.no_progress,
     )
     result = compare_methods(args.methods, args.out, settings)
     for name, md in result.tables.items():

@@ -33,6 +33,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="train EMMA here (sensing nets, then the U-Fuser; the recipe of the toolkit's checkpoint, "
                         "about 35 minutes on 2 cores) instead of using the committed checkpoint")
     cli.add_overwrite(p, "runs in --out")
+    cli.add_no_progress(p)
     cli.add_verbose(p)
     return p
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.comparison.demo import run_demo
 
     result = run_demo(args.out, args.methods.split(","), args.device, seeds=args.seeds, overwrite=args.overwrite,
-                      train_emma=args.train_emma, verbose=args.verbose)
+                      train_emma=args.train_emma, verbose=args.verbose, progress=not args.no_progress)
     for key, md in result.tables.items():
         print(f"\n## {TITLES.get(key, key)}\n\n{md}")
     print("\nTimings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))

@@ -42,6 +42,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--split-dir", default=None, metavar="DIR",
                     help="split files to use/share (default: OUT/splits/seed<S>)")
     cli.add_skip_bad(ap)
+    cli.add_no_progress(ap)
     cli.add_verbose(ap)
     return ap
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch_size,
         imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
         split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
-        verbose=args.verbose,
+        progress=not args.no_progress, verbose=args.verbose,
     )
     print(table3_header())
     print(res["markdown_row"])

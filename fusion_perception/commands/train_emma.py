@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                      sensing_vi=args.sensing_vi, work_dir=args.out,
                      loss=dict(equivariance=not args.no_equivariance, a1=args.a1, a2=args.a2), resume=args.resume, launcher=args.launcher, amp=args.amp,
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
-                     overwrite=args.overwrite, verbose=args.verbose)
+                     overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     print(f"EMMA fuser: {out}")
     print(f"next: python tools/fuse_dataset.py --fusion emma --weights {out}   (or --weights {out} in train_det.py, "
           "train_seg.py, compare_methods.py --weights emma=...)")

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
                         work_dir=args.out, resume=args.resume, launcher=args.launcher, amp=args.amp,
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
-                        overwrite=args.overwrite, verbose=args.verbose)
+                        overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
     print(f"next: python tools/train_emma.py --sensing-dir {Path(out['ir'] if 'ir' in out else out['vi']).parent}")

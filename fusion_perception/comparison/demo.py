@@ -25,7 +25,7 @@ DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", 
 _LOG = logging.getLogger(__name__)
 
 
-def train_demo_emma(out: Path, verbose: bool = False) -> Path:
+def train_demo_emma(out: Path, verbose: bool = False, progress: bool = True) -> Path:
     """Train (or reuse) EMMA with the recipe of the toolkit's checkpoint (configs/{sensing,emma}/small_cpu.py)
     under ``out/emma``; returns the fuser checkpoint."""
     from fusion_perception.emma.training.runner import EMMA_EXPORT, train_emma, train_sensing
@@ -35,13 +35,14 @@ def train_demo_emma(out: Path, verbose: bool = False) -> Path:
         return fuser
     sensing = out / "emma" / "sensing"
     if not all((sensing / f"sensing_{t}.pth").is_file() for t in ("ir", "vi")):
-        train_sensing("small_cpu", work_dir=sensing, verbose=verbose)
-    return train_emma("small_cpu", sensing_dir=sensing, work_dir=out / "emma", verbose=verbose)
+        train_sensing("small_cpu", work_dir=sensing, verbose=verbose, progress=progress)
+    return train_emma("small_cpu", sensing_dir=sensing, work_dir=out / "emma", verbose=verbose, progress=progress)
 
 
 def run_demo(
     out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str = "cpu",
     seeds: Sequence[int] = (0,), overwrite: bool = False, train_emma: bool = False, verbose: bool = False,
+    progress: bool = True,
 ) -> Comparison:
     """The demo's comparison on the synthetic default; ``Comparison.timings`` says where the time went.
 
@@ -64,7 +65,7 @@ def run_demo(
         if train_emma:
             t = time.perf_counter()
             stage("EMMA: training the sensing nets, then the U-Fuser (configs/{sensing,emma}/small_cpu.py)")
-            weights["emma"] = str(train_demo_emma(out, verbose))
+            weights["emma"] = str(train_demo_emma(out, verbose, progress))
             steps["EMMA training"] = time.perf_counter() - t
         else:
             weights["emma"] = str(DEFAULT_EMMA_WEIGHTS)
@@ -76,6 +77,6 @@ def run_demo(
     stage(f"{len(methods)} methods x 2 tasks x {len(seeds)} seed(s) on {jobs} worker(s); each run's log is its run.log")
     result = compare_methods(list(methods), out, ComparisonSettings(
         task="both", configs={"det": "small_cpu", "seg": "small_cpu.py"}, seeds=seeds, weights=weights,
-        device=device, jobs=jobs, overwrite=overwrite, verbose=verbose))
+        device=device, jobs=jobs, overwrite=overwrite, verbose=verbose, progress=progress))
     result.timings = {**steps, **result.timings, "total": time.perf_counter() - t0}
     return result
