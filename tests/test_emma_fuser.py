@@ -182,3 +182,23 @@ def test_runtime_parameters_do_not_invalidate_a_cached_output(weights, tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == stamps
     with pytest.raises(OutputError, match="normalize minmax → none\\)"):  # and nothing about channels_last
         fuse_dataset(src, "emma", out, weights=weights, fuser_params={"normalize": "none"}, progress=False)
+
+
+def test_the_same_weights_at_another_path_reuse_a_cached_output(weights, tmp_path):
+    """The weights' sha256 says which they are: the same file at another path (another clone, or the
+    toolkit's checkpoint after it moved) reuses the fused images; other weights are refused."""
+    import shutil
+
+    from fusion_perception.fusion.stage import fuse_dataset
+    from fusion_perception.synthetic.dataset import generate
+
+    generate(tmp_path / "data", task="det", count=3, size=(96, 64), seed=0, progress=False)
+    src, out = tmp_path / "data" / "m3fd", tmp_path / "out"
+    fuse_dataset(src, "emma", out, weights=weights, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
+    moved = shutil.copy(weights, tmp_path / "moved.pth")
+    fuse_dataset(src, "emma", out, weights=moved, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == stamps
+    other = save_official_state_dict(_net(seed=1), tmp_path / "other.pth")
+    with pytest.raises(OutputError, match="weights"):
+        fuse_dataset(src, "emma", out, weights=other, progress=False)

@@ -59,10 +59,15 @@ FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "source
 def pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
     """What of a fingerprint decides the pixels: all of it but the fuser's runtime parameters
     (how it computes, not what: e.g. EMMA's memory format), as the device and batch size are
-    left out already. Two runs whose ``pixels`` are equal share their fused images."""
+    left out already, and the weights' path where their sha256 is there. Two runs whose ``pixels``
+    are equal share their fused images."""
     if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
         return fingerprint
     params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
+    if fingerprint.get("checkpoint_sha256"):
+        # the weights' hash says which they are; their path changes with the clone or the version
+        # that holds them (the toolkit's own checkpoint moved to emma/pretrained/)
+        params.pop("weights", None)
     return {**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}}
 
 
