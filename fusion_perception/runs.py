@@ -47,6 +47,22 @@ def fingerprint(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def comparable(settings: Any) -> Any:
+    """A run's settings as they are compared with another run's: the fusion weights' path left out
+    where their sha256 is recorded, since the same weights at another path (a second clone, the
+    toolkit's checkpoint after it moved to ``emma/pretrained/``) make the same run."""
+    fuser = settings.get("fuser") if isinstance(settings, dict) else None
+    if not (isinstance(fuser, dict) and isinstance(fuser.get("params"), dict) and settings.get("fusion_checkpoint_sha256")):
+        return settings
+    params = {k: v for k, v in fuser["params"].items() if k != "weights"}
+    return {**settings, "fuser": {**fuser, "params": params}}
+
+
+def same_settings(a: Any, b: Any) -> bool:
+    """Whether two runs' settings make the same run (:func:`comparable`)."""
+    return comparable(a) == comparable(b)
+
+
 def read_json(path: str | Path, unreadable: Any = None) -> Any:
     """The JSON in ``path``; ``None`` when there is no such file, ``unreadable`` when it is not JSON
     (cut by a kill, say: treated as not matching anything)."""
@@ -252,11 +268,12 @@ class Task:
         done = read_results(plan.out)
         if done is None:
             return None
-        if done.get("settings") == plan.settings and not plan.request.force:
+        same = same_settings(done.get("settings"), plan.settings)
+        if same and not plan.request.force:
             return done
-        if not plan.request.overwrite and done.get("settings") != plan.settings:
-            raise refuse_other_run(plan.out, f"a finished {self.name} run", done.get("settings") or {},
-                                   plan.settings, {})
+        if not plan.request.overwrite and not same:
+            raise refuse_other_run(plan.out, f"a finished {self.name} run", comparable(done.get("settings") or {}),
+                                   comparable(plan.settings), {})
         clear_run(plan.out, files=(RESULTS_FILE, MARKDOWN_FILE))
         return None
 
@@ -346,5 +363,5 @@ def get_task(name: str) -> Task:
 
 
 __all__ = ["RunPlan", "RunRequest", "Task", "build_run_fuser", "clear_run", "fingerprint", "fuse_for_run", "fused_folder",
-           "get_task", "jsonable", "read_json", "read_results", "refuse_other_run", "run_task", "write_json",
+           "comparable", "get_task", "jsonable", "read_json", "read_results", "refuse_other_run", "run_task", "same_settings", "write_json",
            "write_results"]

@@ -33,7 +33,8 @@ from fusion_perception.data.records import M3FD_CLASSES
 from fusion_perception.detection.config import CPU_CONFIG, DEFAULT_CONFIG, DEFAULTS, RESULT_KEYS
 from fusion_perception.detection.report import TABLE_COLUMNS
 from fusion_perception.registry import TASKS
-from fusion_perception.runs import RunPlan, RunRequest, Task, clear_run, fingerprint, jsonable, read_results
+from fusion_perception.runs import (
+    RunPlan, RunRequest, Task, clear_run, comparable, fingerprint, jsonable, read_results, same_settings)
 
 _LOG = logging.getLogger(__name__)
 
@@ -324,8 +325,8 @@ def _differences(stored: dict[str, Any], request: dict[str, Any], settings: dict
 
     old = stored.get("request") or {}
     new = {k: v for k, v in request.items() if k in old} if "fuser" not in old else request
-    if old != new:
-        return describe_changes(old, new, _WORDS)
+    if not same_settings(old, new):
+        return describe_changes(comparable(old), comparable(new), _WORDS)
     if settings is not None and stored.get("settings_key") not in (None, fingerprint(settings)):
         before = stored.get("settings") or {}
         if before:

@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from fusion_perception.registry import TASKS  # noqa: E402
-from fusion_perception.runs import RunPlan, RunRequest, Task, clear_run, read_json, read_results  # noqa: E402
+from fusion_perception.runs import (  # noqa: E402
+    RunPlan, RunRequest, Task, clear_run, comparable, read_json, read_results, same_settings)
 from fusion_perception.segmentation.report import TABLE_COLUMNS  # noqa: E402
 
 __all__ = ["SegmentationOptions", "SegmentationTask", "run_segmentation", "DEFAULT_WORK_ROOT"]
@@ -138,7 +139,7 @@ class SegmentationTask(Task):
 
         request, out, settings = plan.request, plan.out, plan.settings
         done = read_results(out)
-        if done is not None and done.get("settings") == settings and not request.force:
+        if done is not None and same_settings(done.get("settings"), settings) and not request.force:
             log.info("segmentation run %s is finished with the same settings: reusing its results", out)
             if request.progress and rank() == 0:
                 stage(f"seg {plan.label} seed {request.seed}: finished earlier in {out} with the same settings; "
@@ -150,13 +151,13 @@ class SegmentationTask(Task):
         elif done is None and latest_checkpoint(out / "train") is not None and not plan.options.resume:
             old_settings = {}  # checkpoints whose settings were not recorded: continued only when asked (resume)
         before = done.get("settings") if done is not None else old_settings
-        if before is not None and before != settings and not request.overwrite:
+        if before is not None and not same_settings(before, settings) and not request.overwrite:
             what = "a finished segmentation run" if done is not None else "an unfinished segmentation run"
-            why = _diff(before, settings) if before else "settings not recorded; --resume continues it"
+            why = _diff(comparable(before), comparable(settings)) if before else "settings not recorded; --resume continues it"
             raise refuse_to_replace(out, what, why)
         # an unfinished run with these settings continues from its last checkpoint (a killed run
         # resumes with the same command); anything else there goes, as asked (--force, --overwrite)
-        plan.resume = plan.options.resume or (done is None and before == settings)
+        plan.resume = plan.options.resume or (done is None and same_settings(before, settings))
         plan.clear = rank() == 0 and before is not None and not plan.resume
         return None
 
