@@ -195,3 +195,21 @@ def test_registry_finds_a_module_in_every_sub_package_that_has_one(tmp_path: Pat
     finally:
         for module in [m for m in sys.modules if m.startswith("toy_tasks_root")]:
             del sys.modules[module]
+
+
+def test_the_same_fusion_weights_at_another_path_make_the_same_run():
+    """A run's settings name the fusion weights by path and by sha256; the path alone changing (a
+    second clone, the toolkit's checkpoint after it moved) is the same run, other weights are not."""
+    from fusion_perception.runs import same_settings
+
+    def settings(path: str, sha: str | None, key: str = "fusion_checkpoint_sha256") -> dict:
+        return {"method": "emma", "seed": 0, key: sha,
+                "fuser": {"method": "emma", "params": {"weights": path, "normalize": "minmax"}}}
+
+    for key in ("fusion_checkpoint_sha256", "fusion_weights_sha256"):  # the skeleton's key, detection's
+        assert same_settings(settings("/a/weights/emma.pth", "93fe", key), settings("/b/pretrained/emma.pth", "93fe", key))
+        assert not same_settings(settings("/a/emma.pth", "93fe", key), settings("/a/emma.pth", "0c1d", key))
+    assert not same_settings(settings("/a/x.pth", None), settings("/b/x.pth", None))  # no hash: the path is all there is
+    moved = settings("/b/emma.pth", "93fe")
+    moved["fuser"]["params"]["normalize"] = "none"
+    assert not same_settings(settings("/a/emma.pth", "93fe"), moved)
