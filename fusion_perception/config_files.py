@@ -7,8 +7,8 @@ inside mmengine. mmengine is imported when a file is read, not to find one.
 
 from __future__ import annotations
 
-from pathlib import Path
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from fusion_perception.errors import ConfigError, DatasetError, clean_message
@@ -56,9 +56,6 @@ def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
                           f"applied ({type(e).__name__}: {clean_message(e)})") from None
 
 
-__all__ = ["CONFIG_ROOT", "available_configs", "find_config", "read_config", "merge_options"]
-
-
 Settings = TypeVar("Settings")
 
 
@@ -72,3 +69,6 @@ def config_keys(settings: type[Settings], keys: Mapping[str, Any], owner: str) -
         raise ConfigError(f"{owner}: unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                           f"(it takes {', '.join(known)} besides its own arguments)")
     return settings(**keys)
+
+
+__all__ = ["CONFIG_ROOT", "available_configs", "config_keys", "find_config", "read_config", "merge_options"]

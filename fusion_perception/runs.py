@@ -47,14 +47,16 @@ def fingerprint(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# where a run's settings record the fusion weights' sha256 (the skeleton's key; detection's own)
-_WEIGHTS_HASH_KEYS = ("fusion_checkpoint_sha256", "fusion_weights_sha256")
+# where settings record the fusion weights' sha256: a fused dataset's fingerprint, the run
+# skeleton's settings, detection's own
+_WEIGHTS_HASH_KEYS = ("checkpoint_sha256", "fusion_checkpoint_sha256", "fusion_weights_sha256")
 
 
 def comparable(settings: Any) -> Any:
-    """A run's settings as they are compared with another run's: the fusion weights' path left out
-    where their sha256 is recorded, since the same weights at another path (a second clone, the
-    toolkit's checkpoint after it moved to ``emma/pretrained/``) make the same run."""
+    """Settings (a run's, a fused dataset's fingerprint) as they are compared with others: the
+    fusion weights' path left out where their sha256 is recorded, since the same weights at another
+    path (a second clone, the toolkit's checkpoint after it moved to ``emma/pretrained/``) make the
+    same run and the same pixels."""
     fuser = settings.get("fuser") if isinstance(settings, dict) else None
     hashed = isinstance(fuser, dict) and any(settings.get(k) for k in _WEIGHTS_HASH_KEYS)
     if not (hashed and isinstance(fuser.get("params"), dict)):

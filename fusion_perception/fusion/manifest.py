@@ -26,7 +26,7 @@ from fusion_perception.errors import DatasetError
 from fusion_perception.fusion.base import Fuser, method_label, parse_method_spec
 from fusion_perception.outputs import describe_changes, refuse_to_replace
 from fusion_perception.provenance import library_versions
-from fusion_perception.runs import jsonable, read_json, write_json
+from fusion_perception.runs import comparable, jsonable, read_json, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -64,11 +64,7 @@ def pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
     if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
         return fingerprint
     params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
-    if fingerprint.get("checkpoint_sha256"):
-        # the weights' hash says which they are; their path changes with the clone or the version
-        # that holds them (the toolkit's own checkpoint moved to emma/pretrained/)
-        params.pop("weights", None)
-    return {**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}}
+    return comparable({**fingerprint, "fuser": {**fingerprint["fuser"], "params": params}})
 
 
 # ----------------------------------------------------------------------------- output layout
