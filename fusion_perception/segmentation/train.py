@@ -23,7 +23,7 @@ def register_components() -> None:
     import fusion_perception.segmentation.data  # noqa: F401
     import fusion_perception.segmentation.evaluate  # noqa: F401
     import fusion_perception.segmentation.model  # noqa: F401
-    import fusion_perception.emma.training.hooks  # noqa: F401  (ConsoleProgressHook)
+    import fusion_perception.runner_progress  # noqa: F401  (ConsoleProgressHook)
 
 
 def world_size() -> int:
