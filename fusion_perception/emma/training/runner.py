@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,7 +25,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
-import fusion_perception.emma.training.models  # noqa: F401  (registers SensingModel, EMMAModel)
+from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
 import fusion_perception.emma.training.patches  # noqa: F401  (registers the patch datasets)
 from fusion_perception.checkpoints import allow_mmengine_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, find_config, merge_options, read_config
@@ -282,9 +282,10 @@ def train_emma(
     """
     run = TrainingRun.of(run, run_options)
     loss = dict(loss or {})
-    unknown = sorted(set(loss) - {"a1", "a2", "equivariance"})
+    names = [f.name for f in fields(EMMALossWeights)]  # the model's loss keys
+    unknown = sorted(set(loss) - set(names))
     if unknown:
-        raise ConfigError(f"unknown loss setting(s) {', '.join(unknown)}; EMMA's are a1, a2, equivariance")
+        raise ConfigError(f"unknown loss setting(s) {', '.join(unknown)}; EMMA's are {', '.join(names)}")
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
     work_dir = check_output_dir(run.work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}",
                                 "--work-dir")
