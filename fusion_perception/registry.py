@@ -22,8 +22,8 @@ A new entry is one file whose name is written once, in its decorator::
 
 Inside the package such a file is found where its registry looks (``fusion_perception/fusion/``
 for methods, and EMMA's ``fusion_perception/emma/fuser.py``; ``fusion_perception/data/layouts/``
-for layouts; the ``task`` module of a task's own package, ``fusion_perception/<task>/task.py``, for tasks); outside it, the tools import it with
-``--import MODULE`` (:func:`import_plugins`).
+for layouts; the ``task`` module of a task's own package, ``fusion_perception/<task>/task.py``,
+for tasks); outside it, the tools import it with ``--import MODULE`` (:func:`import_plugins`).
 mmengine's own registries stay for what mmengine builds (models, datasets, hooks): the fuse stage
 and the tools around it start without mmengine's import and run where only torch and OpenCV are.
 """
