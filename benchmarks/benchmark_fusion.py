@@ -67,7 +67,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _random_weights(path: Path, seed: int) -> Path:
-    from fusion_perception.emma import UFuser, save_official_state_dict
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import save_official_state_dict
 
     torch.manual_seed(seed)
     return save_official_state_dict(UFuser(), path)
@@ -120,7 +121,8 @@ def processes(args: argparse.Namespace, weights: Path, work: Path) -> None:
 
 def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
     """Our path's steps per pair, in process, the way the stage runs them (batch 1 on RoadScene)."""
-    from fusion_perception.data.image_io import read_image, rgb_to_ycrcb, write_image, ycrcb_to_rgb
+    from fusion_perception.data.image_io import read_image, write_image
+    from fusion_perception.fusion.base import rgb_to_ycrcb, ycrcb_to_rgb
     from fusion_perception.fusion.base import build_fuser
     from fusion_perception.emma.fuser import minmax_per_image, pad_to_multiple
     from fusion_perception.fusion.pipeline import _colour_input, _gray_input, _to_device01
@@ -170,7 +172,7 @@ def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
 def settings(args: argparse.Namespace, weights: Path) -> None:
     """pairs/s of the fuser's execution settings at --size, in process, on --device."""
     from fusion_perception.emma.fuser import fuse_one_pass
-    from fusion_perception.emma import load_official_checkpoint
+    from fusion_perception.emma.checkpoint import load_official_checkpoint
 
     device = torch.device(args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -218,7 +220,8 @@ def network(args: argparse.Namespace, weights: Path) -> None:
     """In process: the network paths alone, public four crops vs one pass, on preloaded tensors."""
     from fusion_perception.data.image_io import read_gray01
     from fusion_perception.emma.fuser import fuse_one_pass, minmax_per_image, public_four_crop_fuse
-    from fusion_perception.emma import UFuser, load_official_checkpoint
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import load_official_checkpoint
 
     device = torch.device(args.device)
     ours = load_official_checkpoint(weights, kind="ufuser").to(device).eval().to(memory_format=torch.channels_last)

@@ -84,7 +84,7 @@ def profile(src: Path, fused: dict[str, Path], env: dict[str, str]) -> None:
 
     from reference_metrics import METRIC_NAMES, reference_metrics
 
-    from fusion_perception.metrics.fusion_eval import read_gray255
+    from fusion_perception.metrics.fused_folders import read_gray255
     from fusion_perception.metrics.fusion_quality import compute_fusion_metrics
 
     py = sys.executable

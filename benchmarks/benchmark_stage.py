@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fusion_perception.synthetic.dataset import ensure_default
-    from fusion_perception.emma import UFuser, save_official_state_dict
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import save_official_state_dict
 
     env = repo_env()
     py = sys.executable

@@ -46,7 +46,8 @@ echo "== GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2
 WEIGHTS=${EMMA_WEIGHTS:-$WORK/emma_random.pth}
 if [ -z "${EMMA_WEIGHTS:-}" ]; then
     "$PYTHON" -c "import sys, torch
-from fusion_perception.emma import UFuser, save_official_state_dict
+from fusion_perception.emma.checkpoint import save_official_state_dict
+from fusion_perception.emma.ufuser import UFuser
 torch.manual_seed(0); save_official_state_dict(UFuser(), sys.argv[1])" "$WEIGHTS"
 fi
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -52,3 +53,24 @@ def allow_mmengine_checkpoints() -> Iterator[None]:
     """Within the block, ``torch.load`` (still ``weights_only=True``) accepts mmengine checkpoints."""
     with torch.serialization.safe_globals(checkpoint_safe_globals()):
         yield
+
+
+def drop_cut_checkpoints(work_dir: str | Path) -> list[Path]:
+    """Before a run resumes in ``work_dir``: the checkpoints a crash cut short are removed (a torch
+    checkpoint is a zip archive, whose directory is written last: a cut file has none), and
+    mmengine's ``last_checkpoint`` marker then names the newest whole one, or goes. Returns what
+    was removed (the run resumes from the checkpoint before, or starts again)."""
+    import zipfile
+
+    work_dir = Path(work_dir)
+    cut = [p for p in sorted(work_dir.glob("*.pth")) if not zipfile.is_zipfile(p)]
+    for path in cut:
+        path.unlink(missing_ok=True)
+    marker = work_dir / "last_checkpoint"
+    if cut and marker.is_file():
+        whole = sorted(work_dir.glob("*.pth"), key=lambda p: p.stat().st_mtime)
+        if whole:
+            marker.write_text(str(whole[-1]))
+        else:
+            marker.unlink()
+    return cut

@@ -15,13 +15,12 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import sys
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 from fusion_perception.cli_plugins import add_import, import_plugins
-from fusion_perception.errors import ConfigError, user_error_message
+from fusion_perception.errors import user_error_message
 
 class ConfigOptionsAction(argparse.Action):
     """``--cfg-options a.b=1 c=[2,3]`` -> ``{"a.b": 1, "c": [2, 3]}``, parsed by mmengine's own
@@ -110,9 +109,9 @@ def add_data(p: argparse.ArgumentParser, help: str, metavar: str = "ROOT", requi
 
 def add_layout(p: argparse.ArgumentParser) -> None:
     """``--layout``: the dataset layout, detected unless forced."""
-    from fusion_perception.data.records import LAYOUTS
+    from fusion_perception.data.layouts import layout_names
 
-    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
+    p.add_argument("--layout", default="auto", choices=("auto", *layout_names()),
                    help="force a dataset layout instead of detecting it (default: auto)")
 
 
@@ -231,35 +230,14 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- how a tool runs
 
-DEVICE_HELP = "cpu, cuda, cuda:N, or GPU ids such as 0 or 0,1,2,3"
-_GPU_IDS = re.compile(r"^\d+(,\d+)*$")
+DEVICE_HELP = "cpu, cuda, cuda:N, or GPU ids such as 0 or 0,1,2,3 (default: the GPU when this machine has one, else cpu)"
 
 
-def add_device(p: argparse.ArgumentParser, default: str | None, note: str) -> None:
+def add_device(p: argparse.ArgumentParser, note: str) -> None:
     """``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ultralytics' GPU ids (``0``, ``0,1,2,3``) in
-    every tool; ``note`` says what the tool does with several ids and its default."""
-    p.add_argument("--device", default=default, metavar="DEVICE", help=f"{DEVICE_HELP}; {note}")
-
-
-def torch_device(device: str | None) -> str | None:
-    """``--device`` for a tool that runs one torch device per process, checked against this machine
-    (:func:`~fusion_perception.devices.check_device`, whose message names the device as typed): GPU
-    ids become ``cuda:<id>``, under torchrun the id of this process's ``LOCAL_RANK``, else the
-    first (as ultralytics' prediction does); ``None`` (the library's default) and any other device
-    are passed on as given."""
-    if device is None:
-        return None
-    from fusion_perception.devices import check_device
-
-    check_device(device)
-    text = str(device).strip().lower()
-    if not _GPU_IDS.match(text):
-        return device
-    ids = text.split(",")
-    rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if len(ids) > 1 and rank >= len(ids):
-        raise ConfigError(f"--device {device}: no GPU id for local process {rank}; give one id per process")
-    return f"cuda:{ids[rank] if len(ids) > 1 else ids[0]}"
+    every tool, with one default for all of them (:func:`fusion_perception.devices.resolve_device`);
+    ``note`` says what the tool does with several ids."""
+    p.add_argument("--device", default=None, metavar="DEVICE", help=f"{DEVICE_HELP}; {note}")
 
 
 def add_batch_size(p: argparse.ArgumentParser, help: str, default: int | None = None,

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
-from fusion_perception.errors import ConfigError, DatasetError, clean_message
+from fusion_perception.errors import ConfigError, clean_message, did_you_mean
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -38,13 +38,13 @@ def available_configs(group: str) -> list[str]:
 
 
 def read_config(path: str | Path) -> Config:
-    """``Config.fromfile(path)``; a file mmengine cannot run or parse raises a DatasetError naming it."""
+    """``Config.fromfile(path)``; a file mmengine cannot run or parse is a ConfigError naming it."""
     from mmengine.config import Config
 
     try:
         return Config.fromfile(str(path))
     except Exception as e:  # noqa: BLE001 - a config file is Python: anything in it can fail
-        raise DatasetError(path, f"not a readable config file ({type(e).__name__}: {clean_message(e)})") from None
+        raise ConfigError(f"{path}: not a readable config file ({type(e).__name__}: {clean_message(e)})") from None
 
 
 def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
@@ -66,7 +66,8 @@ def config_keys(settings: type[Settings], keys: Mapping[str, Any], owner: str) -
     known = [f.name for f in dataclasses.fields(settings)]
     unknown = sorted(set(keys) - set(known))
     if unknown:
-        raise ConfigError(f"{owner}: unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ConfigError(f"{owner}: unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{hints} "
                           f"(it takes {', '.join(known)} besides its own arguments)")
     return settings(**keys)
 

@@ -10,6 +10,7 @@ writing to the terminal. ``verbose=True`` leaves the terminal as it is, chatter 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -65,7 +66,12 @@ def chatter_to(log_file: str | Path | None, verbose: bool = False) -> Iterator[P
         terminal = _CONSOLE[-1] if _CONSOLE else sys.stderr
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     saved_streams = (sys.stdout, sys.stderr)
-    log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+    except OSError as e:  # a finished run on read-only storage is read, not written: its chatter is dropped
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        log = open(os.devnull, "a", encoding="utf-8")
     try:
         for fd in (1, 2):
             os.dup2(log.fileno(), fd)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Iterable
 
 from fusion_perception.registry import PluginImportError
 
@@ -46,6 +47,14 @@ class ConfigError(FusionPerceptionError):
 
 class OutputError(DatasetError):
     """An output folder cannot be used: it is a file, cannot be written, or holds other results."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'laplacian'?)"`` for the closest of ``known`` to a misspelt ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # ----------------------------------------------------------------------------- input files

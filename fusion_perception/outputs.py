@@ -1,33 +1,26 @@
-"""What every tool does with its output folder before it starts work there.
-
-- :func:`check_output_dir`: the folder can be created and written (it is not a file, not under a
-  file, not read-only or immutable), checked before anything is read or computed; it leaves
-  nothing behind.
-- :func:`describe_changes` and :func:`refuse_to_replace`: a run never replaces results made with
-  other settings unless asked (``--overwrite``); the refusal says in words what differs and how to
-  keep both.
+"""What every tool does with its output folder before it starts work there: :func:`check_output_dir`,
+the folder can be created and written (it is not a file, not under a file, not read-only or
+immutable), checked before anything is read or computed; it leaves nothing behind. (A folder that
+holds results made with other settings is the run record's to refuse: :mod:`fusion_perception.record`.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
 
 from fusion_perception.errors import OutputError
 
-_MAX_CHANGES = 8  # differences listed before "and N more"
-_HASH = re.compile(r"^[0-9a-f]{32,}$")
 
-
-def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+def check_output_dir(path: str | Path, option: str = "--out", done: str | None = None) -> Path:
     """The absolute output folder ``path`` once a run could write there; :class:`OutputError` otherwise.
 
     Folders it has to create to find out are removed again, so a run refused later leaves no trace.
+    ``done``: the file that marks a finished result (``results.json``, a fused dataset's
+    ``manifest.json``); a folder holding it may be read-only, since a finished result is only read
+    (read-only storage, an archive).
     """
     out = Path(path).expanduser().absolute()
     if out.is_symlink() and not out.exists():
@@ -38,6 +31,10 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
         try:
             _probe_writable(out, option)
             break
+        except OutputError:
+            if done is not None and (out / done).is_file():
+                return out
+            raise
         except FileNotFoundError:  # another process removed a parent it had just created to probe
             if attempt == 2:
                 raise OutputError(out, f"{option} cannot be written: its parent folders keep vanishing") from None
@@ -79,46 +76,4 @@ def _probe_writable(out: Path, option: str) -> None:
                 d.rmdir()  # only if still empty: another process may be using it by now
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, Mapping):
-        return {prefix: d}
-    flat: dict[str, Any] = {}
-    for k, v in d.items():
-        flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return flat
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        text = v[:10] + "…" if _HASH.match(v) else v
-    else:
-        text = json.dumps(v, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
-
-
-def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
-    """``"epochs 10 → 2, config small_cpu → yolov5s_m3fd"``: every setting that differs, in words.
-
-    Nested mappings are compared key by key (``fuser.params.levels``); ``names`` gives the words
-    for keys (``{"config.epochs": "epochs"}``); keys named ``""`` are not shown unless nothing
-    else differs.
-    """
-    names = dict(names or {})
-    a, b = _flatten(old), _flatten(new)
-    changed = [k for k in sorted(set(a) | set(b), key=lambda k: (k not in names, k)) if a.get(k) != b.get(k)]
-    shown = [k for k in changed if names.get(k, k)] or changed
-    parts = [f"{names.get(k) or k} {_show(a.get(k))} → {_show(b.get(k))}" for k in shown[:_MAX_CHANGES]]
-    if len(shown) > _MAX_CHANGES:
-        parts.append(f"and {len(shown) - _MAX_CHANGES} more")
-    return ", ".join(parts) or "no setting differs"
-
-
-def refuse_to_replace(out: str | Path, what: str, changes: str, option: str = "--out") -> OutputError:
-    """The error for a run that would replace ``what`` (e.g. "a finished detection run") in ``out``."""
-    return OutputError(out, f"holds {what} made with other settings ({changes}); pass --overwrite to "
-                            f"replace it, or give another {option} to keep both")
-
-
-__all__ = ["check_output_dir", "describe_changes", "refuse_to_replace"]
+__all__ = ["check_output_dir"]

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion import classical as C
+from fusion_perception import filters as C
+from fusion_perception.fusion import classical_rules as rules
 from fusion_perception.fusion.base import build_fuser, fuse_with_colour, registered_methods
 
 METHODS = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff")
@@ -146,7 +147,7 @@ def test_dwt_matches_pywavelets():
         tuple(np.where(np.abs(x) >= np.abs(y), x, y) for x, y in zip(da, db)) for da, db in zip(a[1:], b[1:])
     ]
     ref = pywt.waverec2(fused, "db2", mode="periodization")
-    ours = C.fuse_dwt(ir, vi, "db2", 3)[0, 0].numpy()
+    ours = rules.fuse_dwt(ir, vi, "db2", 3)[0, 0].numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-10)
     # the single-level coefficients match too (the same filter bank and alignment)
     ca, (ch, cv, cd) = pywt.dwt2(ir[0, 0].numpy(), "db2", mode="periodization")
@@ -198,7 +199,7 @@ def test_colour_is_handled_centrally():
 
 def test_colour_output_carries_the_fused_luminance_and_the_visible_chroma():
     """The recombination: Y of the output is the method's fused Y, Cr/Cb are the visible image's."""
-    from fusion_perception.data.image_io import rgb_to_ycrcb
+    from fusion_perception.fusion.base import rgb_to_ycrcb
 
     g = torch.Generator().manual_seed(1)
     ir = torch.rand(2, 1, 16, 20, generator=g)

@@ -146,7 +146,7 @@ def test_the_known_commands_parse_as_before():
     seg = commands.load_command("train-seg").build_parser().parse_args([])
     assert seg.fusion == "emma" and seg.device is None and not seg.no_progress
     fuse = commands.load_command("fuse").build_parser().parse_args([])
-    assert (fuse.fusion, fuse.device, fuse.batch_size, fuse.workers) == ("emma", "cpu", 4, 2)
+    assert (fuse.fusion, fuse.device, fuse.batch_size, fuse.workers) == ("emma", None, 4, 2)  # None: the one device rule
     compare = commands.load_command("compare").build_parser().parse_args(
         ["--methods", "ir,vi", "--seeds", "0,1,2", "--weights", "emma=EMMA.pth", "--weights", "gff=x"])
     assert compare.seeds == [0, 1, 2] and compare.weights == {"emma": "EMMA.pth", "gff": "x"}
@@ -291,25 +291,47 @@ def test_comparison_workers_import_the_add_ons(tmp_path, monkeypatch):
     assert sys.modules["probe_plugin_for_workers"].LOADED
 
 
-def test_gpu_ids_become_torch_devices(monkeypatch):
-    assert cli.torch_device(None) is None and cli.torch_device("cpu") == "cpu"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+def test_one_device_rule_the_gpu_when_there_is_one(monkeypatch):
+    """Every tool's --device: the GPU when the machine has one, else the CPU; GPU ids become one
+    torch device per process. The rule is given the machine (its GPU count), torch is not patched."""
+    from fusion_perception.devices import resolve_device, torch_device
+
+    assert resolve_device(None, gpus=0) == "cpu" and resolve_device(None, gpus=2) == "cuda"
+    assert resolve_device("", gpus=1) == "cuda" and resolve_device("CPU", gpus=1) == "cpu"
+    assert resolve_device("0,1", gpus=2) == "0,1"  # ultralytics' DDP takes the ids as they are
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert [cli.torch_device(d) for d in ("cuda", "cuda:1", "2", "2,3")] == ["cuda", "cuda:1", "cuda:2", "cuda:2"]
+    assert torch_device(None, gpus=0) == "cpu" and torch_device(None, gpus=4) == "cuda"
+    assert [torch_device(d, gpus=4) for d in ("cpu", "cuda", "cuda:1", "2", "2,3")] == \
+        ["cpu", "cuda", "cuda:1", "cuda:2", "cuda:2"]
     monkeypatch.setenv("LOCAL_RANK", "1")  # under torchrun each process takes its own id
-    assert cli.torch_device("2,3") == "cuda:3"
+    assert torch_device("2,3", gpus=4) == "cuda:3"
     monkeypatch.setenv("LOCAL_RANK", "2")
     with pytest.raises(ConfigError, match="--device 2,3: no GPU id for local process 2"):
-        cli.torch_device("2,3")
+        torch_device("2,3", gpus=4)
     with pytest.raises(ConfigError, match="--device 4: GPU 4 asked for but this machine has 4"):
-        cli.torch_device("4")
+        torch_device("4", gpus=4)
+    with pytest.raises(ConfigError, match="is not a device"):
+        resolve_device("gpu", gpus=1)
 
 
-def test_gpu_ids_without_a_gpu_are_one_line(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+def test_gpu_ids_without_a_gpu_are_one_line():
+    from fusion_perception.devices import torch_device
+
     with pytest.raises(ConfigError, match="--device 0: torch sees no CUDA GPU on this machine; use --device cpu"):
-        cli.torch_device("0")
+        torch_device("0", gpus=0)
+
+
+def test_every_tool_has_the_same_device_default():
+    """No tool picks the CPU or the GPU on its own: each leaves --device to the one rule."""
+    from fusion_perception.commands import COMMANDS, load_command
+
+    defaults = {}
+    for name in COMMANDS:
+        parser = load_command(name).build_parser(name)
+        for action in parser._actions:
+            if "--device" in action.option_strings:
+                defaults[name] = action.default
+    assert len(defaults) >= 8 and set(defaults.values()) == {None}, defaults
 
 
 def test_the_comparison_gives_segmentation_one_gpu(monkeypatch):

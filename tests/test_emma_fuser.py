@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from fusion_perception.errors import ConfigError, OutputError
-from fusion_perception.fusion.base import build_fuser, file_sha256, fuse_with_colour
+from fusion_perception.fusion.base import build_fuser, fuse_with_colour
+from fusion_perception.files import file_sha256
 from fusion_perception.emma.fuser import EMMAFuser, fuse_one_pass, minmax_per_image, public_four_crop_fuse
-from fusion_perception.emma import UFuser, save_official_state_dict
+from fusion_perception.emma.ufuser import UFuser
+from fusion_perception.emma.checkpoint import save_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 NARROW = (8, 8, 16, 16)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.metrics.fusion_eval import evaluate_fused_folders, open_fused_folder, write_tables
+from fusion_perception.metrics.fusion_eval import evaluate_fused_folders, write_tables
+from fusion_perception.metrics.fused_folders import open_fused_folder
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES
 
 REPO = Path(__file__).resolve().parents[1]

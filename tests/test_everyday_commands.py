@@ -62,13 +62,14 @@ def test_fuse_then_train_reuses_the_fused_images(synthetic_root: Path, tmp_path:
 
 def test_other_weights_get_their_own_cache_folder(tmp_path: Path):
     """Fusing with another checkpoint neither replaces nor collides with the default's cached images."""
-    from fusion_perception.fusion.base import file_sha256
-    from fusion_perception.fusion.cache import cache_label
-    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
+    from fusion_perception.emma.fuser import EMMAFuser
+    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS, OFFICIAL_EMMA_FILE, emma_cache_dir
+    from fusion_perception.files import file_sha256
 
     other = tmp_path / "mine.pth"
     other.write_bytes(b"another checkpoint")
-    assert cache_label("emma") == "emma"
-    assert cache_label("emma", DEFAULT_EMMA_WEIGHTS) == "emma"
-    assert cache_label("emma", "official") == "emma-official"
-    assert cache_label("emma", other) == f"emma-{file_sha256(other)[:8]}"
+    cache_label = EMMAFuser.cache_label  # (label, weights resolved, their sha256)
+    assert cache_label("emma", None, None) == "emma"
+    assert cache_label("emma", DEFAULT_EMMA_WEIGHTS, file_sha256(DEFAULT_EMMA_WEIGHTS)) == "emma"
+    assert cache_label("emma", emma_cache_dir() / OFFICIAL_EMMA_FILE, "46f38247") == "emma-official"
+    assert cache_label("emma", other, file_sha256(other)) == f"emma-{file_sha256(other)[:8]}"

@@ -18,7 +18,8 @@ from pair_folders import random_pairs
 
 from fusion_perception.data.image_io import is_gray, read_image
 from fusion_perception.errors import ConfigError, DatasetError, OutputError
-from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
+from fusion_perception.fusion.manifest import load_fused_dataset
+from fusion_perception.fusion.stage import fuse_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / "tools" / "fuse_dataset.py"

@@ -18,8 +18,9 @@ from pair_folders import random_pairs
 import torch
 
 from fusion_perception.errors import DatasetError
-from fusion_perception.fusion.stage import load_fused_dataset
-from fusion_perception.emma import UFuser, save_official_state_dict
+from fusion_perception.fusion.manifest import load_fused_dataset
+from fusion_perception.emma.ufuser import UFuser
+from fusion_perception.emma.checkpoint import save_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / "tools" / "fuse_dataset.py"
@@ -115,7 +116,8 @@ def test_a_second_writer_waits_for_the_first(tmp_path):
     import threading
     import time
 
-    from fusion_perception.fusion.stage import _exclusive, fuse_dataset
+    from fusion_perception.fusion.manifest import exclusive
+    from fusion_perception.fusion.stage import fuse_dataset
 
     src = random_pairs(tmp_path / "src")
     out = tmp_path / "out"
@@ -123,7 +125,7 @@ def test_a_second_writer_waits_for_the_first(tmp_path):
     released = threading.Event()
 
     def hold() -> None:
-        with _exclusive(out):
+        with exclusive(out):
             time.sleep(1.0)
         released.set()
 

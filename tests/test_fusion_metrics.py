@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fusion_perception.metrics import fusion_quality as fq
-from fusion_perception.metrics.fusion_eval import read_gray255
+from fusion_perception.metrics.fused_folders import read_gray255
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = {m: 1e-4 for m in fq.METRIC_NAMES} | {"VIF": 1e-3, "SSIM": 1e-3}  # the fixture's bounds

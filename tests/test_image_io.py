@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from fusion_perception.data.image_io import (
-    is_gray,
-    luminance01,
-    read_gray01,
-    read_image,
-    rgb_to_ycrcb,
-    to_float01,
-    to_uint8,
-    write_image,
-    ycrcb_to_rgb,
-)
+from fusion_perception.data.image_io import is_gray, luminance01, read_gray01, read_image, to_float01, to_uint8, write_image
+from fusion_perception.fusion.base import rgb_to_ycrcb, ycrcb_to_rgb
 from fusion_perception.errors import ImageReadError
 
 RNG = np.random.default_rng(7)

@@ -9,13 +9,9 @@ import pytest
 import torch
 
 from fusion_perception.errors import DatasetError
-from fusion_perception.emma import (
-    SensingUNet,
-    UFuser,
-    infer_ufuser_config,
-    load_official_checkpoint,
-    save_official_state_dict,
-)
+from fusion_perception.emma.checkpoint import infer_ufuser_config, load_official_checkpoint, save_official_state_dict
+from fusion_perception.emma.sensing_unet import SensingUNet
+from fusion_perception.emma.ufuser import UFuser
 
 NARROW_SENSING = (4, 8, 8, 16, 16)
 

@@ -114,7 +114,8 @@ def _toy_frames(root: Path) -> Path:
 
 def test_a_fusion_method_in_one_file_works_through_the_cli_and_the_stage(tmp_path, plugin_dir):
     from fusion_perception.fusion.base import build_fuser, registered_methods
-    from fusion_perception.fusion.stage import fuse_dataset, load_fused_dataset
+    from fusion_perception.fusion.manifest import load_fused_dataset
+    from fusion_perception.fusion.stage import fuse_dataset
 
     _write_plugin(plugin_dir, "toy_fuser_plugin", TOY_FUSER)
     src = random_pairs(tmp_path / "src", 4)
@@ -151,7 +152,7 @@ def test_import_of_a_missing_module_is_one_line(tmp_path, plugin_dir):
 
 def test_a_dataset_layout_in_one_file_works_through_the_cli(tmp_path, plugin_dir):
     from fusion_perception.data.readers import detect_layout
-    from fusion_perception.fusion.stage import load_fused_dataset
+    from fusion_perception.fusion.manifest import load_fused_dataset
 
     _write_plugin(plugin_dir, "toy_layout_plugin", TOY_LAYOUT)
     root = _toy_frames(tmp_path / "frames")
@@ -199,15 +200,14 @@ def test_a_layout_an_import_registers_can_be_named_with_layout(tmp_path, plugin_
 
 
 def test_a_dataset_layout_in_one_file_works_through_the_package(tmp_path, plugin_dir):
-    from fusion_perception.data import records
-    from fusion_perception.data.layouts import layout_help
+    from fusion_perception.data.layouts import layout_help, layout_names
     from fusion_perception.data.readers import describe, detect_layout, load_dataset
     from fusion_perception.fusion.stage import fuse_dataset
 
     _write_plugin(plugin_dir, "toy_layout_plugin", TOY_LAYOUT)
     root = _toy_frames(tmp_path / "wrapper" / "frames")
     import_plugins(["toy_layout_plugin"])
-    assert records.LAYOUTS == ("pairs", "m3fd", "m3fd_tardal", "msrs", "toy_frames")
+    assert layout_names() == ("pairs", "m3fd", "m3fd_tardal", "msrs", "toy_frames")
     assert "TarDAL M3FD (ir/, vi/ with labels/ YOLO txt and/or meta/{train,val,pred}.txt), toy frames " \
            "(thermal/, colour/ and frames.txt), or a pair folder" in layout_help()  # tried before pairs
     assert detect_layout(root) == detect_layout(tmp_path / "wrapper") == "toy_frames"  # also one wrapper deep

@@ -11,16 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fusion_perception.data import (
-    M3FD_CLASSES,
-    MSRS_CLASSES,
-    TARDAL_CLASSES,
-    SkippedItemWarning,
-    canonical_m3fd_class,
-    describe,
-    detect_layout,
-    load_dataset,
-)
+from fusion_perception.data.annotations import TARDAL_CLASSES, canonical_m3fd_class
+from fusion_perception.data.readers import SkippedItemWarning, describe, detect_layout, load_dataset
+from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
 from fusion_perception.data.image_io import read_image
 from fusion_perception.data.validate import probe_image
 from fusion_perception.errors import ConfigError, DatasetError, ImageReadError

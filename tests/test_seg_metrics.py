@@ -108,7 +108,7 @@ def test_bad_ids_and_shapes_raise():
 
 
 def test_mmengine_metric_accumulates_over_split(tmp_path):
-    from fusion_perception.segmentation.evaluate import SegIoUMetric
+    from fusion_perception.segmentation.metric import SegIoUMetric
 
     metric = SegIoUMetric(num_classes=4, ignore_index=IGN, class_names=("a", "b", "c", "d"))
     # fed one image per batch: the result must be the split-wide score, not a per-batch mean
@@ -122,7 +122,8 @@ def test_mmengine_metric_accumulates_over_split(tmp_path):
 
 
 def test_results_record_and_table4_row(tmp_path):
-    from fusion_perception.segmentation.report import build_results, read_results, table4_header, write_results
+    from fusion_perception.record import read_results
+    from fusion_perception.segmentation.report import build_results, table4_header, write_results
 
     classes = ("a", "b", "c", "d")
     res = build_results(torch.tensor(CM), classes, method="mean", label="mean", seed=0)

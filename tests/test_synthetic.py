@@ -13,7 +13,8 @@ import pytest
 
 from fusion_perception.synthetic import dataset as synthetic
 from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
-from fusion_perception.synthetic import LOW_VISIBILITY, ensure_default, generate
+from fusion_perception.synthetic.objects import LOW_VISIBILITY
+from fusion_perception.synthetic.dataset import ensure_default, generate
 from fusion_perception.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]

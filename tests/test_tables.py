@@ -10,9 +10,12 @@ import pytest
 
 from fusion_perception.comparison.plots import bar_chart
 from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
-from fusion_perception.detection.report import TABLE_COLUMNS as DET_COLUMNS
-from fusion_perception.segmentation.report import TABLE_COLUMNS as SEG_COLUMNS
 from fusion_perception.data.records import M3FD_CLASSES, MSRS_CLASSES
+from fusion_perception.runs import get_task
+
+# the tables' columns as the tasks give them for M3FD's and MSRS's classes
+DET_COLUMNS = get_task("det").table_columns([{"classes": list(M3FD_CLASSES)}])
+SEG_COLUMNS = get_task("seg").table_columns([{"classes": list(MSRS_CLASSES)}])
 
 
 def det_result(label: str, seed: int, mean: float, per_class: dict[str, float] | None = None) -> dict:

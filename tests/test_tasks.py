@@ -23,7 +23,8 @@ import numpy as np
 
 from fusion_perception.data.image_io import read_image
 from fusion_perception.registry import TASKS
-from fusion_perception.runs import Task, read_json, write_json, write_results
+from fusion_perception.record import read_json, write_json, write_results
+from fusion_perception.runs import Task
 
 STEPS = []  # the skeleton's calls, in order, for the test to read
 
@@ -200,7 +201,7 @@ def test_registry_finds_a_module_in_every_sub_package_that_has_one(tmp_path: Pat
 def test_the_same_fusion_weights_at_another_path_make_the_same_run():
     """A run's settings name the fusion weights by path and by sha256; the path alone changing (a
     second clone, the toolkit's checkpoint after it moved) is the same run, other weights are not."""
-    from fusion_perception.runs import same_settings
+    from fusion_perception.record import same_settings
 
     def settings(path: str, sha: str | None, key: str = "fusion_checkpoint_sha256") -> dict:
         return {"method": "emma", "seed": 0, key: sha,

@@ -19,7 +19,7 @@ from fusion_perception.detection.config import load_config
 from fusion_perception.detection.evaluate import evaluate_run
 from fusion_perception.detection.task import prepare_detection_data, run_detection
 from fusion_perception.errors import ConfigError, DatasetError, OutputError
-from fusion_perception.fusion.stage import load_fused_dataset
+from fusion_perception.fusion.manifest import load_fused_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fusion_perception.emma import load_official_checkpoint
+from fusion_perception.emma.checkpoint import load_official_checkpoint
 from fusion_perception.emma.training.hooks import read_loss_history
 from fusion_perception.emma.training.patches import EMMAPatchDataset, PatchOptions, build_patches, low_contrast
 from fusion_perception.checkpoints import allow_mmengine_checkpoints

@@ -112,8 +112,9 @@ def test_encoder_weights_from_local_file(tmp_path):
 
 def test_augmentation_keeps_image_and_mask_paired():
     from fusion_perception.segmentation.data import build_train_transform, mix_seed
-    from fusion_perception.segmentation.report import MSRS_PALETTE
+    from fusion_perception.data.layouts.msrs import MSRS_PALETTE
 
+    MSRS_PALETTE = np.array(MSRS_PALETTE, np.uint8)
     lab = np.zeros((48, 64), np.uint8)
     lab[:, 16:32], lab[:, 32:48], lab[:24, 48:] = 1, 4, 7
     img = MSRS_PALETTE[lab].copy()

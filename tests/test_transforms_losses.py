@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fusion_perception.emma import SensingUNet, UFuser
-from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, sobel_gradient, weighted_total
+from fusion_perception.emma.ufuser import UFuser
+from fusion_perception.emma.sensing_unet import SensingUNet
+from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, weighted_total
+from fusion_perception.filters import sobel_gradient
 from fusion_perception.emma.training.transforms import (
     equivariant_batch,
     flips,

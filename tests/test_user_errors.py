@@ -177,7 +177,8 @@ def test_f4_other_settings_do_not_replace_a_run(finished_det_run, synthetic_root
 
 def test_f8_files_are_written_with_the_users_umask(tmp_path):
     from fusion_perception.fusion.stage import fuse_dataset
-    from fusion_perception.emma import UFuser, save_official_state_dict
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import save_official_state_dict
 
     src = random_pairs(tmp_path / "src", colour_every=1)
     old = os.umask(0o022)
@@ -412,7 +413,7 @@ def test_f17_out_of_memory_advises_a_smaller_batch(tmp_path, tool):
 def test_f17_gff_memory_does_not_grow_with_a_copy_per_step(tmp_path):
     """gff on two 2000x1500 pairs: the float64 guided filter used to hold several copies of the
     whole batch (18 GB for two 5000x4000 pairs); it now works in slices of bounded size."""
-    code = ("import resource, torch; torch.set_num_threads(1); from fusion_perception.fusion.classical import fuse_gff; "
+    code = ("import resource, torch; torch.set_num_threads(1); from fusion_perception.fusion.classical_rules import fuse_gff; "
             "ir, vi = torch.rand(2, 1, 1500, 2000), torch.rand(2, 1, 1500, 2000); "
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; fuse_gff(ir, vi); "
             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
@@ -432,7 +433,8 @@ def test_f18_device_cuda_without_a_gpu(inputs, tmp_path, tool):
 
 @pytest.mark.parametrize("kind", ["random.pth", "ufuser.pt", "ufuser.pth", "folder"])
 def test_f19_det_weights_that_are_not_yolo(kind, synthetic_root, tmp_path, tool):
-    from fusion_perception.emma import UFuser, save_official_state_dict
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import save_official_state_dict
 
     path = tmp_path / kind
     if kind == "random.pth":

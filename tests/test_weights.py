@@ -151,11 +151,12 @@ def test_cli_weights_official_offline_is_one_line(shared_data, tmp_path):
 def test_default_checkpoint_loads_and_fuses(synthetic_root, tmp_path):
     """The committed checkpoint: the published U-Fuser architecture, used without --weights."""
     from fusion_perception.fusion.stage import fuse_dataset
-    from fusion_perception.emma import UFuser, load_official_checkpoint
+    from fusion_perception.emma.ufuser import UFuser
+    from fusion_perception.emma.checkpoint import load_official_checkpoint
 
     model = load_official_checkpoint(DEFAULT_EMMA_WEIGHTS, kind="ufuser")
     assert isinstance(model, UFuser)
     assert DEFAULT_EMMA_WEIGHTS.stat().st_size <= 10 * 2**20
     fused = fuse_dataset(synthetic_root / "m3fd", "emma", tmp_path / "emma", progress=False)
-    assert fused.manifest["checkpoint_sha256"] == hashlib.sha256(DEFAULT_EMMA_WEIGHTS.read_bytes()).hexdigest()
+    assert fused.manifest["fusion_weights_sha256"] == hashlib.sha256(DEFAULT_EMMA_WEIGHTS.read_bytes()).hexdigest()
     assert len(fused.records) == 24 and all(r.image_path.is_file() for r in fused.records)

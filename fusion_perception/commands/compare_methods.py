@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, did_you_mean
 
 ALL_TASKS = "both"  # every registered task (fusion_perception.comparison.compare.ALL_TASKS)
 
@@ -40,8 +40,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     for task in tasks:  # --det-config, --seg-config, ...
         p.add_argument(f"--{task.name}-config", dest=f"{task.name}_config",
                        help=task.config_help or f"{task.name} config (default: the task's own for the device)")
-    cli.add_device(p, "cpu", "several ids: ultralytics' multi-GPU DDP for detection, the first for the rest "
-                             "(default: cpu)")
+    cli.add_device(p, "several ids: ultralytics' multi-GPU DDP for detection, the first for the rest")
     p.add_argument("--samples", help="comma-separated sample names for the qualitative grid")
     p.add_argument("--jobs", type=cli.count(1), default=1,
                    help="fusions and runs at once, each in its own process with cores/JOBS threads; "
@@ -62,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.registry import TASKS
 
     if args.task != ALL_TASKS and args.task not in TASKS:
-        raise ConfigError(f"--task {args.task}: no such task; choose {', '.join(TASKS.names())} or {ALL_TASKS}")
+        raise ConfigError(f"--task {args.task}: no such task{did_you_mean(args.task, [*TASKS.names(), ALL_TASKS])}; "
+                          f"choose {', '.join(TASKS.names())} or {ALL_TASKS}")
     from fusion_perception.comparison.compare import ComparisonSettings, compare_methods
 
     settings = ComparisonSettings(

@@ -26,8 +26,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = cli.parser(prog, __doc__, raw=True)
     cli.add_out(p, "output folder (default: outputs/demo)", "outputs/demo")
     cli.add_methods(p, ",".join(DEMO_METHODS))
-    cli.add_device(p, "cpu", "several ids: ultralytics' multi-GPU DDP for detection, the first for the rest "
-                             "(default: cpu)")
+    cli.add_device(p, "several ids: ultralytics' multi-GPU DDP for detection, the first for the rest")
     cli.add_seeds(p)
     p.add_argument("--train-emma", action="store_true",
                    help="train EMMA here (sensing nets, then the U-Fuser; the recipe of the toolkit's checkpoint, "

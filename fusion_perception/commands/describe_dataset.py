@@ -9,13 +9,13 @@ from fusion_perception import cli
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from fusion_perception.data.readers import LAYOUT_HELP
+    from fusion_perception.data.layouts import layout_help
 
     ap = argparse.ArgumentParser(
         prog=prog,
         description="Read a paired IR/visible dataset, check every pair (partner image, "
                     "equal sizes, readable and complete files, annotations, masks) and print "
-                    f"a summary. Layouts: {LAYOUT_HELP}.",
+                    f"a summary. Layouts: {layout_help()}.",
         epilog="Exit status 0 when the dataset is valid (or --skip-bad left out its bad items), "
                "2 with the file and the problem when it is not.")
     cli.add_data(ap, "the dataset's root folder", required=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.devices import torch_device
 
 DESCRIPTION = (
     "Compute EN, SD, SF, AG, MI, SCD, VIF, Qabf and SSIM (the EMMA paper's Table 1 "
@@ -33,8 +34,6 @@ TARGETS_HELP = (
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from fusion_perception.metrics.fusion_quality import METRIC_NAMES
-
     ap = cli.parser(prog, DESCRIPTION, EPILOG)
     ap.add_argument("--fused", action="append", required=True, metavar="[NAME=]DIR",
                     help="a method's fused images; repeat for several methods")
@@ -44,9 +43,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_out(ap, "where the tables are written", required=True)
     cli.add_layout(ap)
     ap.add_argument("--split", metavar="NAME", help="score only this split's pairs (e.g. test)")
-    ap.add_argument("--metrics", default=",".join(METRIC_NAMES), metavar="LIST",
-                    help=f"comma-separated subset (default: {','.join(METRIC_NAMES)})")
-    cli.add_device(ap, "cpu", "several ids: the first (default: cpu)")
+    ap.add_argument("--metrics", default=None, metavar="LIST",
+                    help="comma-separated subset of the nine metrics above, e.g. EN,Qabf (default: all nine)")
+    cli.add_device(ap, "several ids: the first")
     cli.add_workers(ap, "pairs read and scored at once, each on its own thread with one torch thread "
                         "(default: one per CPU core)", 1)
     ap.add_argument("--targets", default="auto", metavar="RULE|CSV", help=TARGETS_HELP)
@@ -65,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
         markdown_table,
         write_retention_tables,
     )
-    from fusion_perception.metrics.retention import TargetRule
+    from fusion_perception.metrics.retention_targets import TargetRule
 
     rule = None if args.targets == "off" else TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
     progress = not args.no_progress
     result = evaluate_fused_folders(
-        args.fused, args.source, layout=args.layout, split=args.split, device=cli.torch_device(args.device),
+        args.fused, args.source, layout=args.layout, split=args.split, device=torch_device(args.device),
         metrics=args.metrics, progress=progress, workers=args.workers, out=args.out, overwrite=args.overwrite,
     )
     retention = None

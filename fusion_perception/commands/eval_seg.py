@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.devices import torch_device
 
 DESCRIPTION = """\
 Load a checkpoint of a tools/train_seg.py run, predict the fused test split, and score it from one
@@ -19,7 +20,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_run(ap, "config.py")
     ap.add_argument("--checkpoint", default=None, metavar="PATH", help="default: the run's last checkpoint")
     cli.add_out(ap, "default: RUN/eval/<checkpoint name>")
-    cli.add_device(ap, None, "several ids: the first (default: cuda when present)")
+    cli.add_device(ap, "several ids: the first")
     ap.add_argument("--num-pred-images", type=cli.count(0), default=None, help="test images drawn as PNGs")
     cli.add_threads(ap)
     return ap
@@ -27,11 +28,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
+    from fusion_perception.record import run_lock
     from fusion_perception.segmentation.evaluate import evaluate_segmentation
     from fusion_perception.segmentation.report import table4_header
 
-    res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=cli.torch_device(args.device),
-                                num_pred_images=args.num_pred_images)
+    with run_lock(args.run):  # not while a training writes there
+        res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=torch_device(args.device),
+                                    num_pred_images=args.num_pred_images)
     print(table4_header(res["classes"]))
     print(res["markdown_row"])
     print(f"{res['num_test_images']} test images; results: {res['results_dir']}/results.json")

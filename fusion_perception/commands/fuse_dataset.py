@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from fusion_perception import cli
+from fusion_perception.devices import torch_device
 
 DESCRIPTION = (
     "Fuse every IR/visible pair of a dataset with one method and write a drop-in "
@@ -53,7 +54,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_out(ap, "output folder of the fused dataset (default: the cache the other tools read, "
                     "work_dirs/fused/<method>/<dataset folder name>)")
     cli.add_layout(ap)
-    cli.add_device(ap, "cpu", "several processes under torchrun take one id each (default: cpu)")
+    cli.add_device(ap, "several processes under torchrun take one id each")
     cli.add_batch_size(ap, "pairs fused at once (same-size images are batched; default 4)", 4, cli.count(1))
     cli.add_fusion_weights(ap)
     ap.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
@@ -68,23 +69,22 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion_perception.fusion.base import method_label
-    from fusion_perception.fusion.cache import cache_label, default_fused_dir, fused_cache_root
+    from fusion_perception.fusion.cache import default_fused_dir, fused_cache_root
+    from fusion_perception.fusion.method import resolve_method
     from fusion_perception.fusion.ranks import launched_by_torchrun
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default, is_single_dataset
 
-    kwargs = dict(layout=args.layout, device=cli.torch_device(args.device), batch_size=args.batch_size,
-                  weights=args.weights, fuser_params=dict(args.param), gray_output=args.gray,
-                  skip_bad=args.skip_bad, on_mismatch="replace" if args.overwrite else "error",
+    kwargs = dict(layout=args.layout, device=torch_device(args.device), batch_size=args.batch_size,
+                  gray_output=args.gray, skip_bad=args.skip_bad, on_mismatch="replace" if args.overwrite else "error",
                   progress=not args.no_progress, workers=args.workers, distributed=launched_by_torchrun())
     cli.begin(args, log_lines=False)
-    label = cache_label(method_label(args.fusion), args.weights)
+    method = resolve_method(args.fusion, args.weights, args.data, dict(args.param))  # the one resolution
     if args.data is None or (args.layout == "auto" and dataset_parts(args.data)
                              and not is_single_dataset(args.data)):
-        results = fuse_default(args.fusion, args.out or fused_cache_root(label), source=args.data, **kwargs)
+        results = fuse_default(method, args.out or fused_cache_root(method.cache_label), source=args.data, **kwargs)
     else:
-        out = args.out or default_fused_dir(args.data, label)
-        results = {"": fuse_dataset(args.data, args.fusion, out, **kwargs)}
+        out = args.out or default_fused_dir(args.data, method.cache_label)
+        results = {"": fuse_dataset(args.data, method, out, **kwargs)}
     if kwargs["distributed"] and os.environ.get("RANK") != "0":
         return 0  # the leader reports for all ranks
     _report(args, results)

@@ -36,7 +36,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_batch_size(ap, "total training batch size (split across GPUs under DDP)")
     ap.add_argument("--imgsz", type=int, default=None)
     cli.add_workers(ap, "data-loader workers", least=None)
-    cli.add_device(ap, "cpu", "several ids: ultralytics' multi-GPU DDP (default: cpu)")
+    cli.add_device(ap, "several ids: ultralytics' multi-GPU DDP")
     cli.add_seed(ap, "split and training seed (default: 0)")
     cli.add_run_outputs(ap, "run directory (default: work_dirs/det/<config>/<method>_seed<S>)")
     ap.add_argument("--split-dir", default=None, metavar="DIR",
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
         progress=not args.no_progress, verbose=args.verbose,
     )
-    print(table3_header())
+    print(table3_header(res["classes"]))
     print(res["markdown_row"])
     print(f"{res['label']}: mAP@0.5 {100 * res['mAP50']:.1f}, mAP@0.5:0.95 {100 * res['mAP50_95']:.1f} on "
           f"{res['num_images']} test images; results: {res['run_dir']}/results.md; "

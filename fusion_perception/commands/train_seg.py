@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.devices import torch_device
 
 DESCRIPTION = (
     "Fuse an MSRS-layout dataset with one fusion method (cached by manifest), train a "
@@ -31,7 +32,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                            "msrs set (generated when absent)", "MSRS_ROOT",
                        "segmentation config (configs/seg/*.py, by path or name); default: deeplabv3plus_r50_msrs "
                        "(the paper's recipe) on GPU, small_cpu on CPU")
-    cli.add_device(ap, None, "several processes under torchrun take one id each (default: cuda when present)")
+    cli.add_device(ap, "several processes under torchrun take one id each")
     cli.add_seed(ap, "training seed (default: 0)")
     cli.add_run_outputs(ap, "run directory (default: work_dirs/seg/<config>/<method>_seed<S>)")
     cli.add_resume(ap)
@@ -52,7 +53,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
-    device = cli.torch_device(args.device)  # checked before the libraries load
+    device = torch_device(args.device)  # checked before the libraries load
     from fusion_perception.segmentation.report import table4_header
     from fusion_perception.segmentation.task import run_segmentation
 

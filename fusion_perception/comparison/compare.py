@@ -30,12 +30,13 @@ from typing import Any, Sequence
 
 from fusion_perception.comparison.plots import bar_chart, qualitative_grid
 from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
-from fusion_perception.data.image_io import atomic_write_text
-from fusion_perception.devices import check_device, torch_device
+from fusion_perception.files import atomic_write_text
+from fusion_perception.devices import process_device, resolve_device
 from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import method_label, parse_method_spec
 from fusion_perception.outputs import check_output_dir
-from fusion_perception.runs import RunRequest, Task, build_run_fuser, get_task
+from fusion_perception.record import folder_lock
+from fusion_perception.runs import RunRequest, Task, get_task
 
 _LOG = logging.getLogger(__name__)
 ALL_TASKS = "both"  # the command line's word for every registered task (detection and segmentation)
@@ -61,7 +62,7 @@ class ComparisonSettings:
     configs: dict[str, Any] = field(default_factory=dict)
     seeds: Sequence[int] = (0,)
     weights: dict[str, str] | None = None
-    device: str = "cpu"
+    device: str | None = None  # None: the GPU when there is one (fusion_perception.devices)
     samples: Sequence[str] | None = None  # names for the qualitative grid (default: the first test images)
     quality: bool = True
     progress: bool = True
@@ -118,12 +119,12 @@ def method_weights(specs: Sequence[str], weights: dict[str, str] | None) -> dict
 
 
 def check_methods(specs: Sequence[str], weights: dict[str, str | None],
-                  data_roots: Sequence[str | Path | None] = (None,)) -> None:
-    """Fail before any training when a method cannot be built on one of ``data_roots`` (unknown
-    name, missing weights; ``None`` is the synthetic default)."""
-    for spec in specs:
-        for root in data_roots:
-            build_run_fuser(spec, weights.get(spec), root)
+                  data_roots: Sequence[str | Path | None] = (None,)) -> dict[tuple[str, str | Path | None], Any]:
+    """Every method resolved for each of ``data_roots`` (``None``: the synthetic default), so that
+    one that cannot be (unknown name, missing or wrong weights) fails before any training."""
+    from fusion_perception.fusion.method import resolve_method
+
+    return {(spec, root): resolve_method(spec, weights.get(spec), root) for spec in specs for root in data_roots}
 
 
 @dataclass
@@ -160,36 +161,40 @@ def compare_methods(methods: str | Sequence[str], out: str | Path, settings: Com
     comparison = Comparison()
     specs = list(units.weights)
     t0 = time.perf_counter()
-    with chatter_to(units.out / "logs" / "compare.log", settings.verbose), _Jobs(settings.jobs) as pool:
-        fusions = [(t, s) for t in tasks for s in specs]
-        pool.run(fuse_unit, [((t, s, units), (t.name, s)) for t, s in fusions], "fuse", "dataset", settings.progress,
-                 lambda key, n: f"fuse {method_label(key[1])} ({key[0]}): {n} images in {units.fused_dirs[key]}")
-        comparison.timings["fusion"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        runs = [(t, s, seed) for t in tasks for s in specs for seed in units.seeds]
-        done = pool.run(run_unit, [((t, s, seed, units), (t.name, s, seed)) for t, s, seed in runs],
-                        "train + test", "run", settings.progress, _unit_line)
-        comparison.timings["training"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    for task in tasks:
-        _task_tables(comparison, task, [done[(task.name, s, seed)] for s in specs for seed in units.seeds], units.out)
-    _figures(comparison, tasks[-1], units)
-    comparison.timings["scoring"] = time.perf_counter() - t2
+    units.out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(units.out, what="comparison"):  # one comparison writes into a folder at a time
+        with chatter_to(units.out / "logs" / "compare.log", settings.verbose), _Jobs(settings.jobs) as pool:
+            fusions = [(t, s) for t in tasks for s in specs]
+            pool.run(fuse_unit, [((t, s, units), (t.name, s)) for t, s in fusions], "fuse", "dataset",
+                     settings.progress,
+                     lambda key, n: f"fuse {method_label(key[1])} ({key[0]}): {n} images in {units.fused_dirs[key]}")
+            comparison.timings["fusion"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            runs = [(t, s, seed) for t in tasks for s in specs for seed in units.seeds]
+            done = pool.run(run_unit, [((t, s, seed, units), (t.name, s, seed)) for t, s, seed in runs],
+                            "train + test", "run", settings.progress, _unit_line)
+            comparison.timings["training"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        for task in tasks:
+            _task_tables(comparison, task, [done[(task.name, s, seed)] for s in specs for seed in units.seeds],
+                         units.out)
+        _figures(comparison, tasks[-1], units)
+        comparison.timings["scoring"] = time.perf_counter() - t2
     return comparison
 
 
 def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSettings) -> tuple[list[Task], _Units]:
     """Every argument checked before any work; where each task's data and fused images are."""
     from fusion_perception.console import stage
-    from fusion_perception.fusion.cache import cache_label, cache_root, default_fused_dir
+    from fusion_perception.fusion.cache import cache_root, default_fused_dir
 
     if settings.jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {settings.jobs}")
     tasks = settings.tasks()
     specs = parse_methods(methods)
     weights = method_weights(specs, settings.weights)
-    check_methods(specs, weights, [settings.data.get(t.name) for t in tasks])
-    check_device(settings.device)
+    resolved = check_methods(specs, weights, [settings.data.get(t.name) for t in tasks])
+    settings.device = resolve_device(settings.device)
     out = check_output_dir(out)
     for task in tasks:
         if settings.configs.get(task.name) is None and settings.device == "cpu" and task.cpu_config_note:
@@ -197,17 +202,18 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
                 stage(task.cpu_config_note)  # the paper's recipes are for GPUs
     sources = {t.name: t.source_root(settings.data.get(t.name)) for t in tasks}
     cache = Path(settings.fused_root) if settings.fused_root is not None else cache_root()
-    fused_dirs = {(t.name, s): default_fused_dir(sources[t.name], cache_label(method_label(s), weights[s]), cache)
-                  for t in tasks for s in specs}
+    fused_dirs = {(t.name, s): default_fused_dir(sources[t.name], resolved[(s, settings.data.get(t.name))].cache_label,
+                                                 cache) for t in tasks for s in specs}
     return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(int(x) for x in settings.seeds))
 
 
 def _task_tables(comparison: Comparison, task: Task, results: list[dict], out: Path) -> None:
     """The task's table (mean ± std over seeds) in Markdown, CSV and JSON, and its bar chart."""
     comparison.results[task.name] = results
-    table = aggregate(results, task.columns)
-    comparison.tables[task.name] = markdown_table(table, task.columns)
-    comparison.files += _write_table(out / "tables" / task.name, table, task.columns, comparison.tables[task.name])
+    columns = task.table_columns(results)
+    table = aggregate(results, columns)
+    comparison.tables[task.name] = markdown_table(table, columns)
+    comparison.files += _write_table(out / "tables" / task.name, table, columns, comparison.tables[task.name])
     comparison.files.append(bar_chart(table, task.metric, out / "plots" / f"{task.name}_{task.plot_stem}.png",
                                       task.title))
 
@@ -231,13 +237,12 @@ def _figures(comparison: Comparison, shown_task: Task, units: _Units) -> None:
 
 def fuse_unit(task: Task, spec: str, units: _Units) -> int:
     """Fuse one method's copy of one task's dataset into the shared cache (reused when it matches)."""
-    from fusion_perception.fusion.base import resolve_weights
+    from fusion_perception.fusion.method import resolve_method
     from fusion_perception.fusion.stage import fuse_dataset
 
-    source, device = units.sources[task.name], units.settings.device
-    weights = resolve_weights(spec, units.weights[spec], source)
-    fused = fuse_dataset(source, spec, units.fused_dirs[(task.name, spec)], layout=task.fuse_layout,
-                         device="cpu" if device == "cpu" else torch_device(device), weights=weights,
+    method = resolve_method(spec, units.weights[spec], units.settings.data.get(task.name))
+    fused = fuse_dataset(units.sources[task.name], method, units.fused_dirs[(task.name, spec)],
+                         layout=task.fuse_layout, device=process_device(units.settings.device),
                          on_mismatch="replace" if units.settings.overwrite else "error", progress=False)
     return len(fused)
 
@@ -247,7 +252,7 @@ def run_unit(task: Task, spec: str, seed: int, units: _Units) -> dict:
     settings = units.settings
     # GPU ids ("0", "0,1"): their own device string for a task that takes them (detection: ultralytics' DDP over
     # several), the first GPU for the others, which run one process here
-    device = settings.device if task.gpu_ids or settings.device == "cpu" else torch_device(settings.device)
+    device = settings.device if task.gpu_ids else process_device(settings.device)  # checked by _plan
     request = RunRequest(
         data=units.sources[task.name], method=spec, out=units.out / task.name / method_label(spec) / f"seed{seed}",
         config=settings.configs.get(task.name), seed=seed, weights=units.weights[spec], device=device,
@@ -346,7 +351,7 @@ def qualitative_figure(
     shown: Sequence[str] | None = None, count: int = 3,
 ) -> Path:
     """IR | VI | each method's fused image for a few test samples (``shown``: the method columns)."""
-    from fusion_perception.fusion.stage import load_fused_dataset
+    from fusion_perception.fusion.manifest import load_fused_dataset
 
     datasets = {label: load_fused_dataset(root) for label, root in fused_roots.items()}
     first = next(iter(datasets.values()))

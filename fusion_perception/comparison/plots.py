@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fusion_perception.comparison.tables import Cell  # noqa: E402
-from fusion_perception.data.image_io import atomic_write_bytes, read_image  # noqa: E402
+from fusion_perception.data.image_io import read_image  # noqa: E402
+from fusion_perception.files import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig: "plt.Figure", path: Path) -> Path:

@@ -1,33 +1,24 @@
-"""Image reading and writing for fusion: 8/16-bit IR, gray-as-3-channel, colour VI, YCrCb.
+"""Image reading and writing for fusion: 8/16-bit IR, gray-as-3-channel, colour VI.
 
-Arrays are numpy ``HxW`` (gray) or ``HxWx3`` in **RGB** order. Tensor colour conversions
-are batched ``(..., 3, H, W)`` functions in [0, 1] that run on any device.
+Arrays are numpy ``HxW`` (gray) or ``HxWx3`` in **RGB** order. (The batched tensor colour
+conversions are in :mod:`fusion_perception.filters`; which files are images, in
+:mod:`fusion_perception.files`.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
-import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+
+import sys
 
 import cv2
 import numpy as np
-import torch
 
 from fusion_perception.errors import ImageReadError, file_problem
+from fusion_perception.files import atomic_write_bytes
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-# ITU-R BT.601, the coefficients OpenCV's YCrCb conversion (and the fusion literature) uses.
-_KR, _KG, _KB = 0.299, 0.587, 0.114
-
-
-def is_image_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
+# ITU-R BT.601, the luminance coefficients OpenCV's YCrCb conversion (and the fusion literature) uses.
+BT601: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -137,7 +128,8 @@ def luminance01(img: np.ndarray) -> np.ndarray:
         return x
     if is_gray(img):
         return np.ascontiguousarray(x[..., 0])
-    return (_KR * x[..., 0] + _KG * x[..., 1] + _KB * x[..., 2]).astype(np.float32)
+    kr, kg, kb = BT601
+    return (kr * x[..., 0] + kg * x[..., 1] + kb * x[..., 2]).astype(np.float32)
 
 
 def read_gray01(path: str | Path) -> np.ndarray:
@@ -145,9 +137,10 @@ def read_gray01(path: str | Path) -> np.ndarray:
     return luminance01(read_image(path))
 
 
-def to_uint8(x01: np.ndarray | torch.Tensor) -> np.ndarray:
+def to_uint8(x01: np.ndarray) -> np.ndarray:
     """Round a [0, 1] image to 8 bits (tensor ``(C,H,W)`` becomes ``HxWxC``)."""
-    if isinstance(x01, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only come from a process that loaded torch
+    if torch is not None and isinstance(x01, torch.Tensor):
         x01 = x01.detach().float().cpu()
         if x01.ndim == 3:
             x01 = x01.permute(1, 2, 0)
@@ -169,95 +162,3 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
         raise ValueError(f"{path}: cannot encode an image with this extension")
     atomic_write_bytes(path, buf.tobytes())
     return path
-
-
-@functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    """The process's umask, read without changing it (Linux), else by setting and restoring it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The permission bits a plain ``open(path, "w")`` would give a new file (0o666 less the umask)."""
-    return 0o666 & ~_umask()
-
-
-def _named(e: OSError, path: Path) -> OSError:
-    """The same error, naming ``path`` when it names no file (a full disk reports none)."""
-    return e if e.filename is not None else type(e)(e.errno, e.strerror, str(path))
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | Path, *, sync: bool = False) -> Iterator[BinaryIO]:
-    """A binary file that replaces ``path`` only once the block ends without error.
-
-    It is a temp file in the same folder, renamed over ``path`` at the end (an interrupted write
-    leaves the old file or none, never a truncated one, and no temp file), with the permissions
-    the user's umask gives new files. ``sync`` flushes it to disk before the rename. An OSError
-    names ``path``.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise _named(e, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), new_file_mode())  # mkstemp makes 0600 files
-            yield f
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise _named(e, path) from None
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes to ``path`` atomically (:func:`atomic_writer`)."""
-    with atomic_writer(path) as f:
-        f.write(data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-# ---------------------------------------------------------------- tensor colour conversions
-def rgb_to_ycrcb(rgb: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` RGB in [0, 1] to YCrCb (OpenCV's convention, chroma offset 0.5)."""
-    r, g, b = rgb.unbind(-3)
-    out = torch.empty_like(rgb, memory_format=torch.contiguous_format)
-    y, cr, cb = out.unbind(-3)
-    # Written into one output, operation for operation ``y = KR r + KG g + KB b``,
-    # ``cr = (r - y) 0.713 + 0.5``, ``cb = (b - y) 0.564 + 0.5`` (the same roundings), no stack.
-    torch.mul(r, _KR, out=y).add_(g * _KG).add_(b * _KB)
-    torch.sub(r, y, out=cr).mul_(0.713).add_(0.5)
-    torch.sub(b, y, out=cb).mul_(0.564).add_(0.5)
-    return out
-
-
-def ycrcb_to_rgb(ycrcb: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycrcb`; the result is clamped to [0, 1]."""
-    y, cr, cb = ycrcb.unbind(-3)
-    cr, cb = cr - 0.5, cb - 0.5
-    out = torch.empty_like(ycrcb, memory_format=torch.contiguous_format)
-    r, g, b = out.unbind(-3)
-    # r = y + 1.403 cr, g = y - 0.714 cr - 0.344 cb, b = y + 1.773 cb (centred chroma), in place
-    torch.add(y, cr * 1.403, out=r)
-    torch.sub(y, cr * 0.714, out=g).sub_(cb * 0.344)
-    torch.add(y, cb * 1.773, out=b)
-    return out.clamp_(0.0, 1.0)

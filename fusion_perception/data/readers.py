@@ -25,14 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fusion_perception.data.annotations import (  # noqa: F401 - the readers' public names, as before
-    TARDAL_CLASSES,
-    canonical_m3fd_class,
-    read_voc_xml,
-    voc_boxes,
-    yolo_boxes,
-)
-from fusion_perception.data.image_io import is_image_file
+from fusion_perception.files import is_image_file
 from fusion_perception.data.layouts import (
     DatasetLayout,
     PairCandidate,
@@ -49,12 +42,6 @@ from fusion_perception.data.validate import check_mask, default_workers, probe_i
 from fusion_perception.errors import DatasetError
 
 _PROGRESS_MIN = 500  # pairs from which a progress bar is worth showing
-
-
-def __getattr__(name: str) -> str:
-    if name == "LAYOUT_HELP":  # made from the registered layouts when asked, plugins included
-        return layout_help()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SkippedItemWarning(UserWarning):
@@ -157,6 +144,12 @@ def _empty_modality(root: Path) -> DatasetError | None:
     return None
 
 
+def find_dataset_layout(root: str | Path, layout: str = "auto") -> tuple[DatasetLayout, Path]:
+    """The layout of the dataset at ``root`` (detected, or ``layout`` checked) and the folder that
+    holds it (``root``, or the one wrapper folder inside it), without reading its pairs."""
+    return _resolve(root, layout)
+
+
 def detect_layout(root: str | Path) -> str:
     """Name of the layout (one of :data:`LAYOUTS`) the folder ``root`` holds.
 
@@ -169,7 +162,7 @@ def detect_layout(root: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def _check_pair(pair: PairCandidate, mask_classes: int) -> PairRecord | DatasetError:
+def _check_pair(pair: PairCandidate, mask_classes: int, ignore_index: int | None = None) -> PairRecord | DatasetError:
     """Validate one pair by its headers (and its annotation, or its mask of ids below
     ``mask_classes``); never raises."""
     try:
@@ -182,7 +175,7 @@ def _check_pair(pair: PairCandidate, mask_classes: int) -> PairRecord | DatasetE
         if pair.read_boxes is not None and pair.annotation is not None:
             boxes = pair.read_boxes(pair.annotation, ir_size)
         if pair.mask is not None:
-            check_mask(pair.mask, ir_size, mask_classes)
+            check_mask(pair.mask, ir_size, mask_classes, ignore_index)
     except DatasetError as e:
         return e
     except OSError as e:  # permissions, I/O errors: still name the file
@@ -223,7 +216,8 @@ def load_dataset(root: str | Path, layout: str = "auto", *, skip_bad: bool = Fal
         raise DatasetError(here, f"no image pairs found in this {found.name!r} layout folder")
     records: list[PairRecord] = []
     show = len(listing.candidates) >= _PROGRESS_MIN if progress is None else progress
-    check = partial(_check_pair, mask_classes=len(found.classes))
+    classes = found.read_classes(here)
+    check = partial(_check_pair, mask_classes=len(classes), ignore_index=found.ignore_index)
     ex = ThreadPoolExecutor(max_workers=default_workers())
     try:
         bar = tqdm(ex.map(check, listing.candidates), total=len(listing.candidates), disable=not show,
@@ -240,7 +234,7 @@ def load_dataset(root: str | Path, layout: str = "auto", *, skip_bad: bool = Fal
     if not records:
         raise DatasetError(here, f"no usable pairs: all {len(skipped)} item(s) were bad "
                                  f"(first: {skipped[0].path}: {skipped[0].problem})")
-    return PairDataset(root=here, layout=found.name, records=records, classes=found.classes,
+    return PairDataset(root=here, layout=found.name, records=records, classes=classes,
                        modalities=listing.modalities, skipped=skipped)
 
 

@@ -12,14 +12,6 @@ MSRS_CLASSES: tuple[str, ...] = (
 )
 
 
-def __getattr__(name: str) -> tuple[str, ...]:
-    if name == "LAYOUTS":  # the registered layouts' names, asked for when used (plugins included)
-        from fusion_perception.data.layouts import layout_names
-
-        return layout_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class Box:
     """An axis-aligned box in pixel coordinates (VOC convention: x1, y1, x2, y2)."""
@@ -59,7 +51,7 @@ class PairDataset:
     """A whole paired dataset as one reader saw it."""
 
     root: Path
-    layout: str  # a registered layout's name (one of LAYOUTS)
+    layout: str  # a registered layout's name (fusion_perception.data.layouts.layout_names())
     records: list[PairRecord]
     classes: tuple[str, ...] = ()
     modalities: tuple[str, str] = ("ir", "vi")  # the sub-folder names the pairs came from
@@ -91,7 +83,7 @@ class FusedDataset:
     root: Path
     method: str  # the method spec it was fused with, e.g. "emma" or "folder:CDDFuse=/p"
     label: str  # the name in tables, e.g. "emma" or "CDDFuse"
-    source_layout: str  # layout of the source dataset (one of LAYOUTS)
+    source_layout: str  # layout of the source dataset (a registered layout's name)
     records: list[FusedRecord]
     classes: tuple[str, ...] = ()
     manifest: dict = field(default_factory=dict)

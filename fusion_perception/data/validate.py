@@ -83,8 +83,9 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
-def check_mask(path: str | Path, image_size: tuple[int, int], num_classes: int) -> None:
-    """Check a segmentation label PNG: single channel, same size as the pair, ids in range.
+def check_mask(path: str | Path, image_size: tuple[int, int], num_classes: int, ignore_index: int | None = None) -> None:
+    """Check a segmentation label PNG: single channel, same size as the pair, ids in range (the
+    class ids, and the dataset's ``ignore_index`` for pixels no class is scored on).
 
     ``image_size`` is the pair's ``(width, height)``. Raises :class:`DatasetError` naming
     the file, or :class:`ImageReadError` when it cannot be read.
@@ -106,7 +107,10 @@ def check_mask(path: str | Path, image_size: tuple[int, int], num_classes: int) 
             path, f"mask size {w}x{h} differs from the image size {image_size[0]}x{image_size[1]}")
     if int(mask.max()) >= num_classes:
         ids = np.unique(mask)
-        bad = [int(i) for i in ids if i >= num_classes]
+        bad = [int(i) for i in ids if i >= num_classes and i != ignore_index]
+    else:
+        bad = []
+    if bad:
         shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
         raise DatasetError(
             path, f"mask holds class ids out of range 0..{num_classes - 1}: {shown}")

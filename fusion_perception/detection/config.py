@@ -7,7 +7,7 @@ from typing import Any
 
 from fusion_perception.config_files import available_configs, find_config
 from fusion_perception.devices import torch_device
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, did_you_mean
 
 CONFIG_GROUP = "det"  # configs/det
 DEFAULT_CONFIG = "yolov5s_m3fd"
@@ -66,6 +66,11 @@ def load_config(config: str | Path | dict | None = None, **overrides: Any) -> di
             from fusion_perception.config_files import read_config
 
             loaded = read_config(source).to_dict()
+    unknown = sorted(set(loaded) - set(DEFAULTS))
+    if unknown:  # a misspelt key would otherwise be ignored, and the run made with the default
+        hints = "".join(did_you_mean(key, DEFAULTS) for key in unknown)
+        raise ConfigError(f"{source}: unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+                          f"{hints} (a detection config sets {', '.join(DEFAULTS)})")
     for key, value in loaded.items():
         if key in ("train_args", "eval_args", "vis") and isinstance(value, dict):
             cfg[key] = {**cfg[key], **value}

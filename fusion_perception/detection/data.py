@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.files import atomic_write_text
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset
 from fusion_perception.errors import DatasetError
 from fusion_perception.runs import fingerprint

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.files import atomic_write_text
 from fusion_perception.detection.data import SPLITS, clean_boxes, image_size, read_names
-from fusion_perception.devices import check_device, torch_device
-from fusion_perception.errors import ConfigError, DatasetError
+from fusion_perception.devices import resolve_device, torch_device
+from fusion_perception.errors import ConfigError, DatasetError, OutputError
 from fusion_perception.metrics.detection import (
     Detection,
     ImageEntry,
@@ -72,10 +72,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
 
     run_dir = Path(run_dir)
     run, weights = _trained_run(run_dir, split)
-    device = check_device(device or run.get("device", "cpu"))
+    device = resolve_device(device)
     write_results = (split == "test") if write_results is None else write_results
     t0 = time.time()
-    entries, paths = _ground_truth(run, split)
+    fused = _same_data(run_dir, run)
+    entries, paths = _ground_truth(run, split, fused)
     cfg, classes = run["config"], tuple(run["classes"])
     ev = cfg["eval_args"]
     preds = predict_images(weights, paths, imgsz=int(cfg["imgsz"]), device=device, conf=ev["conf"],
@@ -105,6 +106,8 @@ def _trained_run(run_dir: Path, split: str) -> tuple[dict[str, Any], Path]:
     if not run_file.is_file():
         raise DatasetError(run_dir, "not a detection run directory (run.json missing)")
     run = json.loads(run_file.read_text())
+    if "request" in run:  # written before the run record was shared: its settings under the shared names
+        run = {**run, "settings": run["request"], "data_settings": run.get("settings"), "data_key": run.get("settings_key")}
     if split not in SPLITS:
         raise ConfigError(f"split {split!r}: one of {', '.join(SPLITS)}")
     weights = run_dir / "train" / "weights" / "best.pt"
@@ -115,11 +118,28 @@ def _trained_run(run_dir: Path, split: str) -> tuple[dict[str, Any], Path]:
     return run, weights
 
 
-def _ground_truth(run: dict[str, Any], split: str) -> tuple[list[ImageEntry], list[Path]]:
-    """The split's images (in the split file's order) with their boxes clipped to the image."""
-    from fusion_perception.fusion.stage import load_fused_dataset
+def _same_data(run_dir: Path, run: dict[str, Any]) -> Any:
+    """The run's fused dataset, once it is known to be the data the model was trained on (the
+    fused images, their labels and the split, as the run recorded them); refused otherwise."""
+    from fusion_perception.detection.data import fused_fingerprint, read_split, split_digest
+    from fusion_perception.fusion.manifest import load_fused_dataset
+    from fusion_perception.record import describe_changes
 
     fused = load_fused_dataset(run["fused_dir"])
+    trained = run.get("data_settings") or {}
+    if trained.get("fused") is not None:
+        split = read_split(run["split_dir"])
+        now = {"fused": fused_fingerprint(fused), "split": split_digest(split) if split else None}
+        before = {key: trained.get(key) for key in now}
+        if now != before:
+            raise OutputError(run_dir, f"its model was trained on other data ({describe_changes(before, now)}: the "
+                                       "fused images, their labels or the split changed since); train it again "
+                                       "with tools/train_det.py --overwrite, or score it on the data it knew")
+    return fused
+
+
+def _ground_truth(run: dict[str, Any], split: str, fused: Any) -> tuple[list[ImageEntry], list[Path]]:
+    """The split's images (in the split file's order) with their boxes clipped to the image."""
     split_names = read_names(Path(run["split_dir"]) / f"{split}.txt")
     classes = tuple(run["classes"])
     by_name = {r.name: r for r in fused.records}

@@ -14,29 +14,31 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from fusion_perception.data.image_io import atomic_write_text, read_image, to_uint8, write_image
-from fusion_perception.data.records import M3FD_CLASSES, Box
+from fusion_perception.data.image_io import read_image, to_uint8, write_image
+from fusion_perception.files import atomic_write_text
+from fusion_perception.data.records import Box
 
-# The paper's Table 3 column order (alphabetical), distinct from M3FD's class-id order.
-TABLE3_CLASSES: tuple[str, ...] = ("Bus", "Car", "Lamp", "Motorcycle", "People", "Truck")
-# The comparison's columns: Table 3 lists the M3FD classes alphabetically, then mAP@0.5.
-TABLE_COLUMNS: tuple[str, ...] = tuple(sorted(M3FD_CLASSES)) + ("mAP@0.5",)
+
+def table_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """The dataset's classes in the order of the paper's Table 3: alphabetical (M3FD's class ids
+    are in another order)."""
+    return tuple(sorted(classes))
 
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100.0 * x:.1f}"
 
 
-def table3_header() -> str:
-    """The paper's Table 3 header (per-class AP@0.5 and mAP@0.5, in percent)."""
-    cols = ["Method", *TABLE3_CLASSES, "mAP@0.5"]
+def table3_header(classes: Sequence[str]) -> str:
+    """The paper's Table 3 header (per-class AP@0.5 and mAP@0.5, in percent) for ``classes``."""
+    cols = ["Method", *table_classes(classes), "mAP@0.5"]
     return "| " + " | ".join(cols) + " |\n|" + "|".join("---" for _ in cols) + "|"
 
 
-def table3_row(label: str, results: dict[str, Any]) -> str:
+def table3_row(label: str, results: dict[str, Any], classes: Sequence[str]) -> str:
     """One Markdown row of Table 3 from a results dict (fractions -> percent, 1 decimal)."""
     per = results.get("per_class_AP50", {})
-    cells = [label, *(_pct(per.get(c)) for c in TABLE3_CLASSES), _pct(results.get("mAP50"))]
+    cells = [label, *(_pct(per.get(c)) for c in table_classes(classes)), _pct(results.get("mAP50"))]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -68,7 +70,7 @@ def results_record(run_dir: Path, run: Mapping[str, Any], split: str, metrics: M
         "num_images": metrics["num_images"],
         "num_instances": metrics["num_instances"],
         "num_detections": metrics["num_detections"],
-        "markdown_row": table3_row(run["label"], dict(metrics)),
+        "markdown_row": table3_row(run["label"], dict(metrics), run["classes"]),
         "model": cfg["model"],
         "epochs": cfg["epochs"],
         "batch": cfg["batch"],
@@ -79,9 +81,9 @@ def results_record(run_dir: Path, run: Mapping[str, Any], split: str, metrics: M
         "device": device,
         "fusion_weights": run.get("fusion_weights"),
         "det_weights": run.get("det_weights"),
-        "settings_key": run["settings_key"],
-        "request": run.get("request"),
         "settings": run.get("settings"),
+        "data_settings": run.get("data_settings"),
+        "data_key": run.get("data_key"),
         "run_dir": str(run_dir.resolve()),
         "files": {
             **{key: str(Path(path).resolve()) for key, path in files.items()},
@@ -99,12 +101,12 @@ def write_run_results(run_dir: Path, results: Mapping[str, Any], eval_dir: Path 
     finished); another split's into ``eval_dir/results.json`` only."""
     import json
 
-    from fusion_perception.runs import write_results
+    from fusion_perception.record import write_results
 
     if eval_dir is not None:
         atomic_write_text(eval_dir / "results.json", json.dumps(results, indent=2))
         return
-    write_results(run_dir, results, table3_header() + "\n" + results["markdown_row"] + "\n")
+    write_results(run_dir, results, table3_header(results["classes"]) + "\n" + results["markdown_row"] + "\n")
 
 
 def draw_predictions(run_dir: Path, split: str, run: Mapping[str, Any], images: Sequence[Path],

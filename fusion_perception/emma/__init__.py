@@ -9,26 +9,6 @@
 - ``training/``: the paper's two training steps on mmengine (patches, loss, transforms, hooks).
 
 Importing this package loads the networks and checkpoint I/O only (torch, no mmengine).
+
+Import what you use from its module; importing this package loads nothing.
 """
-
-from fusion_perception.emma.blocks import RestormerCNNBlock
-from fusion_perception.emma.checkpoint import (
-    infer_sensing_widths,
-    infer_ufuser_config,
-    load_official_checkpoint,
-    load_state_dict_file,
-    save_official_state_dict,
-)
-from fusion_perception.emma.sensing_unet import SensingUNet
-from fusion_perception.emma.ufuser import UFuser
-
-__all__ = [
-    "RestormerCNNBlock",
-    "SensingUNet",
-    "UFuser",
-    "infer_sensing_widths",
-    "infer_ufuser_config",
-    "load_official_checkpoint",
-    "load_state_dict_file",
-    "save_official_state_dict",
-]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fusion_perception.checkpoints import allow_mmengine_checkpoints
-from fusion_perception.data.image_io import atomic_writer
+from fusion_perception.files import atomic_writer
 from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
 from fusion_perception.emma.sensing_unet import SensingUNet
 from fusion_perception.emma.ufuser import UFuser

@@ -22,10 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import Fuser, file_sha256
+from fusion_perception.fusion.base import Fuser
+from fusion_perception.files import file_sha256
 from fusion_perception.emma.checkpoint import load_official_checkpoint
 from fusion_perception.emma.ufuser import UFuser
-from fusion_perception.emma.weights import CHOICES_HELP, OFFICIAL, fetch_official_emma, resolve_emma_weights
+from fusion_perception.emma.weights import (
+    CHOICES_HELP, DEFAULT_EMMA_WEIGHTS, OFFICIAL, OFFICIAL_EMMA_FILE, emma_cache_dir, fetch_official_emma,
+    resolve_emma_weights)
 from fusion_perception.registry import FUSERS
 
 NORMALIZE_MODES = ("minmax", "none")
@@ -146,8 +149,23 @@ class EMMAFuser(Fuser):
 
     name = "emma"
     color_output = True
-    resolve_weights = staticmethod(resolve_emma_weights)
     runtime_params = frozenset({"channels_last", "compile"})
+
+    @classmethod
+    def resolve_weights(cls, weights: str | Path | None, data_root: str | Path | None) -> Path:
+        """The toolkit's checkpoint on the synthetic scenes when none is given (elsewhere the user
+        chooses, and is told how); ``official``: the authors' EMMA.pth, fetched once and verified."""
+        return resolve_emma_weights(weights, data_root)
+
+    @classmethod
+    def cache_label(cls, label: str, weights: Path | None, sha256: str | None) -> str:
+        """``emma`` for the toolkit's checkpoint, ``emma-official`` for the authors' EMMA.pth,
+        ``emma-<sha256 prefix>`` for any other checkpoint."""
+        if weights is not None and weights.resolve() == DEFAULT_EMMA_WEIGHTS.resolve():
+            return label
+        if weights is not None and weights.resolve() == (emma_cache_dir() / OFFICIAL_EMMA_FILE).resolve():
+            return f"{label}-official"
+        return super().cache_label(label, weights, sha256)
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from fusion_perception.data.image_io import atomic_write_bytes
+from fusion_perception.files import atomic_write_bytes
 from fusion_perception.errors import ConfigError
 
 DEFAULT_EMMA_WEIGHTS = Path(__file__).resolve().parent / "pretrained" / "emma_synthetic.pth"

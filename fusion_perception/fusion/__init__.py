@@ -1,19 +1,10 @@
-"""Fusion methods (a registry of fusers) and the preprocessing stage that fuses whole datasets."""
+"""Fusion methods and the preprocessing stage that fuses whole datasets.
 
-from fusion_perception.fusion.base import (
-    FUSERS,
-    Fuser,
-    build_fuser,
-    fuse_with_colour,
-    method_label,
-    parse_method_spec,
-    registered_methods,
-)
-from fusion_perception.fusion.classical import CLASSICAL_METHODS  # registers ir, vi, mean, max, laplacian, dwt, gff
-from fusion_perception.fusion.folder import FolderFuser  # registers folder
-from fusion_perception.fusion.stage import fuse_dataset, fuse_default, load_fused_dataset
+- ``base``: the fuser interface, building a registered method, central colour handling;
+- ``method``: a method resolved once for a run (its weights, their hash, its cache folder);
+- ``classical`` (+ ``classical_rules``), ``folder``: the built-in methods (EMMA lives in
+  :mod:`fusion_perception.emma`);
+- ``stage``, ``manifest``, ``pipeline``, ``ranks``, ``cache``: the fuse stage (``fuse_dataset``).
 
-__all__ = [
-    "FUSERS", "Fuser", "build_fuser", "fuse_with_colour", "method_label", "parse_method_spec", "registered_methods",
-    "CLASSICAL_METHODS", "FolderFuser", "fuse_dataset", "fuse_default", "load_fused_dataset",
-]
+Import what you use from its module; importing this package loads nothing.
+"""

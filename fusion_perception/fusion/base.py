@@ -15,15 +15,14 @@ A new method is one registered class in one file (the registry, :data:`FUSERS`, 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from fusion_perception.data.image_io import rgb_to_ycrcb, ycrcb_to_rgb
-from fusion_perception.errors import ConfigError
-from fusion_perception.registry import FUSERS  # re-exported: plugins import it from here too
+from fusion_perception.data.image_io import BT601
+from fusion_perception.errors import ConfigError, did_you_mean
+from fusion_perception.registry import FUSERS
 
 
 class Fuser:
@@ -60,6 +59,20 @@ class Fuser:
         """sha256 of the weights file the method loaded, where it has one."""
         return None
 
+    @classmethod
+    def resolve_weights(cls, weights: str | Path | None, data_root: str | Path | None) -> Path | None:
+        """The weights this method fuses ``data_root`` with (``None``: the synthetic default) when the
+        user gave ``weights``: those, as a path. A learned method with a default of its own (EMMA's
+        checkpoint on the synthetic scenes) or a download (``official``) says so here."""
+        return None if weights is None else Path(weights).expanduser()
+
+    @classmethod
+    def cache_label(cls, label: str, weights: Path | None, sha256: str | None) -> str:
+        """The shared cache's folder for ``label`` fused with ``weights``: the label itself without
+        weights, ``<label>-<first 8 hex of their sha256>`` with them, so that images of other weights
+        neither replace nor collide with each other (a learned method names its default's folder)."""
+        return label if weights is None or not sha256 else f"{label}-{sha256[:8]}"
+
     def to(self, device: str | torch.device) -> "Fuser":
         self.device = torch.device(device)
         return self
@@ -76,14 +89,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     return str(v)
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def registered_methods() -> list[str]:
@@ -111,33 +116,23 @@ def method_label(spec: str) -> str:
     return extra.get("label", name)
 
 
-def resolve_weights(spec: str, weights: str | Path | None, data_root: str | Path | None) -> str | None:
-    """The checkpoint method ``spec`` fuses ``data_root`` with (``None``: the synthetic default).
-
-    ``weights`` as given, resolved by the method where it is a learned one: a fuser class may
-    define ``resolve_weights(weights, data_root) -> Path`` (EMMA: its default checkpoint on
-    synthetic data, ``"official"`` fetched once, else a one-line choice). Others keep ``weights``.
-    """
-    name, _ = parse_method_spec(spec)
-    resolver = getattr(FUSERS.get(name), "resolve_weights", None)
-    if resolver is None:
-        return None if weights is None else str(weights)
-    return str(resolver(weights, data_root))
-
-
 def build_fuser(spec: str, device: str | torch.device = "cpu", **params: Any) -> Fuser:
     """Build a registered fuser from a method spec such as ``"emma"`` or ``"folder:CDDFuse=PATH"``.
 
     Unknown names raise :class:`ConfigError` listing the registered ones.
     """
     name, extra = parse_method_spec(spec)
+    return fuser_class(name)(device=device, **extra, **params)
+
+
+def fuser_class(name: str) -> type[Fuser]:
+    """The class registered as method ``name``; an unknown name is a ConfigError listing the known ones."""
     cls = FUSERS.get(name)
     if cls is None:
-        raise ConfigError(
-            f"unknown fusion method {name!r}; registered methods: {', '.join(registered_methods())} "
-            "(or folder:NAME=PATH for precomputed results)"
-        )
-    return cls(device=device, **extra, **params)
+        known = registered_methods()
+        raise ConfigError(f"unknown fusion method {name!r}{did_you_mean(name, known)}; registered methods: "
+                          f"{', '.join(known)} (or folder:NAME=PATH for precomputed results)")
+    return cls
 
 
 def fuse_with_colour(
@@ -167,3 +162,33 @@ def fuse_with_colour(
             return ycrcb_to_rgb(ycrcb)
         return fused_y
     return fuser.fuse(ir, vi, names)
+
+
+# ----------------------------------------------------------------------------- colour conversions
+_KR, _KG, _KB = BT601
+
+
+def rgb_to_ycrcb(rgb: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` RGB in [0, 1] to YCrCb (OpenCV's convention, chroma offset 0.5)."""
+    r, g, b = rgb.unbind(-3)
+    out = torch.empty_like(rgb, memory_format=torch.contiguous_format)
+    y, cr, cb = out.unbind(-3)
+    # Written into one output, operation for operation ``y = KR r + KG g + KB b``,
+    # ``cr = (r - y) 0.713 + 0.5``, ``cb = (b - y) 0.564 + 0.5`` (the same roundings), no stack.
+    torch.mul(r, _KR, out=y).add_(g * _KG).add_(b * _KB)
+    torch.sub(r, y, out=cr).mul_(0.713).add_(0.5)
+    torch.sub(b, y, out=cb).mul_(0.564).add_(0.5)
+    return out
+
+
+def ycrcb_to_rgb(ycrcb: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycrcb`; the result is clamped to [0, 1]."""
+    y, cr, cb = ycrcb.unbind(-3)
+    cr, cb = cr - 0.5, cb - 0.5
+    out = torch.empty_like(ycrcb, memory_format=torch.contiguous_format)
+    r, g, b = out.unbind(-3)
+    # r = y + 1.403 cr, g = y - 0.714 cr - 0.344 cb, b = y + 1.773 cb (centred chroma), in place
+    torch.add(y, cr * 1.403, out=r)
+    torch.sub(y, cr * 0.714, out=g).sub_(cb * 0.344)
+    torch.add(y, cb * 1.773, out=b)
+    return out.clamp_(0.0, 1.0)

@@ -8,15 +8,19 @@ and ``work_dirs/fused/emma/msrs``, which ``train_det.py --fusion emma`` and ``tr
 A cached copy is reused only when its manifest matches (method, parameters, checkpoint, source
 files); otherwise the tools refuse to replace it without ``--overwrite`` and say what differs.
 ``$FUSION_PERCEPTION_FUSED`` moves the cache (the test suite gives each test its own).
-A learned method fused with weights other than its default gets its own folder
-(:func:`cache_label`: ``emma-official``, ``emma-<sha256 prefix>``), so trying another checkpoint
-neither replaces nor collides with the default's images.
+A learned method fused with weights other than its default gets its own folder, named by the
+method (:attr:`FusionMethod.cache_label <fusion_perception.fusion.method.FusionMethod>`:
+``emma-official``, ``emma-<sha256 prefix>``), so trying another checkpoint neither replaces nor
+collides with the default's images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+
+from fusion_perception.record import MANIFEST_FILE, read_json
 
 CACHE_ENV = "FUSION_PERCEPTION_FUSED"
 
@@ -26,39 +30,22 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path("work_dirs") / "fused")
 
 
-def cache_label(label: str, weights: str | Path | None = None) -> str:
-    """The cache folder name of ``label`` fused with ``weights``.
-
-    ``label`` itself for the default weights (none given, or the toolkit's own checkpoint);
-    ``<label>-official`` for the authors' EMMA.pth; ``<label>-<first 8 hex of the file's sha256>``
-    for any other checkpoint file.
-    """
-    if weights is None:
-        return label
-    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS, OFFICIAL, OFFICIAL_EMMA_FILE, emma_cache_dir
-
-    if str(weights) == OFFICIAL:
-        return f"{label}-official"
-    path = Path(weights).expanduser().resolve()
-    if path == DEFAULT_EMMA_WEIGHTS.resolve():
-        return label
-    if path == (emma_cache_dir() / OFFICIAL_EMMA_FILE).resolve():
-        return f"{label}-official"
-    if not path.is_file():
-        return label  # the caller's input check names the missing file
-    from fusion_perception.fusion.base import file_sha256
-
-    return f"{label}-{file_sha256(path)[:8]}"
-
-
 def fused_cache_root(label: str, root: str | Path | None = None) -> Path:
     """``work_dirs/fused/<label>``: where a method's fused datasets go (one sub-folder per dataset)."""
     return Path(root if root is not None else cache_root()) / label
 
 
 def default_fused_dir(source_root: str | Path, label: str, root: str | Path | None = None) -> Path:
-    """``work_dirs/fused/<label>/<source folder name>`` (e.g. ``work_dirs/fused/emma/m3fd``)."""
-    return fused_cache_root(label, root) / Path(source_root).resolve().name
+    """``work_dirs/fused/<label>/<source folder name>`` (e.g. ``work_dirs/fused/emma/m3fd``); when that
+    folder holds the fused copy of another dataset of the same name (two datasets called ``msrs``),
+    ``<source folder name>-<first 8 hex of the sha256 of its path>``, so neither replaces the other."""
+    source = Path(source_root).expanduser().resolve()
+    folder = fused_cache_root(label, root) / source.name
+    recorded = read_json(folder / MANIFEST_FILE, unreadable={}) or {}
+    made_from = (recorded.get("source") or {}).get("root") if isinstance(recorded, dict) else None
+    if made_from is None or Path(made_from).resolve() == source:
+        return folder
+    return folder.with_name(f"{source.name}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}")
 
 
-__all__ = ["CACHE_ENV", "cache_label", "cache_root", "default_fused_dir", "fused_cache_root"]
+__all__ = ["CACHE_ENV", "cache_root", "default_fused_dir", "fused_cache_root"]

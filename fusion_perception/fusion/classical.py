@@ -2,8 +2,8 @@
 guided-filter fusion (GFF).
 
 The rules themselves are batched torch functions in :mod:`fusion_perception.fusion.classical_rules`
-(on the filters of :mod:`fusion_perception.filters`), re-exported here; the registered
-``Fuser`` classes below are thin wrappers that hold the parameters (they go into manifests).
+(on the filters of :mod:`fusion_perception.filters`); the registered ``Fuser`` classes below are
+thin wrappers that hold the parameters (they go into manifests).
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import torch
 
 from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import Fuser
-from fusion_perception.fusion.classical_rules import (  # noqa: F401  (re-exported)
-    GFFParams, fuse_dwt, fuse_gff, fuse_laplacian, fuse_max, fuse_mean)
-from fusion_perception.filters import (  # noqa: F401  (re-exported)
-    average_filter, box_mean, box_sum, dwt2, gaussian_blur, guided_filter, idwt2, laplacian, laplacian_pyramid,
-    reconstruct_laplacian, wavelet_filters)
+from fusion_perception.filters import wavelet_filters
+from fusion_perception.fusion.classical_rules import GFFParams, fuse_dwt, fuse_gff, fuse_laplacian, fuse_max, fuse_mean
 from fusion_perception.registry import FUSERS
 
 
@@ -161,8 +158,4 @@ class GFFFuser(ClassicalFuser):
 CLASSICAL_METHODS: tuple[str, ...] = tuple(
     key for key, cls in FUSERS.module_dict.items() if cls.__module__ == __name__)
 
-__all__ = [
-    "CLASSICAL_METHODS", "box_mean", "box_sum", "average_filter", "gaussian_blur", "laplacian", "guided_filter",
-    "fuse_mean", "fuse_max", "laplacian_pyramid", "reconstruct_laplacian", "fuse_laplacian", "wavelet_filters",
-    "dwt2", "idwt2", "fuse_dwt", "fuse_gff", "ClassicalFuser",
-]
+__all__ = ["CLASSICAL_METHODS", "ClassicalFuser"]

@@ -15,17 +15,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from fusion_perception.data.image_io import (
-    IMAGE_EXTENSIONS,
-    is_gray,
-    luminance01,
-    read_image,
-    rgb_to_ycrcb,
-    to_float01,
-    ycrcb_to_rgb,
-)
+from fusion_perception.data.image_io import is_gray, luminance01, read_image, to_float01
 from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.fusion.base import Fuser
+from fusion_perception.files import IMAGE_EXTENSIONS
+from fusion_perception.fusion.base import Fuser, rgb_to_ycrcb, ycrcb_to_rgb
 from fusion_perception.registry import FUSERS
 
 _MAX_LISTED = 20  # names listed in a "missing" error before "... and N more"

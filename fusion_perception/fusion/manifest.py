@@ -1,8 +1,8 @@
 """The fused dataset's bookkeeping: its manifest, fingerprint, output paths, lock and label copies.
 
-The stage (:mod:`fusion_perception.fusion.stage`) keeps ``out/manifest.json`` (read and written with
-the run cache's helpers, :mod:`fusion_perception.runs`): the fingerprint of the settings that decide
-the pixels, one entry per pair (where its fused image goes, its labels, its sources' size and
+The stage (:mod:`fusion_perception.fusion.stage`) keeps ``out/manifest.json``, the fused dataset's
+run record (:mod:`fusion_perception.record`): the fingerprint of the settings that decide the
+pixels, one entry per pair (where its fused image goes, its labels, its sources' size and
 modification time) and the counts. This module builds, checks and finishes that manifest, clears an
 output made with other settings, holds the folder's lock, copies the labels atomically, and reads a
 finished output back (:func:`load_fused_dataset`).
@@ -12,48 +12,40 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from fusion_perception.data.image_io import atomic_writer
 from fusion_perception.data.layouts import FUSED_DIR, get_layout
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord
 from fusion_perception.errors import DatasetError
-from fusion_perception.fusion.base import Fuser, method_label, parse_method_spec
-from fusion_perception.outputs import describe_changes, refuse_to_replace
+from fusion_perception.files import atomic_writer
+from fusion_perception.fusion.base import Fuser
+from fusion_perception.fusion.method import FusionMethod
 from fusion_perception.provenance import library_versions
-from fusion_perception.runs import comparable, jsonable, read_json, write_json
+from fusion_perception.record import (
+    MANIFEST_FILE, WEIGHTS_SHA256, comparable, describe_changes, folder_lock, jsonable, read_json, refuse_to_replace,
+    upgraded, write_json)
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE
 MANIFEST_FORMAT = 1
 LOCK = ".fuse_dataset.lock"
-_LOG = logging.getLogger("fusion_perception.fusion.stage")  # the stage's log, as before the split
 
 
 # ----------------------------------------------------------------------------- fingerprint
 
 
-def fingerprint(fuser: Fuser, method: str, ds: PairDataset, gray_output: bool) -> dict[str, Any]:
+def fingerprint(method: FusionMethod, ds: PairDataset, gray_output: bool) -> dict[str, Any]:
     """Everything that determines the pixels: a cached output is reused only when this matches."""
-    name, _ = parse_method_spec(method)
     return jsonable({
-        "method": name,
-        "fuser": fuser.config(),
-        "checkpoint_sha256": fuser.checkpoint_sha256(),
+        "method": method.name,
+        **method.settings(),
         "source_root": str(Path(ds.root).resolve()),
         "source_layout": ds.layout,
         "gray_output": bool(gray_output),
     })
-
-
-# What the fingerprint's keys are called in a refusal ("method laplacian → gff, weights 3f2a… → 9c1e…").
-FINGERPRINT_WORDS = {"method": "method", "checkpoint_sha256": "weights", "source_root": "source",
-                     "source_layout": "layout", "gray_output": "gray output", "fuser.method": "",
-                     "fuser.label": "label"}
 
 
 def pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
@@ -61,6 +53,7 @@ def pixels(fingerprint: dict | None, fuser: Fuser) -> Any:
     (how it computes, not what: e.g. EMMA's memory format), as the device and batch size are
     left out already, and the weights' path where their sha256 is there. Two runs whose ``pixels``
     are equal share their fused images."""
+    fingerprint = upgraded(fingerprint)
     if not isinstance(fingerprint, dict) or not isinstance((fingerprint.get("fuser") or {}).get("params"), dict):
         return fingerprint
     params = {k: v for k, v in fingerprint["fuser"]["params"].items() if k not in fuser.runtime_params}
@@ -122,8 +115,7 @@ def prepare_output(out: Path, fingerprint: dict, fuser: Fuser, on_mismatch: str)
     stale = old is not None and pixels(old.get("fingerprint"), fuser) != pixels(fingerprint, fuser)
     orphan = old is None and any(any(d.iterdir()) for d in fused_dirs(out))
     if stale or orphan:
-        why = (describe_changes(pixels(old.get("fingerprint"), fuser) or {}, pixels(fingerprint, fuser),
-                                FINGERPRINT_WORDS) if stale
+        why = (describe_changes(pixels(old.get("fingerprint"), fuser) or {}, pixels(fingerprint, fuser)) if stale
                else "fused images but no manifest")
         if on_mismatch == "error":
             raise refuse_to_replace(out, "a fused dataset", why)
@@ -161,40 +153,10 @@ def remove_outputs(out: Path, old: dict | None) -> None:
             d.rmdir()  # only empty ones
 
 
-@contextlib.contextmanager
-def exclusive(out: Path) -> Iterator[None]:
-    """One writer per output folder (an advisory lock the OS drops when the process dies).
-
-    A second run into the same folder (two seeds of one method in a comparison, say) waits for the
-    first and then finds its images written, instead of failing.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    path = out / LOCK
-    while True:
-        f = open(path, "w")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            _LOG.info("%s: another fuse_dataset run is writing there; waiting for it", out)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        # The holder deletes the lock file on release: a lock on a deleted file guards nothing.
-        try:
-            if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        f.close()
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # still held: nobody else can be using it
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
+def exclusive(out: Path) -> contextlib.AbstractContextManager[None]:
+    """One writer per fused dataset: a second run into the same folder (two seeds of one method in
+    a comparison, say) waits for the first and then finds its images written, instead of failing."""
+    return folder_lock(out, LOCK, wait=True, what="fuse_dataset run")
 
 
 # ----------------------------------------------------------------------------- labels
@@ -235,18 +197,18 @@ def copy_labels(ds: PairDataset, src_root: Path, records: list[PairRecord], entr
 # ----------------------------------------------------------------------------- the manifest
 
 
-def new_manifest(ds: PairDataset, src_root: Path, method: str, fingerprint: dict, records: list[dict], *,
+def new_manifest(ds: PairDataset, src_root: Path, method: FusionMethod, fingerprint: dict, records: list[dict], *,
                  todo: int, stale: int, device: Any) -> dict[str, Any]:
     """The manifest of a run that starts: ``records`` are the pairs' entries, ``todo`` of them left
     to fuse, ``stale`` of those because their sources changed."""
     skipped_source = [{"path": str(s.path), "problem": s.problem} for s in ds.skipped]
     return {
         "format": MANIFEST_FORMAT,
-        "method": method,
-        "label": method_label(method),
+        "method": method.spec,
+        "label": method.label,
         "fuser": fingerprint["fuser"],
         "params": fingerprint["fuser"].get("params", {}),
-        "checkpoint_sha256": fingerprint["checkpoint_sha256"],
+        WEIGHTS_SHA256: fingerprint[WEIGHTS_SHA256],
         "gray_output": fingerprint["gray_output"],
         "fingerprint": fingerprint,
         "source": {

@@ -34,12 +34,11 @@ import torch
 
 from fusion_perception.data.layouts import find_layout
 from fusion_perception.data.records import FusedDataset, PairDataset, PairRecord
-from fusion_perception.devices import check_device
+from fusion_perception.devices import torch_device
 from fusion_perception.errors import ConfigError, DatasetError, FusionPerceptionError
-from fusion_perception.fusion.base import Fuser, build_fuser, resolve_weights
+from fusion_perception.fusion.base import Fuser
 from fusion_perception.fusion.manifest import (
     MANIFEST,
-    MANIFEST_FORMAT,
     exclusive,
     finish_manifest,
     fingerprint,
@@ -49,12 +48,11 @@ from fusion_perception.fusion.manifest import (
     record_entry,
     start_output,
 )
+from fusion_perception.fusion.method import FusionMethod, resolve_method
 from fusion_perception.fusion.pipeline import Pipeline
 from fusion_perception.fusion.ranks import Ranks
 from fusion_perception.outputs import check_output_dir
-from fusion_perception.runs import jsonable
-
-_exclusive = exclusive  # the folder lock, under the name it had here
+from fusion_perception.record import jsonable
 # Sub-datasets of a multi-task root such as the synthetic default (root/m3fd, root/msrs).
 DATASET_PARTS: tuple[str, ...] = ("m3fd", "msrs")
 # The synthetic default's part for each task (a source-less request for a layout reads the part
@@ -123,7 +121,7 @@ class FuseOptions:
     """How :func:`fuse_dataset` runs: its keyword arguments, one field each (same defaults)."""
 
     layout: str = "auto"
-    device: str | torch.device = "cpu"
+    device: str | torch.device | None = None  # None: the GPU when there is one (fusion_perception.devices)
     batch_size: int = 4
     weights: str | Path | None = None
     fuser_params: dict[str, Any] | None = None
@@ -151,7 +149,7 @@ class _Job:
     ds: PairDataset
     src_root: Path
     fuser: Fuser
-    method: str
+    method: FusionMethod
     out: Path
     fingerprint: dict
     device: torch.device
@@ -172,14 +170,18 @@ class _Plan:
 # ----------------------------------------------------------------------------- the stage
 
 
-def fuse_dataset(source: str | Path | PairDataset | None, method: str, out: str | Path, *,
+def fuse_dataset(source: str | Path | PairDataset | None, method: str | FusionMethod, out: str | Path, *,
                  options: FuseOptions | None = None, **keywords: Any) -> FusedDataset:
     """Fuse every pair of ``source`` with ``method`` into ``out``; resumable; returns the result.
+
+    ``method``: a method spec (``"emma"``, ``"folder:X=PATH"``), resolved here with ``weights`` and
+    ``fuser_params``, or a :class:`~fusion_perception.fusion.method.FusionMethod` a run resolved
+    already (then ``weights`` and ``fuser_params`` are its own).
 
     ``source``: a dataset folder (read with ``layout``), a :class:`PairDataset`, or ``None``
     for the synthetic default (``layout`` "m3fd" or "msrs" picks its part).
     The keywords are :class:`FuseOptions`' fields (or pass ``options=``): ``layout="auto"``,
-    ``device="cpu"``, ``batch_size=4``, ``weights=None``, ``fuser_params=None``,
+    ``device=None`` (the GPU when there is one), ``batch_size=4``, ``weights=None``, ``fuser_params=None``,
     ``gray_output=False``, ``skip_bad=False``, ``on_mismatch="error"``, ``progress=True``,
     ``workers=2``, ``distributed=False``.
     ``on_mismatch``: what to do when ``out`` holds a fused dataset made with other settings
@@ -194,24 +196,22 @@ def fuse_dataset(source: str | Path | PairDataset | None, method: str, out: str 
         raise ConfigError(f"on_mismatch must be 'error' or 'replace', not {opts.on_mismatch!r}")
     if opts.batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, not {opts.batch_size}")
-    device = torch.device(check_device(opts.device if isinstance(opts.device, str) else str(opts.device)))
+    device = torch.device(torch_device(None if opts.device is None else str(opts.device)))
     ranks = Ranks.join() if opts.distributed else Ranks()
     device = ranks.device(device)
     # the leader alone tries the output folder (the check creates and removes folders) and makes
     # the synthetic default where it is missing; the other ranks take its word
-    out = ranks.from_leader(lambda: check_output_dir(out)).resolve()
+    out = ranks.from_leader(lambda: check_output_dir(out, done=MANIFEST)).resolve()
 
-    params = dict(opts.fuser_params or {})
-    weights = resolve_weights(method, opts.weights, source.root if isinstance(source, PairDataset) else source)
-    if weights is not None:
-        params["weights"] = str(weights)
-    fuser = build_fuser(method, device, **params)
+    method = resolve_method(method, opts.weights, source.root if isinstance(source, PairDataset) else source,
+                            opts.fuser_params)
+    fuser = method.on(device)
     ds = (ranks.from_leader(lambda: resolve_source(source, opts.layout, opts.skip_bad)) if source is None
           else resolve_source(source, opts.layout, opts.skip_bad))
     src_root = Path(ds.root).resolve()
     if out == src_root or src_root.is_relative_to(out):
         raise ConfigError(f"output folder {out} would hold the source dataset {src_root}; choose another --out")
-    job = _Job(ds, src_root, fuser, method, out, fingerprint(fuser, method, ds, opts.gray_output),
+    job = _Job(ds, src_root, fuser, method, out, fingerprint(method, ds, opts.gray_output),
                device, ranks, dataclasses.replace(opts, workers=max(1, int(opts.workers))))
 
     if ranks.leader:
@@ -291,7 +291,7 @@ def _fuse_share(job: _Job, share: list[PairRecord], entries: dict[str, dict], la
     return ranks.all_gather((pipe.fused, pipe.bad), failure)  # raises any rank's failure on every rank
 
 
-def fuse_default(method: str, out: str | Path, *, source: str | Path | None = None,
+def fuse_default(method: str | FusionMethod, out: str | Path, *, source: str | Path | None = None,
                  parts: Iterable[str] = DATASET_PARTS, **kwargs: Any) -> dict[str, FusedDataset]:
     """Fuse every part (``m3fd``, ``msrs``) of a multi-task root into ``out/<part>``.
 
@@ -299,9 +299,8 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
     """
     ranks = Ranks.join() if kwargs.get("distributed") else Ranks()
     ranks.from_leader(lambda: check_output_dir(out))
-    weights = resolve_weights(method, kwargs.get("weights"), source)
-    build_fuser(method, "cpu", **({"weights": weights} if weights else {}),
-                **(kwargs.get("fuser_params") or {}))  # a bad method or parameter fails before any data is made
+    # a bad method, checkpoint or parameter fails before any data is made
+    method = resolve_method(method, kwargs.pop("weights", None), source, kwargs.pop("fuser_params", None))
     if source is None:
         from fusion_perception.synthetic.dataset import ensure_default
 
@@ -313,5 +312,4 @@ def fuse_default(method: str, out: str | Path, *, source: str | Path | None = No
     return {p: fuse_dataset(root / p, method, Path(out) / p, **kwargs) for p in present}
 
 
-__all__ = ["fuse_dataset", "load_fused_dataset", "fuse_default", "resolve_source", "dataset_parts",
-           "is_single_dataset", "FuseOptions", "MANIFEST", "MANIFEST_FORMAT"]
+__all__ = ["fuse_dataset", "fuse_default", "resolve_source", "dataset_parts", "is_single_dataset", "FuseOptions"]

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_perception.data.image_io import decode_image_file, is_image_file, to_float01
+from fusion_perception.data.image_io import decode_image_file, to_float01
+from fusion_perception.files import is_image_file
 from fusion_perception.data.records import PairDataset
 from fusion_perception.errors import ConfigError, DatasetError
 

@@ -30,18 +30,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.files import atomic_write_text
 from fusion_perception.data.records import PairDataset
-from fusion_perception.devices import check_device
-from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.metrics.fused_folders import (  # noqa: F401  (re-exported)
-    FUSED_DIR, MANIFEST, FusedFolder, _as_folders, _missing_error, _source_pairs, open_fused_folder, parse_fused_arg,
-    read_gray255)
+from fusion_perception.devices import torch_device
+from fusion_perception.errors import ConfigError, DatasetError, did_you_mean
+from fusion_perception.metrics.fused_folders import (
+    FUSED_DIR, MANIFEST, FusedFolder, _as_folders, _missing_error, _source_pairs, read_gray255)
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
-from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
+from fusion_perception.outputs import check_output_dir
+from fusion_perception.record import describe_changes, refuse_to_replace
 
 if TYPE_CHECKING:
-    from fusion_perception.metrics.retention import RetentionResult, TargetRule
+    from fusion_perception.metrics.retention import RetentionResult
+    from fusion_perception.metrics.retention_targets import TargetRule
 
 # ------------------------------------------------------------------------------ evaluation
 @dataclass
@@ -103,7 +104,8 @@ def _parse_metrics(metrics: Sequence[str] | str | None) -> tuple[str, ...]:
     for m in metrics:
         key = m.strip().lower()
         if key not in lookup:
-            raise ConfigError(f"unknown metric {m.strip()!r}; choose from {','.join(METRIC_NAMES)}")
+            raise ConfigError(f"unknown metric {m.strip()!r}{did_you_mean(m.strip(), METRIC_NAMES)}; choose from "
+                              f"{','.join(METRIC_NAMES)}")
         out.append(lookup[key])
     return tuple(dict.fromkeys(out))
 
@@ -114,7 +116,7 @@ class EvalOptions:
 
     layout: str = "auto"
     split: str | None = None
-    device: str | torch.device = "cpu"
+    device: str | torch.device | None = None  # None: the GPU when there is one
     metrics: Sequence[str] | str | None = None
     progress: bool = True
     workers: int | None = None
@@ -149,7 +151,7 @@ def evaluate_fused_folders(
     if options is not None and kwargs:
         opts = replace(options, **kwargs)
     names_metrics = _parse_metrics(opts.metrics)
-    dev = torch.device(check_device(str(opts.device)))
+    dev = torch.device(torch_device(opts.device))
     out = check_output_dir(opts.out) if opts.out is not None else None
     folders = _as_folders(fused)
     src, pairs = _source_pairs(source, opts.layout, folders)
@@ -344,7 +346,8 @@ def evaluate_target_retention(
 ) -> "RetentionResult | None":
     """Target retention of every method (see :mod:`~fusion_perception.metrics.retention`);
     ``None`` when the source has no annotated objects (e.g. plain pair folders)."""
-    from fusion_perception.metrics.retention import TargetRule, evaluate_retention, target_pairs
+    from fusion_perception.metrics.retention import evaluate_retention, target_pairs
+    from fusion_perception.metrics.retention_targets import TargetRule
 
     rule = rule or TargetRule()
     folders = _as_folders(fused)

@@ -43,8 +43,8 @@ from torch import Tensor
 
 from fusion_perception.errors import DatasetError
 from fusion_perception.filters import sums_in_boxes
-from fusion_perception.metrics.retention_targets import (  # noqa: F401  (re-exported)
-    MIN_SOURCE_CONTRAST, SIDECAR, SOURCES, AnnotatedObject, TargetRule, read_objects_file, read_sidecar_objects,
+from fusion_perception.metrics.retention_targets import (
+    SIDECAR, SOURCES, AnnotatedObject, TargetRule, read_objects_file, read_sidecar_objects,
     read_voc_objects)
 
 RING = 6

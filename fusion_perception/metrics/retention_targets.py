@@ -93,7 +93,7 @@ class TargetRule:
 
 def read_voc_objects(path: str | Path) -> list[AnnotatedObject]:
     """A VOC XML's objects with their ``<visibility>`` tags where present."""
-    from fusion_perception.data.readers import read_voc_xml
+    from fusion_perception.data.annotations import read_voc_xml
 
     path = Path(path)
     objects, _ = read_voc_xml(path)  # validated labels and boxes, in file order

@@ -5,13 +5,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fusion_perception.config_files import CONFIG_ROOT, available_configs, find_config
 from fusion_perception.errors import ConfigError
-
-if TYPE_CHECKING:
-    from fusion_perception.segmentation.task import SegmentationPlan
 
 CONFIG_GROUP = "seg"  # configs/seg
 CONFIG_DIR = CONFIG_ROOT / CONFIG_GROUP
@@ -77,8 +74,31 @@ def _scale_epochs(cfg: Any, epochs: int) -> None:
         ck["interval"] = epochs
 
 
-def fill_config(cfg: Any, plan: SegmentationPlan) -> None:
-    """Put the run's paths and switches into the config (in place)."""
+def set_dataset(cfg: Any, source: Path) -> None:
+    """The dataset's own numbers in the recipe (in place): its number of classes and, where its
+    masks have unlabelled pixels, their value as the ignore index, as its layout gives them,
+    wherever the config names them (model, datasets, collate function, metrics). A config written
+    for MSRS runs on any segmentation layout this way."""
+    from fusion_perception.data.readers import find_dataset_layout
+
+    layout, here = find_dataset_layout(source)
+    values = {"num_classes": len(layout.read_classes(here))}
+    if layout.ignore_index is not None:  # its masks' unlabelled pixels; else the config's padding value
+        values["ignore_index"] = int(layout.ignore_index)
+    parts = [cfg.get("model"), cfg.get("test_evaluator"), cfg.get("val_evaluator")]
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key)
+        if loader:
+            parts += [loader.get("dataset"), loader.get("collate_fn")]
+    for part in parts:
+        for name, value in values.items():
+            if part and name in part and part[name] != value:
+                part[name] = value
+
+
+def fill_config(cfg: Any, plan: Any) -> None:
+    """Put the run's paths and switches into the config (in place); ``plan``: the run's
+    (:class:`~fusion_perception.segmentation.task.SegmentationPlan`)."""
     from fusion_perception.segmentation.train import world_size
 
     request, out = plan.request, plan.out
@@ -88,7 +108,6 @@ def fill_config(cfg: Any, plan: SegmentationPlan) -> None:
     cfg.experiment_name = (f"seg_{plan.label}_seed{request.seed}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_"
                            f"{time.time_ns() % 10**6}")
     cfg.launcher = plan.options.launcher
-    cfg.resume = bool(plan.resume)
     cfg.load_from = None
     cfg.randomness = dict(cfg.get("randomness", {}), seed=int(request.seed))
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -115,4 +134,4 @@ def fill_config(cfg: Any, plan: SegmentationPlan) -> None:
 
 
 __all__ = ["CONFIG_DIR", "PAPER_CONFIG", "SMALL_CONFIG", "apply_overrides", "default_config", "fill_config",
-           "load_config"]
+           "load_config", "set_dataset"]

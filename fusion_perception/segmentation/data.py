@@ -1,7 +1,8 @@
-"""Segmentation data: the MSRS source, its fused split as an mmengine dataset, paired augmentation.
+"""Segmentation data: the source, its fused split as an mmengine dataset, paired augmentation.
 
-:func:`msrs_source` finds the MSRS-layout folder to fuse (the synthetic default's when none is
-given); :class:`MSRSSegDataset` reads a fused split: fused image + label map.
+:func:`seg_source` finds the dataset folder to fuse (the synthetic default's MSRS-layout set when
+none is given); :class:`SegDataset` reads a fused split: fused image + label map, with the
+classes and palette of the source's layout.
 
 Images are the fused colour (RGB) images; gray fused images are replicated to 3 channels.
 Training augmentation (albumentations, applied to image and mask together): random scale,
@@ -26,25 +27,25 @@ from mmengine.registry import DATASETS, FUNCTIONS  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
 from fusion_perception.data.image_io import read_image, to_float01, to_uint8  # noqa: E402
-from fusion_perception.data.records import MSRS_CLASSES, FusedRecord  # noqa: E402
+from fusion_perception.data.records import FusedRecord  # noqa: E402
 from fusion_perception.errors import DatasetError  # noqa: E402
 
-__all__ = ["MSRSSegDataset", "build_train_transform", "read_label", "read_rgb", "seg_collate", "mix_seed",
-           "label_histogram", "median_frequency_weights", "msrs_source", "class_weights"]
+__all__ = ["SegDataset", "build_train_transform", "read_label", "read_rgb", "seg_collate", "mix_seed",
+           "label_histogram", "median_frequency_weights", "seg_source", "class_weights"]
 
 
-def msrs_source(data_root: str | Path | None) -> Path:
-    """The MSRS-layout folder to fuse: the synthetic default's ``msrs`` part when none is given;
-    a multi-task root holding ``msrs/`` is accepted as well."""
+def seg_source(data_root: str | Path | None, part: str = "msrs") -> Path:
+    """The segmentation dataset to fuse: the synthetic default's ``part`` when none is given; a
+    multi-task root holding ``part/`` (and no split folders of its own) is accepted as well."""
     if data_root is None:
         from fusion_perception.synthetic.dataset import ensure_default
 
-        return (Path(ensure_default("seg")) / "msrs").resolve()
+        return (Path(ensure_default("seg")) / part).resolve()
     root = Path(data_root).expanduser()
     if not root.is_dir():
         raise DatasetError(root, "dataset folder not found")
-    if (root / "msrs").is_dir() and not (root / "train").is_dir():
-        root = root / "msrs"
+    if (root / part).is_dir() and not (root / "train").is_dir():
+        root = root / part
     return root.resolve()
 
 
@@ -64,7 +65,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_label(path: str | Path | None, num_classes: int, image_shape: tuple[int, int] | None = None,
-               image_path: str | Path | None = None) -> np.ndarray:
+               image_path: str | Path | None = None, ignore_index: int | None = None) -> np.ndarray:
     """A label map as ``HxW`` uint8 class ids, checked: ids in ``0..num_classes-1``, size = image size.
 
     Raises :class:`DatasetError` naming the label file for a missing file, ids out of range,
@@ -84,9 +85,8 @@ def read_label(path: str | Path | None, num_classes: int, image_shape: tuple[int
         if int(lab.max()) > 255:
             raise DatasetError(path, f"label ids up to {int(lab.max())}; expected 0..{num_classes - 1}")
         lab = lab.astype(np.uint8)
-    top = int(lab.max())
-    if top >= num_classes:
-        bad = sorted(int(v) for v in np.unique(lab[lab >= num_classes]))[:8]
+    bad = sorted(int(v) for v in np.unique(lab[lab >= num_classes]) if v != ignore_index)[:8]
+    if bad:  # (the dataset's unlabelled value, ``ignore_index``, is not a class id but allowed)
         raise DatasetError(path, f"label ids {bad} outside 0..{num_classes - 1}")
     if image_shape is not None and tuple(lab.shape[:2]) != tuple(image_shape[:2]):
         raise DatasetError(
@@ -123,14 +123,15 @@ def build_train_transform(
     )
 
 
-@DATASETS.register_module()
-class MSRSSegDataset(Dataset):
-    """One split of a fused MSRS dataset (the output of ``fuse_dataset``) for segmentation.
+# "MSRSSegDataset": the name the configs (and the runs they were dumped into) have always used
+@DATASETS.register_module(name=["SegDataset", "MSRSSegDataset"])
+class SegDataset(Dataset):
+    """One split of a fused segmentation dataset (the output of ``fuse_dataset``).
 
     Args:
         root: the fused dataset folder (holds ``manifest.json``).
         split: ``"train"`` or ``"test"``.
-        num_classes: number of label ids (9 for MSRS).
+        num_classes: number of label ids (default: the dataset's classes; 9 for MSRS).
         augment: albumentations settings for training (``crop_size``, ``scale_range``,
             ``hflip_prob``); ``None`` for evaluation (whole images, no augmentation).
         ignore_index: mask value for padded pixels.
@@ -145,30 +146,35 @@ class MSRSSegDataset(Dataset):
         self,
         root: str | Path,
         split: str,
-        num_classes: int = len(MSRS_CLASSES),
+        num_classes: int | None = None,
         augment: dict[str, Any] | None = None,
         ignore_index: int = 255,
         seed: int = 0,
         cache: bool = False,
     ):
-        from fusion_perception.fusion.stage import load_fused_dataset
+        from fusion_perception.data.layouts import find_layout
+        from fusion_perception.fusion.manifest import load_fused_dataset
 
         fused = load_fused_dataset(root)
         self.root = Path(root)
         self.split = split
         self.records: list[FusedRecord] = sorted(fused.split(split), key=lambda r: r.name)
         if not self.records:
-            raise DatasetError(self.root, f"the fused dataset has no {split!r} images (MSRS layout expected)")
-        self.num_classes = int(num_classes)
+            raise DatasetError(self.root, f"the fused dataset has no {split!r} images (a dataset with train and "
+                                          "test splits expected, as MSRS has)")
+        classes = tuple(fused.classes)
+        self.num_classes = int(num_classes) if num_classes is not None else len(classes)
         self.ignore_index = int(ignore_index)
         self.seed = int(seed)
         self.epoch = 0
         self.transform = build_train_transform(ignore_index=ignore_index, **augment) if augment else None
         self.cache = bool(cache)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        classes = tuple(fused.classes) if fused.classes else MSRS_CLASSES
-        # mmengine hands `metainfo` to the evaluator (class names) and stores it in checkpoints.
-        self.metainfo = {"classes": classes, "method": fused.method, "label": fused.label}
+        layout = find_layout(fused.source_layout)
+        self.unlabelled = layout.ignore_index if layout else None  # the masks' own unlabelled value, if any
+        # mmengine hands `metainfo` to the evaluator (class names, colours) and stores it in checkpoints.
+        self.metainfo = {"classes": classes, "palette": list(layout.colours(classes)) if layout else None,
+                         "method": fused.method, "label": fused.label}
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each training epoch so augmentation depends on the epoch (see module doc)."""
@@ -183,7 +189,7 @@ class MSRSSegDataset(Dataset):
             return self._cache[idx]
         rec = self.records[idx]
         img = read_rgb(rec.image_path)
-        lab = read_label(rec.mask_path, self.num_classes, img.shape[:2], rec.image_path)
+        lab = read_label(rec.mask_path, self.num_classes, img.shape[:2], rec.image_path, self.unlabelled)
         if self.cache:
             self._cache[idx] = (img, lab)
         return img, lab
@@ -230,11 +236,12 @@ def seg_collate(batch: Sequence[dict[str, Any]], ignore_index: int = 255) -> dic
     }
 
 
-def label_histogram(mask_paths: Sequence[str | Path], num_classes: int) -> np.ndarray:
+def label_histogram(mask_paths: Sequence[str | Path], num_classes: int, ignore_index: int | None = None) -> np.ndarray:
     """Pixel count per class over label files (checked as :func:`read_label` does)."""
     hist = np.zeros(num_classes, np.int64)
     for path in mask_paths:
-        hist += np.bincount(read_label(path, num_classes).ravel(), minlength=num_classes)[:num_classes]
+        hist += np.bincount(read_label(path, num_classes, ignore_index=ignore_index).ravel(),
+                            minlength=num_classes)[:num_classes]
     return hist
 
 
@@ -255,5 +262,9 @@ def median_frequency_weights(hist: np.ndarray, power: float = 0.5) -> np.ndarray
 def class_weights(fused: Any, num_classes: int) -> list[float]:
     """The cross-entropy weights of ``class_weight='auto'``: median-frequency weights of the fused
     training split's labels, rounded as the run's config records them."""
-    hist = label_histogram([r.mask_path for r in fused.split("train")], num_classes)
+    from fusion_perception.data.layouts import find_layout
+
+    layout = find_layout(fused.source_layout)
+    hist = label_histogram([r.mask_path for r in fused.split("train")], num_classes,
+                           layout.ignore_index if layout else None)
     return [round(float(w), 4) for w in median_frequency_weights(hist)]

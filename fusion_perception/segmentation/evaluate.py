@@ -1,103 +1,19 @@
-"""Scoring a segmenter: one confusion matrix over every pixel of the test split, IoU per class, mIoU.
-
-:class:`SegIoUMetric` is the mmengine metric the runs use (with MSRS-palette pictures of the first
-predictions); :func:`evaluate_segmentation` re-scores a checkpoint of a run (``tools/eval_seg.py``).
+"""Scoring a segmenter on its test split: the trained run's test (:func:`test_runner`,
+:func:`test_scores`, with the metric of :mod:`.metric`), and re-scoring a checkpoint of a run
+(:func:`evaluate_segmentation`, ``tools/eval_seg.py``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import torch
-from mmengine.evaluator import BaseMetric
-from mmengine.registry import METRICS
 
-from fusion_perception.data.image_io import write_image
-from fusion_perception.data.records import MSRS_CLASSES
-from fusion_perception.errors import DatasetError, check_input_file
-from fusion_perception.metrics.segmentation import confusion_matrix, iou_from_confusion
-from fusion_perception.segmentation.report import colorize, palette_legend, prediction_panel
+from fusion_perception.errors import DatasetError, OutputError, check_input_file
 
-__all__ = ["SegIoUMetric", "evaluate_segmentation", "test_runner", "test_scores"]
-
-
-@METRICS.register_module()
-class SegIoUMetric(BaseMetric):
-    """IoU per class and mIoU from one confusion matrix over the whole evaluated split.
-
-    Each sample contributes its own ``(C, C)`` confusion matrix to ``results`` (so distributed
-    evaluation, which pads the split and trims it back per sample, counts every image once);
-    :meth:`compute_metrics` sums them. Classes absent from both prediction and target have NaN IoU
-    and are excluded from mIoU (see :mod:`fusion_perception.metrics.segmentation`).
-
-    Returned keys: ``mIoU`` and ``IoU.<class>``; the summed matrix stays in ``last_confusion``.
-    With ``pred_dir`` set, the first ``num_pred_images`` samples are also written as MSRS-palette
-    PNGs (``<name>_pred.png``) and panels (``<name>_panel.png``: fused | ground truth | prediction).
-    """
-
-    default_prefix: str | None = None
-
-    def __init__(
-        self,
-        num_classes: int = len(MSRS_CLASSES),
-        ignore_index: int = 255,
-        class_names: Sequence[str] | None = None,
-        pred_dir: str | None = None,
-        num_pred_images: int = 0,
-        collect_device: str = "cpu",
-        prefix: str | None = None,
-    ):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.num_classes = int(num_classes)
-        self.ignore_index = int(ignore_index)
-        self.class_names = tuple(class_names) if class_names else None
-        self.pred_dir = Path(pred_dir) if pred_dir else None
-        self.num_pred_images = int(num_pred_images)
-        self._saved = 0
-        self.last_confusion: torch.Tensor | None = None
-
-    def _names(self) -> tuple[str, ...]:
-        if self.class_names:
-            return self.class_names
-        meta = self.dataset_meta or {}
-        names = tuple(meta.get("classes", ()))
-        if len(names) == self.num_classes:
-            return names
-        return MSRS_CLASSES if self.num_classes == len(MSRS_CLASSES) else tuple(map(str, range(self.num_classes)))
-
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        for s in data_samples:
-            cm = confusion_matrix(s["pred"], s["gt"], self.num_classes, self.ignore_index)
-            self.results.append(cm.cpu())
-            if self.pred_dir is not None and self._saved < self.num_pred_images:
-                self._save_picture(s)
-                self._saved += 1
-
-    def _save_picture(self, s: dict) -> None:
-        from fusion_perception.segmentation.data import read_rgb
-
-        pred = s["pred"].detach().cpu().numpy().astype(np.uint8)
-        gt = s["gt"].detach().cpu().numpy().astype(np.uint8) if "gt" in s else None
-        self.pred_dir.mkdir(parents=True, exist_ok=True)
-        write_image(self.pred_dir / f"{s['name']}_pred.png", colorize(pred))
-        write_image(self.pred_dir / f"{s['name']}_panel.png", prediction_panel(read_rgb(s["img_path"]), gt, pred))
-        legend = self.pred_dir / "legend.png"
-        if not legend.exists():
-            write_image(legend, palette_legend(self._names()))
-
-    def compute_metrics(self, results: list) -> dict[str, float]:
-        cm = torch.stack(results).sum(0) if results else torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
-        self.last_confusion = cm
-        per_class, miou = iou_from_confusion(cm)
-        out = {"mIoU": float(miou)}
-        for name, v in zip(self._names(), per_class.tolist()):
-            out[f"IoU.{name}"] = float(v)
-        self._saved = 0  # the next evaluation writes its pictures again
-        return out
+__all__ = ["evaluate_segmentation", "test_runner", "test_scores"]
 
 
 def test_runner(runner: Any, device: str) -> tuple[dict[str, Any], float]:
@@ -114,7 +30,7 @@ def test_scores(runner: Any) -> tuple[torch.Tensor, tuple[str, ...], int]:
     """After ``runner.test()``: the split-wide confusion matrix, the class names, the test images."""
     metric = runner.test_loop.evaluator.metrics[0]
     dataset = runner.test_dataloader.dataset
-    classes = tuple(getattr(dataset, "metainfo", {}).get("classes", MSRS_CLASSES))
+    classes = tuple(getattr(dataset, "metainfo", {}).get("classes") or metric._names())
     return metric.last_confusion, classes, len(dataset)
 
 
@@ -137,7 +53,8 @@ def evaluate_segmentation(
     from fusion_perception.devices import resolve_device
     from fusion_perception.outputs import check_output_dir
     from fusion_perception.segmentation.report import build_results, versions, write_results
-    from fusion_perception.segmentation.train import SETTINGS_FILE, latest_checkpoint, register_components, runner_scope
+    from fusion_perception.record import read_record
+    from fusion_perception.segmentation.train import latest_checkpoint, register_components, runner_scope
 
     register_components()
     run = Path(run).expanduser().resolve()
@@ -148,8 +65,11 @@ def evaluate_segmentation(
     if ckpt is None:
         raise DatasetError(run / "train", "no checkpoint to evaluate")
     check_input_file(ckpt, "checkpoint")
-    settings = json.loads((run / SETTINGS_FILE).read_text()) if (run / SETTINGS_FILE).is_file() else {}
+    settings = (read_record(run) or {}).get("settings") or {}
     out = check_output_dir(out).resolve() if out else run / "eval" / ckpt.stem
+    if read_record(out) is not None:  # a run's own folder: its results are the run's, not an evaluation's
+        raise OutputError(out, "holds a run (its run record): an evaluation written there would replace the run's "
+                               f"results; give another --out (default: {run / 'eval' / ckpt.stem})")
     cfg = _test_config(run / "config.py", ckpt, out, num_pred_images)
     with runner_scope(device):
         runner = Runner.from_cfg(cfg)

@@ -1,4 +1,4 @@
-"""Segmentation results as the paper shows them: the Table 4 row, ``results.json``, MSRS-palette pictures."""
+"""Segmentation results as the paper shows them: the Table 4 row, ``results.json``, palette pictures."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import cv2
 import numpy as np
 import torch
 
-from fusion_perception.data.records import MSRS_CLASSES
 from fusion_perception.metrics.segmentation import IOU_CONVENTION, iou_from_confusion
-from fusion_perception.runs import read_results
 
-__all__ = ["build_results", "table4_header", "table4_row", "write_results", "read_results", "TABLE_COLUMNS",
-           "MSRS_PALETTE", "colorize", "prediction_panel", "palette_legend"]
-
-# The comparison's columns: Table 4 lists the MSRS classes in id order, then mIoU.
-TABLE_COLUMNS: tuple[str, ...] = MSRS_CLASSES + ("mIoU",)
+__all__ = ["build_results", "table4_header", "table4_row", "write_results", "colorize", "prediction_panel",
+           "palette_legend"]
 
 
 def _num(x: float) -> float | None:
@@ -30,14 +25,14 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100.0 * x:.1f}"
 
 
-def table4_header(classes: Sequence[str] = MSRS_CLASSES) -> str:
+def table4_header(classes: Sequence[str]) -> str:
     """``| Method | unlabelled | car | ... | bump | mIoU |`` and its separator line."""
     cols = ["Method", *classes, "mIoU"]
     return "| " + " | ".join(cols) + " |\n|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"
 
 
 def table4_row(label: str, per_class: Mapping[str, float | None], miou: float | None,
-               classes: Sequence[str] = MSRS_CLASSES) -> str:
+               classes: Sequence[str]) -> str:
     """One Table 4 row: IoU per class then mIoU, in percent with one decimal ("–" = undefined)."""
     return "| " + " | ".join([label, *(_pct(per_class.get(c)) for c in classes), _pct(miou)]) + " |"
 
@@ -75,10 +70,9 @@ def build_results(
 def write_results(out: str | Path, results: Mapping[str, Any]) -> Path:
     """Write ``results.md`` (Table 4 header + row) then ``results.json`` last, both atomically:
     the presence of results.json means the run finished."""
-    from fusion_perception.runs import write_results as write_run_results
+    from fusion_perception.record import write_results as write_run_results
 
-    classes = results.get("classes") or list(MSRS_CLASSES)
-    return write_run_results(out, results, table4_header(classes) + "\n" + results["markdown_row"] + "\n",
+    return write_run_results(out, results, table4_header(results["classes"]) + "\n" + results["markdown_row"] + "\n",
                              newline=True)
 
 
@@ -97,37 +91,23 @@ def fusion_line(label: str, fused: Any, fused_root: Path) -> str:
 
 # --------------------------------------------------------------------------- pictures
 
-# The MSRS / MFNet colour map (class id -> RGB), as used by the dataset's own visualisations.
-MSRS_PALETTE = np.array(
-    [
-        [0, 0, 0],  # unlabelled
-        [64, 0, 128],  # car
-        [64, 64, 0],  # person
-        [0, 128, 192],  # bike
-        [0, 0, 192],  # curve
-        [128, 128, 0],  # car_stop
-        [64, 64, 128],  # guardrail
-        [192, 128, 128],  # color_cone
-        [192, 64, 0],  # bump
-    ],
-    dtype=np.uint8,
-)
 _IGNORE_COLOUR = (255, 255, 255)
 
 
-def colorize(ids: np.ndarray | torch.Tensor, palette: np.ndarray = MSRS_PALETTE) -> np.ndarray:
+def colorize(ids: np.ndarray | torch.Tensor, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """``HxW`` class ids -> ``HxWx3`` uint8 RGB; ids beyond the palette (the ignore value) are white."""
     if isinstance(ids, torch.Tensor):
         ids = ids.detach().cpu().numpy()
     lut = np.zeros((256, 3), np.uint8)
     lut[:] = _IGNORE_COLOUR
-    lut[: len(palette)] = palette
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
     return lut[ids.astype(np.uint8)]
 
 
-def prediction_panel(image: np.ndarray, gt: np.ndarray | None, pred: np.ndarray) -> np.ndarray:
+def prediction_panel(image: np.ndarray, gt: np.ndarray | None, pred: np.ndarray,
+                     palette: Sequence[Sequence[int]]) -> np.ndarray:
     """``fused image | ground truth | prediction`` side by side with white 4-px gaps (RGB uint8)."""
-    tiles = [image] + ([colorize(gt)] if gt is not None else []) + [colorize(pred)]
+    tiles = [image] + ([colorize(gt, palette)] if gt is not None else []) + [colorize(pred, palette)]
     h = image.shape[0]
     gap = np.full((h, 4, 3), 255, np.uint8)
     row: list[np.ndarray] = []
@@ -136,7 +116,7 @@ def prediction_panel(image: np.ndarray, gt: np.ndarray | None, pred: np.ndarray)
     return np.concatenate(row[:-1], axis=1)
 
 
-def palette_legend(classes: Sequence[str] = MSRS_CLASSES, palette: np.ndarray = MSRS_PALETTE) -> np.ndarray:
+def palette_legend(classes: Sequence[str], palette: Sequence[Sequence[int]]) -> np.ndarray:
     """A small RGB picture naming each palette colour (OpenCV's built-in font: nothing to fetch)."""
     row_h, w = 22, 180
     img = np.full((row_h * len(classes), w, 3), 255, np.uint8)

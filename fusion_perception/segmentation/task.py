@@ -1,14 +1,15 @@
 """The segmentation protocol as a registered task (the paper's Table 4): fuse MSRS, train DeepLabV3+, score IoU.
 
-:func:`run_segmentation` fuses the MSRS-layout dataset with a fusion method (the shared cache,
+:func:`run_segmentation` fuses a segmentation dataset (MSRS, or any layout whose labels are masks:
+its classes, ignore index and palette are the layout's) with a fusion method (the shared cache,
 reused by manifest), trains an smp DeepLabV3+ on the fused training split through mmengine's
 Runner (config files in ``configs/seg``), evaluates the test split with one confusion matrix over
 all its pixels, and writes into the run folder::
 
     OUT/train/            mmengine work_dir: checkpoints, logs
     OUT/config.py         the resolved config (what eval_seg.py re-reads)
-    OUT/run_settings.json what the run depends on (a finished run is reused only if it matches)
-    OUT/predictions/      MSRS-palette PNGs and fused|truth|prediction panels for a few test images
+    OUT/run.json          the run record: what the run depends on (fusion_perception.record)
+    OUT/predictions/      palette PNGs and fused|truth|prediction panels for a few test images
     OUT/results.md        the Table 4 row
     OUT/results.json      written last and atomically: its presence means the run finished
 
@@ -27,22 +28,14 @@ from typing import Any, Mapping
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from fusion_perception.record import MANIFEST_FILE, RESULTS_FILE  # noqa: E402
 from fusion_perception.registry import TASKS  # noqa: E402
-from fusion_perception.runs import (  # noqa: E402
-    RunPlan, RunRequest, Task, clear_run, comparable, read_json, read_results, same_settings)
-from fusion_perception.segmentation.report import TABLE_COLUMNS  # noqa: E402
+from fusion_perception.runs import RunPlan, RunRequest, Task  # noqa: E402
 
 __all__ = ["SegmentationOptions", "SegmentationTask", "run_segmentation", "DEFAULT_WORK_ROOT"]
 
 DEFAULT_WORK_ROOT = Path("work_dirs") / "seg"
 log = logging.getLogger(__name__)
-
-# What a run's settings are called in a refusal ("epochs 10 → 2, config small_cpu → deeplabv3plus_r50_msrs").
-_WORDS = {"config": "config", "config_values.train_cfg.max_epochs": "epochs",
-          "config_values.train_dataloader.batch_size": "batch", "method": "method", "seed": "seed",
-          "source": "data", "fusion_checkpoint_sha256": "fusion weights", "amp": "amp",
-          "encoder_weights_sha256": "encoder weights", "world_size": "processes", "config_sha256": "",
-          "label": "", "fuser.method": ""}
 
 
 @dataclass
@@ -65,9 +58,6 @@ class SegmentationPlan(RunPlan):
     cfg: Any = None  # the mmengine Config
     cfg_name: str = ""
     chosen: bool = False  # the config was picked for the device
-    device: str = "cpu"
-    resume: bool = False  # continue from the folder's last checkpoint
-    clear: bool = False  # remove the folder's run before this one (asked: --force, --overwrite)
     runner: Any = None
     seconds: dict[str, float] | None = None
 
@@ -78,27 +68,28 @@ class SegmentationPlan(RunPlan):
 
 @TASKS.register_module(name="seg")
 class SegmentationTask(Task):
-    """Segmentation: DeepLabV3+ on the fused MSRS images, mIoU (the paper's Table 4)."""
+    """Segmentation: DeepLabV3+ on the fused images, mIoU (the paper's Table 4)."""
 
+    noun = "segmentation"
     title = "Segmentation (DeepLabV3+)"
     metric = "mIoU"
     plot_stem = "miou"
-    columns = TABLE_COLUMNS
     options_type = SegmentationOptions
-    fuse_layout = "msrs"
     synthetic_part = "msrs"
     data_help = "MSRS root (default: the synthetic default's msrs set)"
     config_help = "segmentation config (same defaults)"  # listed after detection's
+    run_files = ("config.py",)
+    run_dirs = ("train", "predictions")
+    resume_option = "--resume"
 
     def plan(self, request: RunRequest) -> SegmentationPlan:
         from fusion_perception.config_files import merge_options
         from fusion_perception.devices import resolve_device
         from fusion_perception.errors import ConfigError, check_input_file
-        from fusion_perception.fusion.base import method_label
+        from fusion_perception.fusion.method import resolve_method
         from fusion_perception.outputs import check_output_dir
-        from fusion_perception.runs import build_run_fuser
-        from fusion_perception.segmentation.config import apply_overrides, load_config
-        from fusion_perception.segmentation.data import msrs_source
+        from fusion_perception.segmentation.config import apply_overrides, load_config, set_dataset
+        from fusion_perception.segmentation.data import seg_source
         from fusion_perception.segmentation.train import rank, register_components
 
         register_components()
@@ -115,66 +106,39 @@ class SegmentationTask(Task):
         apply_overrides(cfg, opts.epochs, opts.batch, opts.workers)
         if opts.cfg_options:  # explicit entries win over what --epochs/--batch derived
             merge_options(cfg, opts.cfg_options)
-        label = method_label(request.method)
-        # Building the fuser checks the method name (ConfigError listing the registered ones) and
-        # tells which checkpoint it would fuse with.
-        weights, fuser = build_run_fuser(request.method, request.weights, request.data)
+        # Resolving the method checks its name (a ConfigError listing the registered ones) and
+        # tells which weights it fuses with.
+        method = resolve_method(request.method, request.weights, request.data)
         if opts.encoder_weights is not None:
             check_input_file(opts.encoder_weights, "encoder weights file")
-        out = request.out if request.out is not None else DEFAULT_WORK_ROOT / cfg_name / f"{label}_seed{request.seed}"
-        out = check_output_dir(out).resolve()
+        out = request.out if request.out is not None else \
+            DEFAULT_WORK_ROOT / cfg_name / f"{method.label}_seed{request.seed}"
+        out = check_output_dir(out, done=RESULTS_FILE).resolve()
         if request.fused_dir is not None:
-            check_output_dir(request.fused_dir, "--fused-dir")
-        source = msrs_source(request.data)
+            check_output_dir(request.fused_dir, "--fused-dir", done=MANIFEST_FILE)
+        source = seg_source(request.data, self.synthetic_part)
+        set_dataset(cfg, source)  # the dataset's classes and ignore index, from its layout
         fuse_device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if opts.launcher == "pytorch" else device
-        return SegmentationPlan(request, out, label, weights, _settings(request, label, source, fuser, cfg, cfg_name),
-                                fuse_device=fuse_device, log_file=out / "run.log" if rank() == 0 else None,
-                                source=source, cfg=cfg, cfg_name=cfg_name, chosen=request.config is None,
-                                device=device)
+        leader = rank() == 0
+        return SegmentationPlan(request, out, method, _settings(request, method.label, source, method, cfg, cfg_name),
+                                device=device, fuse_device=fuse_device, log_file=out / "run.log" if leader else None,
+                                leader=leader, source=source, cfg=cfg, cfg_name=cfg_name, chosen=request.config is None)
 
-    def check_folder(self, plan: SegmentationPlan) -> dict[str, Any] | None:
-        from fusion_perception.console import stage
-        from fusion_perception.outputs import refuse_to_replace
-        from fusion_perception.segmentation.train import SETTINGS_FILE, latest_checkpoint, rank
+    def has_work(self, out: Path) -> bool:
+        from fusion_perception.segmentation.train import latest_checkpoint
 
-        request, out, settings = plan.request, plan.out, plan.settings
-        done = read_results(out)
-        if done is not None and same_settings(done.get("settings"), settings) and not request.force:
-            log.info("segmentation run %s is finished with the same settings: reusing its results", out)
-            if request.progress and rank() == 0:
-                stage(f"seg {plan.label} seed {request.seed}: finished earlier in {out} with the same settings; "
-                      "its results are reused (--force retrains)")
-            return done
-        old_settings = None
-        if (out / SETTINGS_FILE).is_file():
-            old_settings = read_json(out / SETTINGS_FILE, unreadable={})
-        elif done is None and latest_checkpoint(out / "train") is not None and not plan.options.resume:
-            old_settings = {}  # checkpoints whose settings were not recorded: continued only when asked (resume)
-        before = done.get("settings") if done is not None else old_settings
-        if before is not None and not same_settings(before, settings) and not request.overwrite:
-            what = "a finished segmentation run" if done is not None else "an unfinished segmentation run"
-            why = _diff(comparable(before), comparable(settings)) if before else "settings not recorded; --resume continues it"
-            raise refuse_to_replace(out, what, why)
-        # an unfinished run with these settings continues from its last checkpoint (a killed run
-        # resumes with the same command); anything else there goes, as asked (--force, --overwrite)
-        plan.resume = plan.options.resume or (done is None and same_settings(before, settings))
-        plan.clear = rank() == 0 and before is not None and not plan.resume
-        return None
+        return latest_checkpoint(out / "train") is not None
 
     def announce(self, plan: SegmentationPlan) -> None:
         from fusion_perception.console import stage
         from fusion_perception.segmentation.config import PAPER_CONFIG
-        from fusion_perception.segmentation.train import rank
 
-        request, cfg = plan.request, plan.cfg
-        if not (request.progress and rank() == 0):
-            return
-        if plan.chosen and not plan.device.startswith("cuda"):
+        cfg = plan.cfg
+        if plan.request.progress and plan.leader and plan.chosen and not plan.device.startswith("cuda"):
             stage(f"segmentation config: {plan.cfg_name} on the CPU ({cfg.model.encoder_name}, "
                   f"{cfg.train_cfg.max_epochs} epochs); the paper's recipe: --config {Path(PAPER_CONFIG).stem} "
                   "(for GPUs)")
-        stage(f"seg {plan.label} seed {request.seed} -> {plan.out}"
-              + ("" if request.verbose else f" (log: {plan.out / 'run.log'})"))
+        super().announce(plan)
 
     def read_source(self, plan: SegmentationPlan) -> Path:
         return plan.source
@@ -184,39 +148,36 @@ class SegmentationTask(Task):
         from fusion_perception.console import stage
         from fusion_perception.runs import fuse_for_run, fused_folder
         from fusion_perception.segmentation.report import fusion_line
-        from fusion_perception.segmentation.train import init_distributed, rank
+        from fusion_perception.segmentation.train import init_distributed
 
         distributed = plan.options.launcher == "pytorch"
         if distributed:
             init_distributed(plan.cfg)
         plan.fused_dir = fused_folder(plan, source)
         fused = None
-        if rank() == 0:
+        if plan.leader:
             fused = fuse_for_run(plan, source, self.fuse_layout)
             if plan.request.progress:
                 stage(fusion_line(plan.label, fused, plan.fused_dir.resolve()))
         if distributed:
             from mmengine.dist import barrier
 
-            from fusion_perception.fusion.stage import load_fused_dataset
+            from fusion_perception.fusion.manifest import load_fused_dataset
 
             barrier()
             fused = load_fused_dataset(plan.fused_dir.resolve())
         return fused
 
     def prepare(self, plan: SegmentationPlan, fused: Any) -> Any:
-        """The fused dataset checked (its labels are masks), the folder cleared as asked, the config filled in."""
+        """The fused dataset checked (its labels are masks), the config filled in."""
         from fusion_perception.data.layouts import find_layout
         from fusion_perception.errors import DatasetError
         from fusion_perception.segmentation.config import fill_config
         from fusion_perception.segmentation.data import class_weights
-        from fusion_perception.segmentation.train import SETTINGS_FILE
 
         if "seg" not in getattr(find_layout(fused.source_layout), "tasks", ()):  # the layout: are its labels masks?
-            raise DatasetError(plan.source, "segmentation needs an MSRS-layout dataset, this one is "
-                                            f"{fused.source_layout!r}")
-        if plan.clear:  # as asked (--force, --overwrite), once the data is known to be good
-            clear_run(plan.out, ("results.json", "results.md", SETTINGS_FILE, "config.py"), ("train", "predictions"))
+            raise DatasetError(plan.source, "segmentation needs a dataset whose labels are masks (the MSRS "
+                                            f"layout, say); this one is {fused.source_layout!r}")
         cfg = plan.cfg
         if cfg.model.get("class_weight") == "auto":
             cfg.model.class_weight = class_weights(fused, int(cfg.model.num_classes))
@@ -224,40 +185,47 @@ class SegmentationTask(Task):
         return fused
 
     def train(self, plan: SegmentationPlan, fused: Any) -> None:
-        from fusion_perception.runs import write_json
-        from fusion_perception.segmentation.train import SETTINGS_FILE, rank, train_runner
+        from fusion_perception.checkpoints import drop_cut_checkpoints
+        from fusion_perception.console import stage
+        from fusion_perception.segmentation.train import train_runner
 
-        if rank() == 0:
-            plan.out.mkdir(parents=True, exist_ok=True)
-            write_json(plan.out / SETTINGS_FILE, plan.settings, newline=True)
+        if plan.resume and plan.leader:
+            for cut in drop_cut_checkpoints(plan.out / "train"):  # cut short by a crash: resume from the one before
+                stage(f"{cut} was cut short (a crash?); removed, resuming from the checkpoint before it")
+        plan.cfg.resume = bool(plan.resume)  # an unfinished run with these settings continues
+        if plan.leader:
             plan.cfg.dump(str(plan.out / "config.py"))
         plan.runner, train_s = train_runner(plan.cfg, plan.device)
         plan.seconds = {"train": train_s}
 
     def evaluate(self, plan: SegmentationPlan, fused: Any) -> dict[str, Any]:
         from fusion_perception.segmentation.evaluate import test_runner
-        from fusion_perception.segmentation.train import rank
 
         metrics, plan.seconds["test"] = test_runner(plan.runner, plan.device)
         request = plan.request
-        if rank() != 0:
+        if not plan.leader:
             return {"task": "seg", "method": request.method, "label": plan.label, "seed": request.seed,
                     "mIoU": metrics.get("mIoU")}
         return _leader_results(plan)
 
     def source_root(self, data: str | Path | None) -> Path:
-        from fusion_perception.segmentation.data import msrs_source
+        from fusion_perception.segmentation.data import seg_source
 
-        return msrs_source(data)
+        return seg_source(data, self.synthetic_part)
+
+    def table_columns(self, results: list[dict[str, Any]]) -> tuple[str, ...]:
+        """The classes in id order (the paper's Table 4, the unlabelled class included), then mIoU."""
+        return (*next((r.get("classes") or list(r.get("per_class_IoU") or ()) for r in results), ()), self.metric)
 
     def table_values(self, result: dict[str, Any]) -> dict[str, float]:
-        return super().table_values({**result["per_class_IoU"], self.metric: result["mIoU"]})
+        return super().table_values({**result["per_class_IoU"], "classes": self.table_columns([result])[:-1],
+                                     self.metric: result["mIoU"]})
 
 
-def _settings(request: RunRequest, label: str, source: Path, fuser: Any, cfg: Any, cfg_name: str) -> dict[str, Any]:
+def _settings(request: RunRequest, label: str, source: Path, method: Any, cfg: Any, cfg_name: str) -> dict[str, Any]:
     """What the run depends on (a finished run is reused only when they match)."""
-    from fusion_perception.fusion.base import file_sha256
-    from fusion_perception.runs import fingerprint, jsonable
+    from fusion_perception.files import file_sha256
+    from fusion_perception.record import fingerprint, jsonable
     from fusion_perception.segmentation.train import world_size
 
     opts = request.options
@@ -267,8 +235,7 @@ def _settings(request: RunRequest, label: str, source: Path, fuser: Any, cfg: An
         "label": label,
         "seed": int(request.seed),
         "source": str(source),
-        "fuser": fuser.config(),
-        "fusion_checkpoint_sha256": fuser.checkpoint_sha256(),
+        **method.settings(),
         "config": cfg_name,
         "config_sha256": fingerprint(cfg.to_dict()),
         "config_values": cfg.to_dict(),
@@ -277,14 +244,6 @@ def _settings(request: RunRequest, label: str, source: Path, fuser: Any, cfg: An
         "skip_bad": bool(request.skip_bad),
         "world_size": world_size(),
     })
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """What differs between two runs' settings, in words (older runs stored fewer settings)."""
-    from fusion_perception.outputs import describe_changes
-
-    new = new if "config_values" in old else {k: v for k, v in new.items() if k != "config_values"}
-    return describe_changes(old, new, _WORDS)
 
 
 def _leader_results(plan: SegmentationPlan) -> dict[str, Any]:

@@ -15,13 +15,10 @@ from typing import Any, Iterator
 
 import torch
 
-SETTINGS_FILE = "run_settings.json"  # what a run depends on (a finished run is reused only if it matches)
-
-
 def register_components() -> None:
     # Importing registers the dataset, collate function, model, hooks and metric with mmengine.
     import fusion_perception.segmentation.data  # noqa: F401
-    import fusion_perception.segmentation.evaluate  # noqa: F401
+    import fusion_perception.segmentation.metric  # noqa: F401
     import fusion_perception.segmentation.model  # noqa: F401
     import fusion_perception.runner_progress  # noqa: F401  (ConsoleProgressHook)
 
@@ -89,5 +86,5 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-__all__ = ["SETTINGS_FILE", "init_distributed", "latest_checkpoint", "rank", "register_components",
+__all__ = ["init_distributed", "latest_checkpoint", "rank", "register_components",
            "runner_scope", "train_runner", "world_size"]

@@ -12,18 +12,6 @@ Modules by job:
 
 Same seed, same bytes: every random number comes from one generator per image, drawn in a fixed
 order.
+
+Import what you use from its module; importing this package loads nothing.
 """
-
-from fusion_perception.synthetic.dataset import (
-    GENERATOR_VERSION, default_root, ensure_default, generate, is_synthetic, summarize,
-)
-from fusion_perception.synthetic.objects import (
-    DET_CLASSES, DET_CLUTTER, LOW_VISIBILITY, SEG_CLASSES, SEG_CLUTTER, Light, Part, Scene, SceneObject,
-)
-from fusion_perception.synthetic.render import clip_box, render_scene
-
-__all__ = [
-    "GENERATOR_VERSION", "LOW_VISIBILITY", "DET_CLASSES", "SEG_CLASSES", "DET_CLUTTER", "SEG_CLUTTER",
-    "Part", "Light", "SceneObject", "Scene", "render_scene", "clip_box",
-    "generate", "default_root", "ensure_default", "is_synthetic", "summarize",
-]

@@ -53,7 +53,8 @@ from fusion_perception.synthetic.objects import (
 )
 from fusion_perception.synthetic.render import clip_box, render_scene
 from fusion_perception.errors import ConfigError, OutputError
-from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
+from fusion_perception.outputs import check_output_dir
+from fusion_perception.record import describe_changes, refuse_to_replace
 
 # Bump when the pictures change, so that a cached default set is regenerated.
 GENERATOR_VERSION = 2

@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this repository's package
 from fusion_perception.emma.fuser import public_four_crop_fuse  # noqa: E402
-from fusion_perception.emma import UFuser, load_official_checkpoint  # noqa: E402
+from fusion_perception.emma.checkpoint import load_official_checkpoint  # noqa: E402
+from fusion_perception.emma.ufuser import UFuser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

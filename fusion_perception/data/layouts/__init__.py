@@ -11,7 +11,7 @@ through the functions below rather than branching on its name.
 from __future__ import annotations
 
 from fusion_perception.data.layouts.base import FUSED_DIR, DatasetLayout, PairCandidate, PairListing
-from fusion_perception.errors import ConfigError
+from fusion_perception.errors import ConfigError, did_you_mean
 from fusion_perception.registry import DATASET_LAYOUTS
 
 
@@ -30,7 +30,8 @@ def get_layout(name: str) -> DatasetLayout:
     """The layout registered as ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
     layout = find_layout(name)
     if layout is None:
-        raise ConfigError(f"unknown layout {name!r}; choose auto or one of {', '.join(layout_names())}")
+        raise ConfigError(f"unknown layout {name!r}{did_you_mean(name, layout_names())}; choose auto or one of "
+                          f"{', '.join(layout_names())}")
     return layout
 
 

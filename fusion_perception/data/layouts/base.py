@@ -44,6 +44,18 @@ class PairListing:
     modalities: tuple[str, str] = ("ir", "vi")  # folder names that became ir_path and vi_path
 
 
+def spread_palette(count: int) -> tuple[tuple[int, int, int], ...]:
+    """``count`` distinct RGB colours: black for id 0 (usually the background), then hues spread
+    around the colour wheel at two brightness levels."""
+    import colorsys
+
+    colours = [(0, 0, 0)]
+    for i in range(1, count):
+        r, g, b = colorsys.hsv_to_rgb(((i - 1) * 0.618034) % 1.0, 0.75, 0.9 if i % 2 else 0.6)
+        colours.append((int(r * 255), int(g * 255), int(b * 255)))
+    return tuple(colours[:count])
+
+
 class DatasetLayout:
     """Base class of a dataset layout; a layout is one registered subclass in one file::
 
@@ -56,7 +68,11 @@ class DatasetLayout:
     """
 
     name: str = "layout"  # set to the registered name by ``DATASET_LAYOUTS.register_module``
-    classes: tuple[str, ...] = ()  # class names of its labels; masks hold ids 0..len-1
+    classes: tuple[str, ...] = ()  # class names of its labels; masks hold ids 0..len-1 (see read_classes)
+    # the mask value of the pixels its masks leave unlabelled, scored on no class (segmentation);
+    # None: its masks hold class ids only (the segmenter pads with its config's ignore index)
+    ignore_index: int | None = None
+    palette: tuple[tuple[int, int, int], ...] | None = None  # RGB per mask id for pictures (None: a generated one)
     # Downstream tasks its labels serve ("det": boxes, "seg": masks); () for fusion only.
     tasks: tuple[str, ...] = ()
     # Automatic detection tries layouts from the lowest order up: the specific ones first, the
@@ -69,6 +85,17 @@ class DatasetLayout:
     def detect(self, root: Path) -> bool:
         """Whether ``root`` itself (not a sub-folder) looks like this layout, for automatic detection."""
         raise NotImplementedError
+
+    def read_classes(self, root: Path) -> tuple[str, ...]:
+        """The class names of the dataset at ``root``, in id order: :attr:`classes`, or what the
+        dataset's own files say for a layout that keeps its classes in a file."""
+        return self.classes
+
+    def colours(self, classes: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
+        """The RGB colour of each class id in pictures: :attr:`palette`, else evenly spread hues."""
+        if self.palette is not None and len(self.palette) >= len(classes):
+            return tuple(self.palette[:len(classes)])
+        return spread_palette(len(classes))
 
     def fits(self, root: Path) -> bool:
         """Whether ``root`` holds what this layout needs when it is asked for by name (default:

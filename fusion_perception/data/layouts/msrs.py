@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusion_perception.data.image_io import is_image_file
+from fusion_perception.files import is_image_file
 from fusion_perception.data.layouts.base import FUSED_DIR, DatasetLayout, PairListing
 from fusion_perception.data.layouts.scan import attach_files, pair_candidates, split_dirs, subdirs
 from fusion_perception.data.records import MSRS_CLASSES, PairRecord
@@ -18,9 +18,24 @@ from fusion_perception.errors import DatasetError
 from fusion_perception.registry import DATASET_LAYOUTS
 
 
+# The MSRS / MFNet colour map (class id -> RGB), as the dataset's own visualisations use it.
+MSRS_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),  # unlabelled
+    (64, 0, 128),  # car
+    (64, 64, 0),  # person
+    (0, 128, 192),  # bike
+    (0, 0, 192),  # curve
+    (128, 128, 0),  # car_stop
+    (64, 64, 128),  # guardrail
+    (192, 128, 128),  # color_cone
+    (192, 64, 0),  # bump
+)
+
+
 @DATASET_LAYOUTS.register_module(name="msrs")
 class MSRS(DatasetLayout):
     classes = MSRS_CLASSES
+    palette = MSRS_PALETTE
     tasks = ("seg",)
     detect_order = 10
     description = "MSRS (train/ and/or test/ holding ir/, vi/, Segmentation_labels/)"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from fusion_perception.data.image_io import is_image_file
+from fusion_perception.files import is_image_file
 from fusion_perception.data.layouts.base import PairCandidate
 from fusion_perception.errors import DatasetError
 

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from fusion_perception.data.annotations import TARDAL_CLASSES, yolo_boxes
-from fusion_perception.data.image_io import is_image_file
+from fusion_perception.files import is_image_file
 from fusion_perception.data.layouts.base import DatasetLayout, PairCandidate, PairListing
 from fusion_perception.data.layouts.scan import attach_files, pair_candidates, subdirs
 from fusion_perception.data.records import M3FD_CLASSES

@@ -15,7 +15,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.registry import HOOKS
 
-from fusion_perception.data.image_io import atomic_write_text
+from fusion_perception.files import atomic_write_text
 from fusion_perception.runner_progress import ConsoleProgressHook  # noqa: F401  (registered for EMMA's runs)
 
 HISTORY_FILE = "loss_history.json"
@@ -129,7 +129,8 @@ class RetentionSelectionHook(Hook):
         from fusion_perception.data.readers import load_dataset
         from fusion_perception.synthetic.dataset import generate
         from fusion_perception.metrics.fusion_eval import dataset_target_records
-        from fusion_perception.metrics.retention import RetentionProbe, TargetRule, target_pairs
+        from fusion_perception.metrics.retention import RetentionProbe, target_pairs
+        from fusion_perception.metrics.retention_targets import TargetRule
 
         scenes = Path(runner.work_dir) / "selection_scenes"
         if not (scenes / "m3fd" / "synthetic.json").is_file():
@@ -148,7 +149,7 @@ class RetentionSelectionHook(Hook):
         import torch
 
         from fusion_perception.emma.fuser import fuse_one_pass
-        from fusion_perception.emma import save_official_state_dict
+        from fusion_perception.emma.checkpoint import save_official_state_dict
 
         fuser = deployed_model(runner).fuser
         was_training = fuser.training

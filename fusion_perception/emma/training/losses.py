@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fusion_perception.filters import sobel_gradient  # noqa: F401  (kornia's SpatialGradient; re-exported)
+from fusion_perception.filters import sobel_gradient
 
 
 def fusion_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

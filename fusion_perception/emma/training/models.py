@@ -20,7 +20,9 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from fusion_perception.config_files import config_keys
-from fusion_perception.emma import SensingUNet, UFuser, load_official_checkpoint
+from fusion_perception.emma.ufuser import UFuser
+from fusion_perception.emma.sensing_unet import SensingUNet
+from fusion_perception.emma.checkpoint import load_official_checkpoint
 from fusion_perception.emma.training.losses import emma_loss, freeze, fusion_loss, weighted_total
 from fusion_perception.emma.training.transforms import DEFAULT_ANGLES, DEFAULT_FLIPS, equivariant_batch
 

@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fusion_perception.config_files import config_keys
-from fusion_perception.data.image_io import atomic_write_bytes, read_gray01
+from fusion_perception.data.image_io import read_gray01
+from fusion_perception.files import atomic_write_bytes
 from fusion_perception.data.records import PairRecord
 from fusion_perception.errors import DatasetError
 

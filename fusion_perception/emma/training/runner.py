@@ -12,9 +12,9 @@ Checkpoints load with ``weights_only=True`` within
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,13 +27,15 @@ from mmengine.runner import Runner
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
 import fusion_perception.emma.training.patches  # noqa: F401  (registers the patch datasets)
-from fusion_perception.checkpoints import allow_mmengine_checkpoints
+from fusion_perception.checkpoints import allow_mmengine_checkpoints, drop_cut_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, find_config, merge_options, read_config
-from fusion_perception.data.image_io import atomic_write_bytes, atomic_write_text
+from fusion_perception.files import atomic_write_bytes
 from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
-from fusion_perception.emma import save_official_state_dict
-from fusion_perception.outputs import check_output_dir, describe_changes, refuse_to_replace
+from fusion_perception.emma.checkpoint import save_official_state_dict
+from fusion_perception.outputs import check_output_dir
+from fusion_perception.record import (
+    describe_changes, folder_lock, jsonable, refuse_to_replace, same_settings, stored_run, write_record)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = CONFIG_ROOT
@@ -120,18 +122,12 @@ def load_config(
     return cfg
 
 
-SETTINGS_FILE = "run_settings.json"
 # Config keys that say where or how a run executes, not what it trains.
 _VOLATILE = ("work_dir", "experiment_name", "launcher", "resume", "load_from", "env_cfg", "model_wrapper_cfg")
-_WORDS = {"train_cfg.max_epochs": "epochs", "train_dataloader.batch_size": "batch",
-          "train_dataloader.dataset.data_root": "data", "train_dataloader.dataset.pseudo_gt": "pseudo GT",
-          "train_dataloader.dataset.max_patches": "patches", "model.sensing_ir": "sensing ir",
-          "model.sensing_vi": "sensing vi", "model.equivariance": "equivariance", "model.a1": "a1",
-          "model.a2": "a2", "optim_wrapper.optimizer.lr": "lr"}
 
 
 def _settings(cfg: Config) -> dict[str, Any]:
-    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in _VOLATILE}, default=str))
+    return jsonable({k: v for k, v in cfg.to_dict().items() if k not in _VOLATILE})
 
 
 def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, overwrite: bool,
@@ -141,26 +137,24 @@ def continue_or_refuse(work_dir: Path, settings: dict[str, Any], resume: bool, o
     A killed run with the same settings continues (the same command again); checkpoints made with
     other settings are refused, saying what differs, unless ``overwrite`` (they are removed) or,
     for a run from before settings were stored, ``resume`` (it is continued as asked). ``apply``
-    (the main process only): remove replaced checkpoints and record the settings.
+    (the main process only): remove replaced checkpoints and record the settings (the run record,
+    :mod:`fusion_perception.record`).
     """
-    path = work_dir / SETTINGS_FILE
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        old = None
     checkpoints = sorted(work_dir.glob("*.pth")) if work_dir.is_dir() else []
-    if old == settings:
+    stored = stored_run(work_dir, has_work=bool(checkpoints))
+    old = None if stored is None else stored.settings
+    if old is not None and same_settings(old, settings):
         return True
     if checkpoints and not overwrite:
         if old is None and resume:
             return True
-        why = describe_changes(old, settings, _WORDS) if old is not None else "settings not recorded"
+        why = describe_changes(old, settings) if old is not None else "settings not recorded"
         raise refuse_to_replace(work_dir, "training checkpoints", why, option="--work-dir")
     if apply:
         for ckpt in checkpoints:
             ckpt.unlink()
         (work_dir / "last_checkpoint").unlink(missing_ok=True)
-        atomic_write_text(path, json.dumps(settings, indent=1) + "\n")
+        write_record(work_dir, settings)
     return False
 
 
@@ -176,7 +170,17 @@ def _run(cfg: Config, name: str, run: TrainingRun) -> torch.nn.Module:
     _RUN_COUNT += 1
     cfg.experiment_name = f"{name}_{os.getpid()}_{_RUN_COUNT}"
     work_dir = Path(cfg.work_dir)
+    if is_main_process():
+        work_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(work_dir, what="training") if is_main_process() else nullcontext():
+        return _train(cfg, name, run, work_dir)
+
+
+def _train(cfg: Config, name: str, run: TrainingRun, work_dir: Path) -> torch.nn.Module:
     verbose, progress = run.verbose, run.progress
+    if is_main_process():
+        for cut in drop_cut_checkpoints(work_dir):  # cut short by a crash: resume from the one before
+            stage(f"{name}: {cut} was cut short (a crash?); removed, resuming from the checkpoint before it")
     resume = continue_or_refuse(work_dir, _settings(cfg), run.resume, run.overwrite, apply=is_main_process())
     cfg.resume = bool(resume)
     cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
