@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.fusion.ranks import launched_by_torchrun
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default, is_single_dataset
 
-    kwargs = dict(layout=args.layout, device=cli.torch_device(args.device), batch_size=args.batch_size,
+    kwargs = dict(layout=cli.layout_spec(args), device=cli.torch_device(args.device), batch_size=args.batch_size,
                   weights=args.weights, fuser_params=dict(args.param), gray_output=args.gray,
                   skip_bad=args.skip_bad, on_mismatch="replace" if args.overwrite else "error",
                   progress=not args.no_progress, workers=args.workers, distributed=launched_by_torchrun())

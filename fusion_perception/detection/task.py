@@ -157,7 +157,7 @@ class DetectionTask(Task):
 
         if plan.weights is not None:
             check_input_file(plan.weights, "fusion checkpoint")
-        return load_detection_source(plan.request.data, skip_bad=plan.request.skip_bad)
+        return load_detection_source(plan.request.data, skip_bad=plan.request.skip_bad, layout=plan.request.layout)
 
     def fuse(self, plan: DetectionPlan, source: Any) -> Any:
         from fusion_perception.console import stage
