@@ -97,6 +97,7 @@ class MSRSDetection(DatasetLayout):
         """Each pair's label file of each modality, and of the view when it is a single folder."""
         view = self.options["label_view"]
         folders = {**_MODALITY_FOLDERS, **({} if view == "union" else {"view": view})}
+        complete = {c.name for c in candidates}  # the pairs that have every label file
         for key, name in folders.items():
             folder = labels / name / split if split else labels / name
             if not folder.is_dir():
@@ -110,6 +111,7 @@ class MSRSDetection(DatasetLayout):
                 else:
                     c.modality_annotations[key] = f
 
-            candidates = attach_files(candidates, folder, problems, f"{name} label file", _is_label, ".txt",
-                                      put, partners)
-        return candidates
+            # each folder against every pair: a pair without one file is one problem, not an orphan elsewhere
+            complete &= {c.name for c in attach_files(candidates, folder, problems, f"{name} label file", _is_label,
+                                                      ".txt", put, partners)}
+        return [c for c in candidates if c.name in complete]
