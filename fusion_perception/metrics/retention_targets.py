@@ -171,9 +171,9 @@ def labelled_source_records(manifest: Mapping) -> list[dict] | None:
         return None
     from fusion_perception.data.readers import load_dataset
 
-    names = {e.get("name") for e in manifest.get("records") or []}
+    splits = {e.get("name"): e.get("split") for e in manifest.get("records") or []}  # the copy's split
     ds = load_dataset(source["root"], source["layout"])
-    return [r for r in dataset_target_records(ds) if r["name"] in names]
+    return [{**r, "split": splits[r["name"]]} for r in dataset_target_records(ds) if r["name"] in splits]
 
 
 def target_pairs(records: Sequence[Mapping], rule: TargetRule) -> list[TargetPair]:

@@ -9,9 +9,10 @@ through the functions below rather than branching on its name.
 
 A layout is named by its *spec*, ``name`` or ``name:key=value,...`` with the options it is read
 with (``msrs_det:label_view=fusion``; ``auto:...`` detects the layout and gives it the options).
-A dataset records its layout's spec (``PairDataset.layout``), so a fused copy's fingerprint and
-manifest say which labels and split it carries; the tools make the spec from ``--layout``,
-``--label-view`` and ``--split-lists`` (:func:`fusion_perception.cli.layout_spec`).
+A dataset records its layout's spec (``PairDataset.layout``; ``split_lists`` left out, the records
+carry their split), so a fused copy's fingerprint and manifest say which labels it carries; the
+tools make the spec from ``--layout``, ``--label-view`` and ``--split-lists``
+(:func:`fusion_perception.cli.layout_spec`).
 """
 
 from __future__ import annotations

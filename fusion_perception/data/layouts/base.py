@@ -70,7 +70,7 @@ class DatasetLayout:
     description: str = ""  # one phrase of the "looked for ..." list: what a root of this layout holds
     need: str = ""  # what a folder needs to be read as this layout when it is asked for by name
     no_labels_note: str | None = None  # the summary's line when no pair has labels (describe())
-    fused_by_split: bool = False  # a fused copy keeps the split folders: <split>/fused/ (MSRS's)
+    fused_by_split: bool = False  # a fused copy keeps the source's split folders: <split>/fused/ (MSRS's)
     modality_labels: bool = False  # its pairs carry labels drawn on each modality (PairRecord.modality_boxes)
     # Options a layout takes, with their defaults (None: unset), and the values some allow. Every
     # layout takes ``split_lists``: a folder of train.txt / val.txt / test.txt naming the pairs of
@@ -94,8 +94,11 @@ class DatasetLayout:
     @property
     def spec(self) -> str:
         """The layout's name with its options that differ from the defaults, ``name:key=value,...``:
-        what a dataset records as its layout (and a fused copy's fingerprint holds)."""
-        changed = [f"{k}={v}" for k, v in self.options.items() if v != self.option_defaults[k]]
+        what a dataset records as its layout (and a fused copy's fingerprint holds). ``split_lists``
+        is left out: the records carry their split (a fused copy's manifest each pair's), and a
+        copy fused before is as good with another split."""
+        changed = [f"{k}={v}" for k, v in self.options.items()
+                   if v != self.option_defaults[k] and k != "split_lists"]
         return self.name + (":" + ",".join(changed) if changed else "")
 
     def detect(self, root: Path) -> bool:
@@ -116,8 +119,9 @@ class DatasetLayout:
     def fused_path(self, record: PairRecord) -> str:
         """Where ``record``'s fused image goes in a fused copy, relative to its root: ``fused/``
         or ``<folder>/fused/`` (the fuse stage clears and scans those two depths)."""
-        if self.fused_by_split and record.split:
-            return f"{record.split}/{FUSED_DIR}/{record.name}.png"
+        folder = Path(record.ir_path).parent.parent.name.lower()  # ROOT/<split>/ir/NAME: the pair's split folder
+        if self.fused_by_split and folder in ("train", "val", "test"):  # not moved by a split given as lists
+            return f"{folder}/{FUSED_DIR}/{record.name}.png"
         return f"{FUSED_DIR}/{record.name}.png"
 
     def extra_files(self, root: Path) -> list[str]:
