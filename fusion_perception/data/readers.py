@@ -3,7 +3,9 @@
 The layouts (``layout=`` names; ``"auto"`` detects them) are registered classes, one file each, in
 :mod:`fusion_perception.data.layouts`: ``msrs`` (``{train,test}/{ir,vi,Segmentation_labels}``),
 ``m3fd`` (``{Ir,Vis,Annotation}`` with VOC XML), ``m3fd_tardal`` (``{ir,vi}`` with ``labels/``
-YOLO txt and/or ``meta/`` split lists) and ``pairs`` (any two image sub-folders). A layout finds
+YOLO txt and/or ``meta/`` split lists), ``msrs_det`` (``{ir,vi}`` or ``{train,test}/{ir,vi}`` with
+YOLO labels per modality, ``[labels/]{infrared,visible,fusion}``, and ``classes.txt``) and ``pairs``
+(any two image sub-folders). A layout finds
 a root's candidate pairs; this module resolves which layout a root holds (also one wrapper folder
 deep), then loads and validates.
 
