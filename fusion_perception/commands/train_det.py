@@ -11,10 +11,11 @@ DESCRIPTION = """\
 Fuse a detection dataset (M3FD, TarDAL or MSRS detection) with one fusion method
 (cached), split it 8:1:1 by seed unless it brings its own split (split files reused),
 train ultralytics YOLO on the fused images (offline; CPU, one GPU or DDP), then score
-the test split with pycocotools: mAP@0.5, mAP@0.5:0.95 and AP@0.5 per class. Writes OUT/results.json (last), OUT/results.md (a Table 3 row) and
-OUT/predictions.png. A finished run with the same settings is not redone; an
-interrupted training resumes from its last.pt (the same command again). A run made with
-other settings is never replaced without --overwrite."""
+the test split with pycocotools: mAP@0.5, mAP@0.5:0.95 and AP@0.5 per class. Writes
+OUT/results.json (last), OUT/results.md (a Table 3 row) and OUT/predictions.png. A
+finished run with the same settings is not redone; an interrupted training resumes from
+its last.pt (the same command again). A run made with other settings is never replaced
+without --overwrite."""
 EPILOG = """\
 examples:
   python tools/train_det.py --fusion emma                          # synthetic default, CPU: small_cpu
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.detection.task import run_detection
 
     res = run_detection(
-        args.data, args.fusion, args.out, layout=cli.layout_spec(args), config=args.config, seed=args.seed, weights=args.weights,
-        det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch_size,
+        args.data, args.fusion, args.out, layout=cli.layout_spec(args), config=args.config, seed=args.seed,
+        weights=args.weights, det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch_size,
         imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
         split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
         progress=not args.no_progress, verbose=args.verbose,

@@ -256,7 +256,8 @@ def run_unit(task: Task, spec: str, seed: int, units: _Units) -> dict:
     # several), the first GPU for the others, which run one process here
     device = settings.device if task.gpu_ids or settings.device == "cpu" else torch_device(settings.device)
     request = RunRequest(
-        data=units.sources[task.name], layout=settings.layouts.get(task.name, "auto"), method=spec, out=units.out / task.name / method_label(spec) / f"seed{seed}",
+        data=units.sources[task.name], layout=settings.layouts.get(task.name, "auto"), method=spec,
+        out=units.out / task.name / method_label(spec) / f"seed{seed}",
         config=settings.configs.get(task.name), seed=seed, weights=units.weights[spec], device=device,
         fused_dir=units.fused_dirs[(task.name, spec)], progress=False, overwrite=settings.overwrite,
         verbose=settings.verbose, options=task.options_type(**task.comparison_options(units.out, seed)))

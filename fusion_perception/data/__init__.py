@@ -1,7 +1,8 @@
 """Paired IR/visible datasets: typed records, readers with validation, image I/O.
 
 ``load_dataset(root)`` reads MSRS (segmentation, and detection with labels per modality), M3FD
-(original and TarDAL layouts) and plain pair folders (the layouts, one registered class per file, are in :mod:`fusion_perception.data.layouts`);
+(original and TarDAL layouts) and plain pair folders (the layouts, one registered class per file,
+are in :mod:`fusion_perception.data.layouts`);
 ``describe(ds)`` summarises what it found.
 """
 
