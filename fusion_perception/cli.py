@@ -107,12 +107,34 @@ def add_data(p: argparse.ArgumentParser, help: str, metavar: str = "ROOT", requi
     p.add_argument("--data", metavar=metavar, default=None, required=required, help=help)
 
 
-def add_layout(p: argparse.ArgumentParser) -> None:
-    """``--layout``: the dataset layout, detected unless forced."""
+def add_layout(p: argparse.ArgumentParser, which: str = "the dataset") -> None:
+    """``--layout``, ``--label-view`` and ``--split-lists``: how a dataset is read (its layout,
+    detected unless forced, and the layout's options; :func:`layout_spec` makes them one spec)."""
     from fusion_perception.data.layouts import layout_names
 
     p.add_argument("--layout", default="auto", choices=("auto", *layout_names()),
-                   help="force a dataset layout instead of detecting it (default: auto)")
+                   help=f"force the layout of {which} instead of detecting it (default: auto)")
+    add_layout_options(p, which)
+
+
+def add_layout_options(p: argparse.ArgumentParser, which: str = "the dataset") -> None:
+    """``--label-view`` and ``--split-lists``: the options of the layout ``which`` is read as."""
+    from fusion_perception.data.layouts.msrs_det import LABEL_VIEWS
+
+    p.add_argument("--label-view", choices=LABEL_VIEWS, default=None,
+                   help=f"which labels are the boxes of {which}, where it has labels per modality (msrs_det): "
+                        "union (default: every object either camera shows, once), fusion (drawn on one "
+                        "fused image), infrared or visible")
+    p.add_argument("--split-lists", metavar="DIR", default=None,
+                   help=f"a folder of train.txt, val.txt and test.txt naming the pairs of each split of {which}, "
+                        "in place of its own split (e.g. benchmarks/msrs_det_split)")
+
+
+def layout_spec(args: argparse.Namespace) -> str:
+    """The layout spec ``--layout``, ``--label-view`` and ``--split-lists`` ask for (``auto`` when none)."""
+    from fusion_perception.data.layouts import layout_spec as spec
+
+    return spec(getattr(args, "layout", "auto"), label_view=args.label_view, split_lists=args.split_lists)
 
 
 def add_skip_bad(p: argparse.ArgumentParser) -> None:

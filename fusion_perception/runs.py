@@ -38,6 +38,7 @@ class RunRequest:
     """
 
     data: str | Path | None = None
+    layout: str = "auto"  # how ``data`` is read: a layout spec (data.layouts), e.g. auto:label_view=fusion
     method: str = "mean"
     out: str | Path | None = None
     config: Any = None
@@ -110,15 +111,17 @@ def fused_folder(plan: RunPlan, source: Any) -> Path:
 
 def fuse_for_run(plan: RunPlan, source: Any, layout: str = "auto") -> Any:
     """Fuse ``source`` (a folder or a read dataset) into :func:`fused_folder`; returns the fused
-    dataset and notes in ``plan`` where it is and whether the cache was complete already."""
+    dataset and notes in ``plan`` where it is and whether the cache was complete already.
+    ``layout``: the task's own (the request's ``layout`` names another or adds options)."""
+    from fusion_perception.data.layouts import merge_layout_spec
     from fusion_perception.fusion.manifest import MANIFEST
     from fusion_perception.fusion.stage import fuse_dataset
 
     request = plan.request
     plan.fused_dir = fused_folder(plan, source)
     before = _file_stamp(plan.fused_dir / MANIFEST)
-    fused = fuse_dataset(source, plan.method, plan.fused_dir, layout=layout, device=plan.fuse_device,
-                         batch_size=request.fuse_batch_size, skip_bad=request.skip_bad,
+    fused = fuse_dataset(source, plan.method, plan.fused_dir, layout=merge_layout_spec(request.layout, layout),
+                         device=plan.fuse_device, batch_size=request.fuse_batch_size, skip_bad=request.skip_bad,
                          on_mismatch="replace" if request.overwrite else "error", progress=request.progress)
     plan.fused_reused = before is not None and before == _file_stamp(plan.fused_dir / MANIFEST)
     return fused

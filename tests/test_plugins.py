@@ -193,7 +193,7 @@ def test_a_layout_an_import_registers_can_be_named_with_layout(tmp_path, plugin_
     assert (out / "train" / "fused" / "p000.png").is_file() and (out / "test" / "fused" / "p005.png").is_file()
 
     shown = _run_cli(plugin_dir, "--import", "toy_layout_plugin", "--help")
-    assert shown.returncode == 0 and "msrs,toy_frames}" in shown.stdout.replace("\n", "").replace(" ", "")
+    assert shown.returncode == 0 and "msrs_det,toy_frames}" in shown.stdout.replace("\n", "").replace(" ", "")
     # without the module the name is unknown: a usage error, as for any other unknown layout
     unknown = _run_cli(plugin_dir, "--layout", "toy_frames", "--data", root, "--method", "max", "--out", out)
     assert unknown.returncode == 2 and "invalid choice: 'toy_frames'" in unknown.stderr
@@ -207,7 +207,7 @@ def test_a_dataset_layout_in_one_file_works_through_the_package(tmp_path, plugin
     _write_plugin(plugin_dir, "toy_layout_plugin", TOY_LAYOUT)
     root = _toy_frames(tmp_path / "wrapper" / "frames")
     import_plugins(["toy_layout_plugin"])
-    assert layout_names() == ("pairs", "m3fd", "m3fd_tardal", "msrs", "toy_frames")
+    assert layout_names() == ("pairs", "m3fd", "m3fd_tardal", "msrs", "msrs_det", "toy_frames")
     assert "TarDAL M3FD (ir/, vi/ with labels/ YOLO txt and/or meta/{train,val,pred}.txt), toy frames " \
            "(thermal/, colour/ and frames.txt), or a pair folder" in layout_help()  # tried before pairs
     assert detect_layout(root) == detect_layout(tmp_path / "wrapper") == "toy_frames"  # also one wrapper deep

@@ -167,10 +167,10 @@ def test_synthetic_msrs(synthetic_root: Path):
     for r in ds.records:
         assert r.mask_path is not None and r.mask_path.parent.name == "Segmentation_labels"
         assert r.mask_path.parent.parent.name == r.split
-        assert r.tags["time"] == {"D": "day", "N": "night"}[r.name[-1]]
+        assert r.condition == {"D": "day", "N": "night"}[r.name[-1]]
         assert int(read_image(r.mask_path).max()) < len(MSRS_CLASSES)
     text = describe(ds)
-    assert "per split: train" in text and "time of day: day" in text and "masks:" in text
+    assert "per split: train" in text and "conditions: day" in text and "masks:" in text
     # the root holding both synthetic sets is no single dataset: the error says where to point
     with pytest.raises(DatasetError, match=r"holds several datasets: .*m3fd/ \(m3fd\).*msrs/ \(msrs\)"):
         load_dataset(synthetic_root)

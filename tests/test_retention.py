@@ -12,16 +12,8 @@ import torch
 
 from fusion_perception.data.image_io import write_image
 from fusion_perception.errors import ConfigError, DatasetError
-from fusion_perception.metrics.retention import (
-    AnnotatedObject,
-    TargetPair,
-    TargetRule,
-    evaluate_retention,
-    local_contrast,
-    read_objects_file,
-    retention_ratio,
-    summarize,
-)
+from fusion_perception.metrics.retention import evaluate_retention, local_contrast, retention_ratio, summarize
+from fusion_perception.metrics.retention_targets import AnnotatedObject, TargetPair, TargetRule, read_objects_file
 
 REPO = Path(__file__).resolve().parents[1]
 

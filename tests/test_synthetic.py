@@ -119,7 +119,7 @@ def test_readers_load_both_layouts(synthetic_root: Path) -> None:
     assert {b.label for r in det.records for b in r.boxes} == set(M3FD_CLASSES)
     seg = readers.load_dataset(synthetic_root / "msrs")
     assert seg.layout == "msrs" and len(seg.split("train")) == 18 and len(seg.split("test")) == 6
-    assert {r.tags["time"] for r in seg.records} == {"day", "night"}
+    assert {r.condition for r in seg.records} == {"day", "night"}
 
 
 # ----------------------------------------------------------------------------- fusion matters

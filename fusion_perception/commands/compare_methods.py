@@ -35,6 +35,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     for task in tasks:  # --det-data, --seg-data, ...
         p.add_argument(f"--{task.name}-data", dest=f"{task.name}_data", help=task.data_help or
                        f"{task.name} dataset root (default: the synthetic default's {task.synthetic_part} set)")
+    cli.add_layout_options(p, "the detection dataset (--det-data)")
     cli.add_seeds(p)
     cli.add_method_weights(p)
     for task in tasks:  # --det-config, --seg-config, ...
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, seeds=args.seeds, weights=args.weights, device=args.device,
         # each task's --<name>-data and --<name>-config (None: its default), by task name
         data={name: getattr(args, f"{name}_data", None) for name in TASKS.names()},
+        layouts={"det": cli.layout_spec(args)},  # the label view and split lists are the detection data's
         configs={name: getattr(args, f"{name}_config", None) for name in TASKS.names()},
         samples=args.samples.split(",") if args.samples else None, quality=not args.no_quality,
         jobs=args.jobs, overwrite=args.overwrite, fused_root=args.fused_root, verbose=args.verbose,

@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.data.readers import SkippedItemWarning, describe, load_dataset
 
     with cli.warnings_as_lines(SkippedItemWarning):  # one plain line per skipped item
-        ds = load_dataset(args.data, args.layout, skip_bad=args.skip_bad)
+        ds = load_dataset(args.data, cli.layout_spec(args), skip_bad=args.skip_bad)
     print(describe(ds))
     return 0

@@ -26,10 +26,12 @@ EPILOG = (
 )
 TARGETS_HELP = (
     "target retention (the contrast kept of objects only one modality shows), where the "
-    "source has boxes: 'auto' (the annotations' visibility tags where present, else the "
-    "contrast rule), 'tags', 'contrast' (IR-only: c(ir) >= 0.05 and c(vi) <= 0.03 on the "
-    "sources; VI-only the reverse), 'off', or a CSV file image,x1,y1,x2,y2,source[,label] "
-    "(default: auto)"
+    "source has boxes: 'auto' (labels drawn per modality where the dataset has them, as msrs_det, "
+    "else the annotations' visibility tags where present, else the contrast rule), 'labels' (IR-only: "
+    "labelled in infrared with no same-class visible box at IoU >= 0.3; VI-only the reverse), 'tags', "
+    "'contrast' (IR-only: c(ir) >= 0.05 and c(vi) <= 0.03 on the sources; VI-only the reverse), 'off', "
+    "or a CSV file image,x1,y1,x2,y2,source[,label] (default: auto). Reported overall and per "
+    "condition (day / night) where the pairs have one"
 )
 
 
@@ -69,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     rule = None if args.targets == "off" else TargetRule.parse(args.targets, args.target_classes, args.target_contrast)
     progress = not args.no_progress
     result = evaluate_fused_folders(
-        args.fused, args.source, layout=args.layout, split=args.split, device=torch_device(args.device),
+        args.fused, args.source, layout=cli.layout_spec(args), split=args.split, device=torch_device(args.device),
         metrics=args.metrics, progress=progress, workers=args.workers, out=args.out, overwrite=args.overwrite,
     )
     retention = None
     if rule is not None:
-        retention = evaluate_target_retention(args.fused, args.source, layout=args.layout, split=args.split,
+        retention = evaluate_target_retention(args.fused, args.source, layout=cli.layout_spec(args), split=args.split,
                                               rule=rule, progress=progress)
     retention_table = write_retention_tables(retention, args.out) if retention else None
     print(markdown_table(result))

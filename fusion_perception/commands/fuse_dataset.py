@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.fusion.ranks import launched_by_torchrun
     from fusion_perception.fusion.stage import dataset_parts, fuse_dataset, fuse_default, is_single_dataset
 
-    kwargs = dict(layout=args.layout, device=torch_device(args.device), batch_size=args.batch_size,
+    kwargs = dict(layout=cli.layout_spec(args), device=torch_device(args.device), batch_size=args.batch_size,
                   gray_output=args.gray, skip_bad=args.skip_bad, on_mismatch="replace" if args.overwrite else "error",
                   progress=not args.no_progress, workers=args.workers, distributed=launched_by_torchrun())
     cli.begin(args, log_lines=False)
@@ -108,7 +108,9 @@ def _report(args: argparse.Namespace, results: dict) -> None:
         tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
             fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
-            nxt.append(f"python tools/{tool}.py --fusion {args.fusion}{data}{fused_dir}")
+            read_as = "".join(f" --{flag} {value}" for flag, value in (("label-view", args.label_view),
+                                                                      ("split-lists", args.split_lists)) if value)
+            nxt.append(f"python tools/{tool}.py --fusion {args.fusion}{data}{read_as}{fused_dir}")
         else:
             nxt.append(f"python tools/eval_fusion.py --fused {fused.root} --out {fused.root}/eval")
     print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")

@@ -8,26 +8,30 @@ import argparse
 from fusion_perception import cli
 
 DESCRIPTION = """\
-Fuse an M3FD-layout dataset with one fusion method (cached), split it 8:1:1 by seed
-(split files reused), train ultralytics YOLO on the fused images (offline; CPU, one GPU
-or DDP), then score the test split with pycocotools: mAP@0.5, mAP@0.5:0.95 and AP@0.5
-per class. Writes OUT/results.json (last), OUT/results.md (a Table 3 row) and
-OUT/predictions.png. A finished run with the same settings is not redone; an
-interrupted training resumes from its last.pt (the same command again). A run made with
-other settings is never replaced without --overwrite."""
+Fuse a detection dataset (M3FD, TarDAL or MSRS detection) with one fusion method
+(cached), split it 8:1:1 by seed unless it brings its own split (split files reused),
+train ultralytics YOLO on the fused images (offline; CPU, one GPU or DDP), then score
+the test split with pycocotools: mAP@0.5, mAP@0.5:0.95 and AP@0.5 per class. Writes
+OUT/results.json (last), OUT/results.md (a Table 3 row) and OUT/predictions.png. A
+finished run with the same settings is not redone; an interrupted training resumes from
+its last.pt (the same command again). A run made with other settings is never replaced
+without --overwrite."""
 EPILOG = """\
 examples:
   python tools/train_det.py --fusion emma                          # synthetic default, CPU: small_cpu
   python tools/train_det.py --data /data/M3FD_Detection --fusion emma --weights emma.pth --device 0,1,2,3
-  python tools/train_det.py --data M3FD --fusion folder:CDDFuse=/results/cddfuse --device 0"""
+  python tools/train_det.py --data M3FD --fusion folder:CDDFuse=/results/cddfuse --device 0
+  python tools/train_det.py --data ../shared/data/msrs_det --fusion laplacian --split-lists benchmarks/msrs_det_split"""
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap = cli.parser(prog, DESCRIPTION, EPILOG, raw=True)
-    cli.add_run_inputs(ap, "M3FD (Ir/, Vis/, Annotation/) or TarDAL (ir/, vi/, labels/, meta/) root; default: the "
+    cli.add_run_inputs(ap, "M3FD (Ir/, Vis/, Annotation/), TarDAL (ir/, vi/, labels/, meta/) or MSRS detection "
+                           "(ir/, vi/, labels/{infrared,visible}/, classes.txt) root; default: the "
                            "synthetic default's m3fd set (generated when absent)", "M3FD_ROOT",
                        "detection config (configs/det/*.py, by path or name); default: yolov5s_m3fd, the paper's "
                        "recipe, on a GPU, and small_cpu (a quick run) on the CPU")
+    cli.add_layout(ap)
     ap.add_argument("--model", default=None, help="model YAML (ultralytics' packaged cfgs such as yolov5s.yaml, "
                                                   "yolov8n.yaml, or a local file) or a local .pt")
     ap.add_argument("--det-weights", default=None, metavar="PT",
@@ -53,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.detection.task import run_detection
 
     res = run_detection(
-        args.data, args.fusion, args.out, config=args.config, seed=args.seed, weights=args.weights,
-        det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch_size,
+        args.data, args.fusion, args.out, layout=cli.layout_spec(args), config=args.config, seed=args.seed,
+        weights=args.weights, det_weights=args.det_weights, model=args.model, epochs=args.epochs, batch=args.batch_size,
         imgsz=args.imgsz, workers=args.workers, device=args.device, fused_dir=args.fused_dir,
         split_dir=args.split_dir, skip_bad=args.skip_bad, force=args.force, overwrite=args.overwrite,
         progress=not args.no_progress, verbose=args.verbose,

@@ -30,8 +30,9 @@ from typing import Any, Sequence
 
 from fusion_perception.comparison.plots import bar_chart, qualitative_grid
 from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
-from fusion_perception.files import atomic_write_text
+from fusion_perception.data.layouts import merge_layout_spec
 from fusion_perception.devices import process_device, resolve_device
+from fusion_perception.files import atomic_write_text
 from fusion_perception.errors import ConfigError
 from fusion_perception.fusion.base import method_label, parse_method_spec
 from fusion_perception.outputs import check_output_dir
@@ -54,11 +55,13 @@ class Comparison:
 
 @dataclass
 class ComparisonSettings:
-    """How a comparison runs. ``data`` and ``configs`` are by task name (``None``: the synthetic
-    default's dataset, the task's config for the device); ``weights`` by method label."""
+    """How a comparison runs. ``data``, ``layouts`` and ``configs`` are by task name (``None``: the
+    synthetic default's dataset, the task's own layout, the task's config for the device); ``weights``
+    by method label."""
 
     task: str | Sequence[str] = ALL_TASKS  # a task, several, or "both" (every registered task)
     data: dict[str, str | Path | None] = field(default_factory=dict)
+    layouts: dict[str, str] = field(default_factory=dict)  # layout specs, e.g. {"det": "auto:label_view=fusion"}
     configs: dict[str, Any] = field(default_factory=dict)
     seeds: Sequence[int] = (0,)
     weights: dict[str, str] | None = None
@@ -74,16 +77,18 @@ class ComparisonSettings:
     @classmethod
     def from_options(cls, **options: Any) -> "ComparisonSettings":
         """The settings from keyword options: this class's fields, and ``<task>_data`` /
-        ``<task>_config`` for one task's dataset root or config (``det_data=``, ``seg_config=``)."""
+        ``<task>_layout`` / ``<task>_config`` for one task's dataset root, layout spec or config
+        (``det_data=``, ``det_layout=``, ``seg_config=``)."""
         from fusion_perception.registry import TASKS
 
-        settings = cls(**{k: v for k, v in options.items() if not k.endswith(("_data", "_config"))})
+        per_task = {"data": "data", "layout": "layouts", "config": "configs"}
+        settings = cls(**{k: v for k, v in options.items() if not k.endswith(tuple(f"_{t}" for t in per_task))})
         for key, value in options.items():
             name, _, kind = key.rpartition("_")
-            if kind in ("data", "config"):
+            if name and kind in per_task:
                 if name not in TASKS:
                     raise TypeError(f"unexpected option {key!r}: no task {name!r} is registered")
-                (settings.data if kind == "data" else settings.configs)[name] = value
+                getattr(settings, per_task[kind])[name] = value
         return settings
 
     def tasks(self) -> list[Task]:
@@ -144,7 +149,8 @@ def compare_methods(methods: str | Sequence[str], out: str | Path, settings: Com
     """Run the protocols of the tasks (``settings.task``: "det", "seg" or "both") for every method and seed.
 
     ``settings`` (or its fields as keyword ``options``, with ``det_data``/``seg_data`` for the
-    M3FD and MSRS roots and ``det_config``/``seg_config``; see :class:`ComparisonSettings`).
+    M3FD and MSRS roots, ``det_layout`` for how the first is read (a layout spec such as
+    ``auto:label_view=fusion``) and ``det_config``/``seg_config``; see :class:`ComparisonSettings`).
     ``jobs``: fusions, then (task, method, seed) runs, at once in separate processes, each with its
     share of the CPU threads; small CPU runs use one core badly, so two jobs on two cores take
     about half the time. ``fused_root``: where the fused datasets are cached (default: the shared
@@ -241,8 +247,9 @@ def fuse_unit(task: Task, spec: str, units: _Units) -> int:
     from fusion_perception.fusion.stage import fuse_dataset
 
     method = resolve_method(spec, units.weights[spec], units.settings.data.get(task.name))
+    layout = merge_layout_spec(units.settings.layouts.get(task.name, "auto"), task.fuse_layout)
     fused = fuse_dataset(units.sources[task.name], method, units.fused_dirs[(task.name, spec)],
-                         layout=task.fuse_layout, device=process_device(units.settings.device),
+                         layout=layout, device=process_device(units.settings.device),
                          on_mismatch="replace" if units.settings.overwrite else "error", progress=False)
     return len(fused)
 
@@ -254,7 +261,8 @@ def run_unit(task: Task, spec: str, seed: int, units: _Units) -> dict:
     # several), the first GPU for the others, which run one process here
     device = settings.device if task.gpu_ids else process_device(settings.device)  # checked by _plan
     request = RunRequest(
-        data=units.sources[task.name], method=spec, out=units.out / task.name / method_label(spec) / f"seed{seed}",
+        data=units.sources[task.name], layout=settings.layouts.get(task.name, "auto"), method=spec,
+        out=units.out / task.name / method_label(spec) / f"seed{seed}",
         config=settings.configs.get(task.name), seed=seed, weights=units.weights[spec], device=device,
         fused_dir=units.fused_dirs[(task.name, spec)], progress=False, overwrite=settings.overwrite,
         verbose=settings.verbose, options=task.options_type(**task.comparison_options(units.out, seed)))

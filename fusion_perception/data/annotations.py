@@ -1,4 +1,5 @@
-"""Annotation files as validated boxes: Pascal VOC XML (M3FD) and YOLO txt (TarDAL).
+"""Annotation files as validated boxes: Pascal VOC XML (M3FD) and YOLO txt (TarDAL, MSRS-detection-label),
+and a YOLO class list (``classes.txt``).
 
 Each parser checks what it reads (XML that parses, known class names, numeric boxes inside the
 image, within a 1-pixel overhang that is clipped) and raises
@@ -143,4 +144,29 @@ def yolo_boxes(path: str | Path, image_size: tuple[int, int],
     return boxes
 
 
-__all__ = ["TARDAL_CLASSES", "canonical_m3fd_class", "read_voc_xml", "voc_boxes", "yolo_boxes"]
+def read_class_list(path: str | Path) -> tuple[str, ...]:
+    """The class names of a YOLO ``classes.txt``: one class a line, ``ID NAME`` (ids 0, 1, ... in
+    order) or ``NAME`` alone; blank lines and surrounding spaces are ignored."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(path, f"cannot read the class list ({e})") from None
+    names: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0].lstrip("-").isdigit():
+            if int(parts[0]) != len(names) or len(parts) != 2:
+                raise DatasetError(path, f"line {n}: expected 'ID NAME' with id {len(names)}, got {line.strip()!r}")
+            parts = parts[1:]
+        if len(parts) != 1 or parts[0] in names:
+            raise DatasetError(path, f"line {n}: expected one new class name, got {line.strip()!r}")
+        names.append(parts[0])
+    if not names:
+        raise DatasetError(path, "the class list is empty")
+    return tuple(names)
+
+
+__all__ = ["TARDAL_CLASSES", "canonical_m3fd_class", "read_class_list", "read_voc_xml", "voc_boxes", "yolo_boxes"]

@@ -3,7 +3,9 @@
 The layouts (``layout=`` names; ``"auto"`` detects them) are registered classes, one file each, in
 :mod:`fusion_perception.data.layouts`: ``msrs`` (``{train,test}/{ir,vi,Segmentation_labels}``),
 ``m3fd`` (``{Ir,Vis,Annotation}`` with VOC XML), ``m3fd_tardal`` (``{ir,vi}`` with ``labels/``
-YOLO txt and/or ``meta/`` split lists) and ``pairs`` (any two image sub-folders). A layout finds
+YOLO txt and/or ``meta/`` split lists), ``msrs_det`` (``{ir,vi}`` or ``{train,test}/{ir,vi}`` with
+YOLO labels per modality, ``[labels/]{infrared,visible,fusion}``, and ``classes.txt``) and ``pairs``
+(any two image sub-folders). A layout finds
 a root's candidate pairs; this module resolves which layout a root holds (also one wrapper folder
 deep), then loads and validates.
 
@@ -33,10 +35,12 @@ from fusion_perception.data.layouts import (
     get_layout,
     layout_help,
     layouts_by_detection,
+    parse_layout_spec,
 )
 from fusion_perception.data.layouts.scan import (
-    IR_WORDS, SPLITS, VI_WORDS, first_word, has_images, split_dirs, subdirs,
+    IR_WORDS, SPLITS, VI_WORDS, apply_split_lists, first_word, has_images, split_dirs, subdirs,
 )
+from fusion_perception.data.modality_labels import seen_counts, union_boxes
 from fusion_perception.data.records import PairDataset, PairRecord, SkippedItem
 from fusion_perception.data.validate import check_mask, default_workers, probe_image
 from fusion_perception.errors import DatasetError
@@ -87,15 +91,17 @@ def _detect_here(root: Path) -> DatasetLayout | None:
 
 
 def _resolve(root: str | Path, layout: str = "auto") -> tuple[DatasetLayout, Path]:
-    """(layout, the folder that actually holds it), looking one wrapper folder deep."""
+    """(layout with its options, the folder that actually holds it), looking one wrapper folder deep.
+    ``layout``: a layout spec (:mod:`fusion_perception.data.layouts`), ``auto[:options]`` included."""
     root = _check_root(root)
-    wanted = None if layout == "auto" else get_layout(layout)
+    name, options = parse_layout_spec(layout)
+    wanted = None if name == "auto" else get_layout(layout)
     here = root
     for _ in range(2):
         if wanted is None:
             found = _detect_here(here)
             if found is not None:
-                return found, here
+                return type(found)(**options), here
         elif wanted.fits(here):
             return wanted, here
         inner = _wrapped(here)
@@ -171,9 +177,13 @@ def _check_pair(pair: PairCandidate, mask_classes: int, ignore_index: int | None
             return DatasetError(pair.ir, f"IR/visible size mismatch: {pair.ir} is "
                                          f"{ir_size[0]}x{ir_size[1]} but {pair.vi} is "
                                          f"{vi_size[0]}x{vi_size[1]}")
-        boxes = None
+        boxes = modality = None
+        if pair.read_boxes is not None and pair.modality_annotations:
+            modality = {m: pair.read_boxes(p, ir_size) for m, p in pair.modality_annotations.items()}
         if pair.read_boxes is not None and pair.annotation is not None:
             boxes = pair.read_boxes(pair.annotation, ir_size)
+        elif modality is not None:  # labelled per modality, no file of its own: the union of the two
+            boxes = union_boxes(modality.get("ir", []), modality.get("vi", []))
         if pair.mask is not None:
             check_mask(pair.mask, ir_size, mask_classes, ignore_index)
     except DatasetError as e:
@@ -182,7 +192,7 @@ def _check_pair(pair: PairCandidate, mask_classes: int, ignore_index: int | None
         return DatasetError(e.filename or pair.ir, f"cannot read ({e.strerror or e})")
     return PairRecord(name=pair.name, ir_path=pair.ir, vi_path=pair.vi, split=pair.split, boxes=boxes,
                       annotation_path=pair.annotation, mask_path=pair.mask, tags=dict(pair.tags),
-                      size=ir_size)
+                      size=ir_size, condition=pair.condition, modality_boxes=modality)
 
 
 def _skip(e: DatasetError, skipped: list[SkippedItem]) -> None:
@@ -198,7 +208,9 @@ def load_dataset(root: str | Path, layout: str = "auto", *, skip_bad: bool = Fal
     ``{train,test}/{ir,vi,Segmentation_labels}``; ``m3fd`` ``{Ir,Vis,Annotation}`` with VOC XML;
     ``m3fd_tardal`` ``{ir,vi,labels,meta}``; ``pairs`` any two image sub-folders matched by file
     stem (``ir/vi``, ``MRI/CT``, ...); and any layout a plugin registered.
-    ``layout="auto"`` detects the layout (:func:`detect_layout`); a layout name forces it.
+    ``layout="auto"`` detects the layout (:func:`detect_layout`); a layout name forces it; either
+    may carry the layout's options as a spec (``auto:label_view=fusion``, ``msrs_det:split_lists=DIR``:
+    :mod:`fusion_perception.data.layouts`), and ``PairDataset.layout`` records the spec.
     Every pair is checked from file headers (size, truncation) in a thread pool, with its
     annotation or mask. Without ``skip_bad`` the first problem raises :class:`DatasetError`
     naming the file and the problem; with it, each bad item is warned about
@@ -207,6 +219,8 @@ def load_dataset(root: str | Path, layout: str = "auto", *, skip_bad: bool = Fal
     """
     found, here = _resolve(root, layout)
     listing = found.list_pairs(here)
+    if found.options["split_lists"] is not None:  # a given split in place of the layout's own
+        apply_split_lists(found.options["split_lists"], listing)
     skipped: list[SkippedItem] = []
     for e in listing.problems:  # structural problems first: cheap, and they explain later gaps
         if not skip_bad:
@@ -234,7 +248,7 @@ def load_dataset(root: str | Path, layout: str = "auto", *, skip_bad: bool = Fal
     if not records:
         raise DatasetError(here, f"no usable pairs: all {len(skipped)} item(s) were bad "
                                  f"(first: {skipped[0].path}: {skipped[0].problem})")
-    return PairDataset(root=here, layout=found.name, records=records, classes=classes,
+    return PairDataset(root=here, layout=found.spec, records=records, classes=classes,
                        modalities=listing.modalities, skipped=skipped)
 
 
@@ -272,13 +286,19 @@ def describe(ds: PairDataset) -> str:
     if masks:
         lines.append(f"masks: {masks} of {len(recs)} pairs (class ids 0..{len(ds.classes) - 1}: "
                      f"{', '.join(ds.classes)})")
-    times = Counter(r.tags.get("time") for r in recs if r.tags.get("time"))
-    if times:
-        lines.append(f"time of day: day {times['day']}, night {times['night']}")
+    per_modality = [r.modality_boxes for r in recs if r.modality_boxes is not None]
+    if per_modality:
+        n = {m: sum(len(b.get(m, [])) for b in per_modality) for m in ("ir", "vi")}
+        seen = seen_counts(per_modality)
+        lines.append(f"labels per modality: infrared {n['ir']} boxes, visible {n['vi']}; objects (same class, "
+                     f"IoU >= 0.3): IR-only {seen['ir']}, VI-only {seen['vi']}, both {seen['both']}")
+    conditions = Counter(r.condition for r in recs if r.condition)
+    if conditions:
+        lines.append("conditions: " + _counts(conditions))
         for s in SPLITS:
-            t = Counter(r.tags.get("time") for r in recs if r.split == s and r.tags.get("time"))
-            if t:
-                lines.append(f"  {s}: day {t['day']}, night {t['night']}")
+            c = Counter(r.condition for r in recs if r.split == s and r.condition)
+            if c:
+                lines.append(f"  {s}: " + _counts(c))
     sizes = Counter(r.size for r in recs if r.size is not None)
     if sizes:
         common = sizes.most_common(5)

@@ -16,7 +16,7 @@ MSRS_CLASSES: tuple[str, ...] = (
 class Box:
     """An axis-aligned box in pixel coordinates (VOC convention: x1, y1, x2, y2)."""
 
-    label: str  # canonical class name, one of M3FD_CLASSES
+    label: str  # class name, one of the dataset's classes
     x1: float
     y1: float
     x2: float
@@ -34,8 +34,11 @@ class PairRecord:
     boxes: list[Box] | None = None  # detection layouts; None where there is no annotation
     annotation_path: Path | None = None  # the VOC XML / YOLO txt the boxes came from
     mask_path: Path | None = None  # segmentation layouts: label PNG with class ids
-    tags: dict[str, str] = field(default_factory=dict)  # e.g. {"time": "day"|"night"}
+    tags: dict[str, str] = field(default_factory=dict)  # whatever else a layout knows of the pair
     size: tuple[int, int] | None = None  # (width, height) the reader validated, shared by IR and VI
+    condition: str | None = None  # the capture condition the tables break results down by, e.g. "day"|"night"
+    # labels drawn on each modality separately ({"ir": [...], "vi": [...]}), where the layout has them
+    modality_boxes: dict[str, list[Box]] | None = None
 
 
 @dataclass
@@ -51,7 +54,7 @@ class PairDataset:
     """A whole paired dataset as one reader saw it."""
 
     root: Path
-    layout: str  # a registered layout's name (fusion_perception.data.layouts.layout_names())
+    layout: str  # the spec of the layout it was read as: a name of LAYOUTS with its options, if any
     records: list[PairRecord]
     classes: tuple[str, ...] = ()
     modalities: tuple[str, str] = ("ir", "vi")  # the sub-folder names the pairs came from
@@ -74,6 +77,7 @@ class FusedRecord:
     boxes: list[Box] | None = None
     mask_path: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    condition: str | None = None  # carried over from the pair (PairRecord.condition)
 
 
 @dataclass
@@ -83,7 +87,7 @@ class FusedDataset:
     root: Path
     method: str  # the method spec it was fused with, e.g. "emma" or "folder:CDDFuse=/p"
     label: str  # the name in tables, e.g. "emma" or "CDDFuse"
-    source_layout: str  # layout of the source dataset (a registered layout's name)
+    source_layout: str  # layout spec of the source dataset (a name of LAYOUTS, with its options)
     records: list[FusedRecord]
     classes: tuple[str, ...] = ()
     manifest: dict = field(default_factory=dict)

@@ -4,7 +4,8 @@
 - :func:`make_split` / :func:`load_or_make_split`: an 8:1:1 train/val/test split that depends
   only on the sample names and the seed, written to ``split_dir/{train,val,test}.txt`` (one
   name per line) and reused when present, so every fusion method is trained and scored on the
-  same images. A dataset that brings its own split (TarDAL's ``meta/``) keeps it.
+  same images. A dataset that brings its own split (TarDAL's ``meta/``, MSRS's train/test, split
+  lists given with ``--split-lists``) keeps it; where it has no val part, val is a seeded share of train.
 - :func:`export_yolo`: ``images/{split}/`` (hard links to the fused images, else symlinks,
   else copies), ``labels/{split}/*.txt`` (class cx cy w h, normalised), and ``dataset.yaml``
   with the class names in M3FD order. Skipped when its fingerprint says it is up to date.
@@ -19,14 +20,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from fusion_perception.files import atomic_write_text
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset
 from fusion_perception.errors import DatasetError
-from fusion_perception.runs import fingerprint
+from fusion_perception.record import fingerprint
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ DEFAULT_RATIO: tuple[float, float, float] = (8.0, 1.0, 1.0)
 # --------------------------------------------------------------------------- source
 
 
-def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = False) -> PairDataset:
-    """Read the source dataset and make sure it is a detection dataset (M3FD / TarDAL with boxes)."""
+def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = False, layout: str = "auto") -> PairDataset:
+    """Read the source dataset (``layout``: a layout spec, e.g. ``auto:label_view=fusion``) and make
+    sure it is a detection dataset (M3FD, TarDAL or MSRS detection, with boxes)."""
     from fusion_perception.data.layouts import get_layout
     from fusion_perception.data.readers import load_dataset
 
@@ -46,12 +48,13 @@ def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = Fals
         from fusion_perception.synthetic.dataset import ensure_default
 
         data_root = Path(ensure_default("det")) / "m3fd"
-    ds = load_dataset(data_root, skip_bad=skip_bad)
+    ds = load_dataset(data_root, layout, skip_bad=skip_bad)
     if "det" not in get_layout(ds.layout).tasks:  # the layout says whether its labels are boxes
         raise DatasetError(
             ds.root,
             f"no detection annotations: this is a {ds.layout!r} dataset; detection needs the M3FD layout "
-            "(Ir/, Vis/, Annotation/*.xml) or the TarDAL one (ir/, vi/, labels/*.txt, meta/)",
+            "(Ir/, Vis/, Annotation/*.xml), the TarDAL one (ir/, vi/, labels/*.txt, meta/) or MSRS detection "
+            "(ir/, vi/, labels/{infrared,visible}/*.txt, classes.txt)",
         )
     if not ds.records:
         raise DatasetError(ds.root, "the dataset has no image pairs")
@@ -65,27 +68,48 @@ def load_detection_source(data_root: str | Path | None, *, skip_bad: bool = Fals
 
 
 def make_split(
-    names: Iterable[str], seed: int = 0, ratio: Sequence[float] = DEFAULT_RATIO
+    names: Iterable[str], seed: int = 0, ratio: Sequence[float] = DEFAULT_RATIO, *,
+    strata: Mapping[str, str | None] | None = None, block: int = 1,
 ) -> dict[str, list[str]]:
     """A random train/val/test split of ``names`` by ``ratio``; depends only on the names and seed.
 
-    Each of val and test gets at least one sample once there are three or more.
+    Each of val and test gets at least one sample once there are three or more. ``strata`` (name ->
+    group, e.g. its condition day / night): each group is split by ``ratio`` on its own, so every
+    part keeps the groups' shares. ``block``: runs of this many consecutive names (in sorted order,
+    i.e. neighbouring frames of a sequence) go to a part together, except where a part's count cuts one.
     """
-    ordered = sorted(set(names))
+    if strata is None:
+        return _split_group(sorted(set(names)), seed, ratio, block)
+    groups: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        groups.setdefault(str(strata.get(name)), []).append(name)
+    parts = [_split_group(group, seed, ratio, block) for _, group in sorted(groups.items())]
+    return {s: sorted(n for part in parts for n in part[s]) for s in SPLITS}
+
+
+def _split_group(ordered: list[str], seed: int, ratio: Sequence[float], block: int) -> dict[str, list[str]]:
     n = len(ordered)
-    perm = np.random.default_rng(seed).permutation(n)
+    blocks = [ordered[i:i + max(1, block)] for i in range(0, n, max(1, block))]
+    perm = np.random.default_rng(seed).permutation(len(blocks))
     total = float(sum(ratio))
     n_val = int(round(n * ratio[1] / total))
     n_test = int(round(n * ratio[2] / total))
     if n >= 3:
         n_val, n_test = max(1, n_val), max(1, n_test)
     n_train = n - n_val - n_test
-    picked = [ordered[i] for i in perm]
+    picked = [name for i in perm for name in blocks[i]]
     return {
         "train": sorted(picked[:n_train]),
         "val": sorted(picked[n_train:n_train + n_val]),
         "test": sorted(picked[n_train + n_val:]),
     }
+
+
+def _part_of(names: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
+    """``(rest, part)``: a seeded ``share`` of ``names`` (at least one) and the others."""
+    perm = np.random.default_rng(seed).permutation(len(names))
+    part = {names[i] for i in perm[:max(1, int(round(len(names) * share)))]}
+    return sorted(set(names) - part), sorted(part)
 
 
 def read_split(split_dir: str | Path) -> dict[str, list[str]] | None:
@@ -120,8 +144,9 @@ def load_or_make_split(
 ) -> tuple[dict[str, list[str]], bool]:
     """The split for ``fused``: reused from ``split_dir`` when stored there, else made and stored.
 
-    Returns ``(split, reused)``. A dataset whose records all carry a split (TarDAL meta files)
-    keeps its own. A stored split must cover every sample; names it lists that the dataset no
+    Returns ``(split, reused)``. A dataset whose records all carry a split (TarDAL meta files,
+    MSRS's train/test, ``--split-lists``) keeps its own (val a seeded share of train where it has
+    none). A stored split must cover every sample; names it lists that the dataset no
     longer has (e.g. dropped under ``skip_bad``) are left out with a warning.
     """
     split_dir = Path(split_dir)
@@ -148,6 +173,8 @@ def load_or_make_split(
         split = {s: sorted(r.name for r in fused.records if r.split == s) for s in SPLITS}
         if not split["test"]:  # a dataset with train/val only: score on val
             split["test"] = list(split["val"])
+        if not split["val"] and len(split["train"]) > 1:  # train/test only (MSRS): val a seeded part of train
+            split["train"], split["val"] = _part_of(split["train"], ratio[1] / (ratio[0] + ratio[1]), seed)
         _LOG.info("using the dataset's own split (%s)", ", ".join(f"{s} {len(split[s])}" for s in SPLITS))
     else:
         split = make_split(names, seed, ratio)

@@ -123,7 +123,7 @@ class DetectionTask(Task):
     def read_source(self, plan: DetectionPlan) -> Any:
         from fusion_perception.detection.data import load_detection_source
 
-        return load_detection_source(plan.request.data, skip_bad=plan.request.skip_bad)
+        return load_detection_source(plan.request.data, skip_bad=plan.request.skip_bad, layout=plan.request.layout)
 
     def fuse(self, plan: DetectionPlan, source: Any) -> Any:
         from fusion_perception.console import stage

@@ -90,6 +90,7 @@ def record_entry(ds: PairDataset, rec: PairRecord, root: Path) -> dict[str, Any]
         "annotation": _label_rel(root, rec.annotation_path, "labels"),
         "mask": _label_rel(root, rec.mask_path, "masks"),
         "tags": dict(rec.tags),
+        "condition": rec.condition,
         "source": {"ir": str(rec.ir_path), "vi": str(rec.vi_path)},
         "source_stamp": {"ir": _stamp(rec.ir_path), "vi": _stamp(rec.vi_path)},
     }
@@ -274,6 +275,7 @@ def load_fused_dataset(out: str | Path, *, require_complete: bool = True) -> Fus
                 boxes=None if e.get("boxes") is None else [Box(**b) for b in e["boxes"]],
                 mask_path=out / e["mask"] if e.get("mask") else None,
                 tags=dict(e.get("tags") or {}),
+                condition=e.get("condition"),  # absent from manifests written before conditions
             )
             for e in m["records"]
         ]

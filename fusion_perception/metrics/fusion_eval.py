@@ -37,6 +37,7 @@ from fusion_perception.errors import ConfigError, DatasetError, did_you_mean
 from fusion_perception.metrics.fused_folders import (
     FUSED_DIR, MANIFEST, FusedFolder, _as_folders, _missing_error, _source_pairs, read_gray255)
 from fusion_perception.metrics.fusion_quality import METRIC_NAMES, compute_fusion_metrics
+from fusion_perception.metrics.retention_targets import dataset_target_records, labelled_source_records
 from fusion_perception.outputs import check_output_dir
 from fusion_perception.record import describe_changes, refuse_to_replace
 
@@ -305,13 +306,6 @@ def write_tables(result: FusionEvalResult, out: str | Path, *, stem: str = "fusi
 
 
 # ------------------------------------------------------------------------------ target retention
-def dataset_target_records(ds: PairDataset) -> list[dict]:
-    """A loaded dataset's pairs with their annotations, as :func:`~fusion_perception.metrics.retention.target_pairs` reads them."""
-    return [{"name": r.name, "ir": r.ir_path, "vi": r.vi_path, "split": r.split,
-             "annotation": r.annotation_path,
-             "boxes": None if r.boxes is None else [vars(b) for b in r.boxes]} for r in ds.records]
-
-
 def _target_records(source: str | Path | PairDataset | None, layout: str, folders: list[FusedFolder]
                     ) -> list[dict]:
     """Source pairs with their annotations, for :mod:`~fusion_perception.metrics.retention`."""
@@ -326,11 +320,14 @@ def _target_records(source: str | Path | PairDataset | None, layout: str, folder
     folder = next((f for f in folders if f.manifest), None)
     if folder is None:
         raise ConfigError("give the source dataset (--source): no fused folder has a fuse-stage manifest")
+    labelled = labelled_source_records(folder.manifest)  # per-modality labels live in the source only
+    if labelled is not None:
+        return labelled
     run_root = folder.root.resolve().parent if folder.root.resolve().name == FUSED_DIR else folder.root.resolve()
     try:
         return [{"name": e["name"], "ir": e["source"]["ir"], "vi": e["source"]["vi"], "split": e.get("split"),
-                 "annotation": run_root / e["annotation"] if e.get("annotation") else None,
-                 "boxes": e.get("boxes")} for e in folder.manifest["records"]]
+                 "condition": e.get("condition"), "annotation": run_root / e["annotation"] if e.get("annotation")
+                 else None, "boxes": e.get("boxes")} for e in folder.manifest["records"]]
     except (KeyError, TypeError) as e:
         raise DatasetError(run_root / MANIFEST, f"manifest lacks the source pairs ({type(e).__name__}: {e})") from None
 
@@ -346,7 +343,8 @@ def evaluate_target_retention(
 ) -> "RetentionResult | None":
     """Target retention of every method (see :mod:`~fusion_perception.metrics.retention`);
     ``None`` when the source has no annotated objects (e.g. plain pair folders)."""
-    from fusion_perception.metrics.retention import evaluate_retention, target_pairs
+    from fusion_perception.metrics.retention import evaluate_retention
+    from fusion_perception.metrics.retention_targets import target_pairs
     from fusion_perception.metrics.retention_targets import TargetRule
 
     rule = rule or TargetRule()

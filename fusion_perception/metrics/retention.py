@@ -10,10 +10,14 @@ downstream task needs (DESIGN section 5b):
   contrast, clipped to [0, 2]; objects whose source contrast is below 0.03 are left out (their
   ratio would be noise);
 - a method's IR-only (VI-only) retention is the mean over the IR-only (VI-only) objects, with a
-  95% confidence interval over objects (Student's t).
+  95% confidence interval over objects (Student's t), overall and per condition of the pairs
+  (day / night) where the dataset has conditions.
 
 Which objects only one modality shows (:class:`TargetRule`):
 
+- ``labels``: human judgement, where the dataset has labels drawn on each modality separately
+  (``msrs_det``): IR-only is labelled in infrared with no same-class visible box at IoU >= 0.3,
+  VI-only the reverse (:mod:`fusion_perception.data.modality_labels`); ``auto`` takes them there;
 - ``tags``: the annotation's per-object visibility (the synthetic generator writes
   ``<visibility><ir>..</ir><vi>..</vi></visibility>`` in its VOC XML and ``visibility`` in the MSRS
   sidecar ``synthetic_objects.json``): IR-only when ir >= 0.5 and vi <= 0.2, VI-only the reverse;
@@ -34,7 +38,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +48,8 @@ from torch import Tensor
 from fusion_perception.errors import DatasetError
 from fusion_perception.filters import sums_in_boxes
 from fusion_perception.metrics.retention_targets import (
-    SIDECAR, SOURCES, AnnotatedObject, TargetRule, read_objects_file, read_sidecar_objects,
-    read_voc_objects)
+    SOURCES, AnnotatedObject, TargetPair, TargetRule, read_objects_file, read_sidecar_objects,
+    read_voc_objects, target_pairs)
 
 RING = 6
 MAX_RATIO = 2.0
@@ -85,17 +89,6 @@ def retention_ratio(fused_contrast: Tensor, source_contrast: Tensor, max_ratio: 
 
 # ------------------------------------------------------------------------------ evaluation
 @dataclass(frozen=True)
-class TargetPair:
-    """A source pair and its annotated objects (or, under the file rule, its listed objects)."""
-
-    name: str
-    ir_path: Path
-    vi_path: Path
-    objects: tuple[AnnotatedObject, ...]
-    sources: tuple[str | None, ...] | None = None  # fixed by a per-object file
-
-
-@dataclass(frozen=True)
 class RetentionStat:
     mean: float
     low: float  # 95% confidence interval of the mean over objects
@@ -130,19 +123,29 @@ class RetentionResult:
     objects: list[dict] = field(default_factory=list)  # image, label, box, source, c_source
     values: dict[str, list[float]] = field(default_factory=dict)  # method -> one value per object
 
-    def summary(self, method: str) -> dict[str, RetentionStat]:
-        return {s: summarize([v for v, o in zip(self.values[method], self.objects) if o["source"] == s])
+    def summary(self, method: str, condition: str | None = None) -> dict[str, RetentionStat]:
+        """IR-only and VI-only retention of ``method``: over every object, or those of one condition."""
+        return {s: summarize([v for v, o in zip(self.values[method], self.objects) if o["source"] == s
+                              and (condition is None or o.get("condition") == condition)])
                 for s in SOURCES}
 
-    def summaries(self) -> dict[str, dict[str, RetentionStat]]:
-        return {m: self.summary(m) for m in self.values}
+    def summaries(self, condition: str | None = None) -> dict[str, dict[str, RetentionStat]]:
+        return {m: self.summary(m, condition) for m in self.values}
+
+    def conditions(self) -> list[str]:
+        """The conditions of the objects' pairs (e.g. day, night), where the dataset has them."""
+        return sorted({o["condition"] for o in self.objects if o.get("condition")})
 
     def to_json(self) -> dict:
+        def plain(summary: dict[str, RetentionStat]) -> dict:
+            return {s: {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in vars(st).items()}
+                    for s, st in summary.items()}
+
         return {
             "rule": self.rule,
             "objects": self.objects,
-            "methods": {m: {"summary": {s: {k: None if isinstance(v, float) and math.isnan(v) else v
-                                            for k, v in vars(st).items()} for s, st in self.summary(m).items()},
+            "methods": {m: {"summary": plain(self.summary(m)),
+                            "by_condition": {c: plain(self.summary(m, c)) for c in self.conditions()},
                             "per_object": vals}
                         for m, vals in self.values.items()},
         }
@@ -157,7 +160,7 @@ def select_targets(pair: TargetPair, rule: TargetRule, c_ir: Sequence[float], c_
     for k, obj in enumerate(pair.objects):
         if pair.sources is not None:
             source = pair.sources[k]
-        elif obj.visibility is not None and rule.mode in ("auto", "tags"):
+        elif obj.visibility is not None and rule.mode in ("auto", "tags", "labels"):
             source = rule.by_tags(obj.visibility)
         elif rule.mode in ("auto", "contrast"):
             source = rule.by_contrast(float(c_ir[k]), float(c_vi[k]))
@@ -176,8 +179,8 @@ def _read_luminance(path: Path):
 
 def _wanted(pair: TargetPair, rule: TargetRule) -> TargetPair:
     keep = [k for k, o in enumerate(pair.objects) if rule.wants(o.label)]
-    return TargetPair(pair.name, pair.ir_path, pair.vi_path, tuple(pair.objects[k] for k in keep),
-                      None if pair.sources is None else tuple(pair.sources[k] for k in keep))
+    return replace(pair, objects=tuple(pair.objects[k] for k in keep),
+                   sources=None if pair.sources is None else tuple(pair.sources[k] for k in keep))
 
 
 def evaluate_retention(
@@ -210,8 +213,8 @@ def evaluate_retention(
             if source is None:
                 continue
             c_src = c[SOURCES.index(source), j]
-            result.objects.append({"image": pair.name, "label": obj.label, "box": list(obj.box),
-                                   "source": source, "source_contrast": round(float(c_src), 6)})
+            result.objects.append({"image": pair.name, "label": obj.label, "box": list(obj.box), "source": source,
+                                   "source_contrast": round(float(c_src), 6), "condition": pair.condition})
             for i, m in enumerate(methods):
                 result.values[m].append(float(retention_ratio(c[2 + i, j], c_src)))
     return result
@@ -260,64 +263,34 @@ class RetentionProbe:
         return {"ir_only": ir_only, "vi_only": vi_only, "min": float(np.nanmin([ir_only, vi_only]))}
 
 
-def target_pairs(records: Sequence[Mapping], rule: TargetRule) -> list[TargetPair]:
-    """Source pairs with their objects, from fuse-manifest-like records.
-
-    Each record: ``name``, ``ir``, ``vi`` (source paths), and ``annotation`` (a VOC XML path, or
-    None) and/or ``boxes`` (``[{label, x1, y1, x2, y2}]``). The synthetic MSRS layout's sidecar
-    beside the split folder supplies tags for records without an annotation.
-    """
-    listed = read_objects_file(rule.objects_file) if rule.mode == "file" else None
-    sidecars: dict[Path, dict[str, list[AnnotatedObject]]] = {}
-    pairs = []
-    for r in records:
-        ir, vi = Path(r["ir"]), Path(r["vi"])
-        if listed is not None:
-            items = listed.get(r["name"], [])
-            if items:
-                pairs.append(TargetPair(r["name"], ir, vi, tuple(o for o, _ in items), tuple(s for _, s in items)))
-            continue
-        objects: list[AnnotatedObject] = []
-        if r.get("annotation") and Path(r["annotation"]).suffix.lower() == ".xml" and Path(r["annotation"]).is_file():
-            objects = read_voc_objects(r["annotation"])
-        elif r.get("boxes"):
-            objects = [AnnotatedObject(b["label"], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in r["boxes"]]
-        else:
-            sidecar = ir.parent.parent / SIDECAR
-            if sidecar.is_file():
-                if sidecar not in sidecars:
-                    sidecars[sidecar] = read_sidecar_objects(sidecar)
-                objects = sidecars[sidecar].get(r["name"], [])
-        if rule.mode == "tags" and any(o.visibility is None for o in objects):
-            raise DatasetError(Path(r.get("annotation") or ir), "the tags rule needs per-object visibility tags; "
-                                                                "use --targets contrast or a per-object CSV")
-        if objects:
-            pairs.append(TargetPair(r["name"], ir, vi, tuple(objects)))
-    if listed is not None and not pairs:
-        raise DatasetError(rule.objects_file, "none of its images is among the source pairs")
-    return pairs
-
-
 # ------------------------------------------------------------------------------ tables
 def markdown_table(result: RetentionResult) -> str:
-    """IR-only / VI-only retention per method (mean [95% CI], n objects)."""
-    counts = {s: sum(o["source"] == s for o in result.objects) for s in SOURCES}
+    """IR-only / VI-only retention per method (mean [95% CI], n objects), overall and per condition."""
+    groups = [None, *result.conditions()]  # None: every object
+    head, rule = "| Method |", "|---|"
+    for c in groups:
+        for s in SOURCES:
+            n = sum(o["source"] == s and (c is None or o.get("condition") == c) for o in result.objects)
+            head += f" {s.upper()}-only{'' if c is None else ' ' + c} (n={n}) |"
+            rule += "---:|"
     lines = [f"Target retention (rule: {result.rule}; contrast kept of objects one modality shows, "
-             "mean [95% CI])\n", "\n",
-             f"| Method | IR-only (n={counts['ir']}) | VI-only (n={counts['vi']}) |\n", "|---|---:|---:|\n"]
-    for method, s in result.summaries().items():
-        lines.append(f"| {method} | {s['ir']} | {s['vi']} |\n")
+             "mean [95% CI])\n", "\n", head + "\n", rule + "\n"]
+    for method in result.values:
+        cells = [str(result.summary(method, c)[s]) for c in groups for s in SOURCES]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |\n")
     return "".join(lines)
 
 
 def csv_text(result: RetentionResult) -> str:
+    """One row per method, source and condition (``all``: every object)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "source", "mean", "ci_low", "ci_high", "n"])
-    for method, s in result.summaries().items():
-        for src in SOURCES:
-            st = s[src]
-            w.writerow([method, f"{src}_only", repr(st.mean), repr(st.low), repr(st.high), st.n])
+    w.writerow(["method", "source", "condition", "mean", "ci_low", "ci_high", "n"])
+    for method in result.values:
+        for condition in (None, *result.conditions()):
+            for src, st in result.summary(method, condition).items():
+                w.writerow([method, f"{src}_only", condition or "all", repr(st.mean), repr(st.low), repr(st.high),
+                            st.n])
     return buf.getvalue()
 
 

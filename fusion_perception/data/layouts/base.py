@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from fusion_perception.data.records import Box, PairRecord
-from fusion_perception.errors import DatasetError
+from fusion_perception.errors import ConfigError, DatasetError
 
 FUSED_DIR = "fused"  # the image folder a fused copy has in place of the two modality folders
 
@@ -33,6 +33,10 @@ class PairCandidate:
     read_boxes: BoxReader | None = None  # how the annotation file is read (None: no boxes)
     mask: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    condition: str | None = None  # e.g. "day" | "night" (MSRS names end in D or N)
+    # Labels drawn on each modality separately ({"ir": file, "vi": file}), read with read_boxes;
+    # without ``annotation`` the pair's boxes are their union (data.modality_labels)
+    modality_annotations: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +85,36 @@ class DatasetLayout:
     description: str = ""  # one phrase of the "looked for ..." list: what a root of this layout holds
     need: str = ""  # what a folder needs to be read as this layout when it is asked for by name
     no_labels_note: str | None = None  # the summary's line when no pair has labels (describe())
+    fused_by_split: bool = False  # a fused copy keeps the source's split folders: <split>/fused/ (MSRS's)
+    modality_labels: bool = False  # its pairs carry labels drawn on each modality (PairRecord.modality_boxes)
+    # Options a layout takes, with their defaults (None: unset), and the values some allow. Every
+    # layout takes ``split_lists``: a folder of train.txt / val.txt / test.txt naming the pairs of
+    # each split, in place of the layout's own split (applied by the readers).
+    option_defaults: dict[str, str | None] = {"split_lists": None}
+    option_choices: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, **options: str | None):
+        for key, value in options.items():
+            if key not in self.option_defaults:
+                known = ", ".join(self.option_defaults)
+                raise ConfigError(f"the {self.name!r} layout takes no {key!r} option (its options: {known})")
+            choices = self.option_choices.get(key)
+            if value is not None and choices and value not in choices:
+                raise ConfigError(f"{key} of the {self.name!r} layout must be one of {', '.join(choices)}, "
+                                  f"not {value!r}")
+        self.options = {**self.option_defaults, **{k: v for k, v in options.items() if v is not None}}
+        if self.options["split_lists"] is not None:  # one spelling of a folder: the spec names the data
+            self.options["split_lists"] = str(Path(self.options["split_lists"]).expanduser().resolve())
+
+    @property
+    def spec(self) -> str:
+        """The layout's name with its options that differ from the defaults, ``name:key=value,...``:
+        what a dataset records as its layout (and a fused copy's fingerprint holds). ``split_lists``
+        is left out: the records carry their split (a fused copy's manifest each pair's), and a
+        copy fused before is as good with another split."""
+        changed = [f"{k}={v}" for k, v in self.options.items()
+                   if v != self.option_defaults[k] and k != "split_lists"]
+        return self.name + (":" + ",".join(changed) if changed else "")
 
     def detect(self, root: Path) -> bool:
         """Whether ``root`` itself (not a sub-folder) looks like this layout, for automatic detection."""
@@ -111,6 +145,9 @@ class DatasetLayout:
     def fused_path(self, record: PairRecord) -> str:
         """Where ``record``'s fused image goes in a fused copy, relative to its root: ``fused/``
         or ``<folder>/fused/`` (the fuse stage clears and scans those two depths)."""
+        folder = Path(record.ir_path).parent.parent.name.lower()  # ROOT/<split>/ir/NAME: the pair's split folder
+        if self.fused_by_split and folder in ("train", "val", "test"):  # not moved by a split given as lists
+            return f"{folder}/{FUSED_DIR}/{record.name}.png"
         return f"{FUSED_DIR}/{record.name}.png"
 
     def extra_files(self, root: Path) -> list[str]:
@@ -118,4 +155,4 @@ class DatasetLayout:
         return []
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+        return f"{type(self).__name__}(spec={self.spec!r})"

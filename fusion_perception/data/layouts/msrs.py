@@ -1,8 +1,8 @@
 """``msrs``: MSRS segmentation, ``ROOT/{train,test}/{ir,vi,Segmentation_labels}`` (a ``val/`` split
 is read too).
 
-Label PNGs hold class ids ``0..8`` (:data:`MSRS_CLASSES`). Names ending in ``D``/``N`` get
-``tags={"time": "day"|"night"}``. Records have ``split`` and ``mask_path``; a fused copy keeps
+Label PNGs hold class ids ``0..8`` (:data:`MSRS_CLASSES`). Names ending in ``D``/``N`` get the
+condition ``"day"``/``"night"``. Records have ``split`` and ``mask_path``; a fused copy keeps
 the splits (``{train,test}/fused``). Without ``Segmentation_labels/`` it is a fusion-only copy.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fusion_perception.data.layouts.base import DatasetLayout, PairListing
+from fusion_perception.data.layouts.scan import (
+    attach_files, condition_from_name, pair_candidates, split_dirs, subdirs,
+)
+from fusion_perception.data.records import MSRS_CLASSES
 from fusion_perception.files import is_image_file
-from fusion_perception.data.layouts.base import FUSED_DIR, DatasetLayout, PairListing
-from fusion_perception.data.layouts.scan import attach_files, pair_candidates, split_dirs, subdirs
-from fusion_perception.data.records import MSRS_CLASSES, PairRecord
 from fusion_perception.errors import DatasetError
 from fusion_perception.registry import DATASET_LAYOUTS
 
@@ -37,6 +39,7 @@ class MSRS(DatasetLayout):
     classes = MSRS_CLASSES
     palette = MSRS_PALETTE
     tasks = ("seg",)
+    fused_by_split = True
     detect_order = 10
     description = "MSRS (train/ and/or test/ holding ir/, vi/, Segmentation_labels/)"
     need = "train/ and/or test/ holding ir/, vi/ and Segmentation_labels/"
@@ -60,12 +63,6 @@ class MSRS(DatasetLayout):
                 candidates = attach_files(candidates, labels, listing.problems, "segmentation mask",
                                           is_image_file, ".png", "mask", f"{split}/ir/ and {split}/vi/")
             for c in candidates:
-                if c.name[-1:] in ("D", "N"):
-                    c.tags["time"] = "day" if c.name.endswith("D") else "night"
+                c.condition = condition_from_name(c.name)
             listing.candidates += candidates
         return listing
-
-    def fused_path(self, record: PairRecord) -> str:
-        if record.split:
-            return f"{record.split}/{FUSED_DIR}/{record.name}.png"
-        return super().fused_path(record)

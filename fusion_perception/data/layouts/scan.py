@@ -1,5 +1,6 @@
-"""Folder scanning the dataset layouts share: sub-folders by name, modality words, and pairing
-two image folders by file stem (every file without its partner becomes a reported problem)."""
+"""Folder scanning the dataset layouts share: sub-folders by name, modality words, pairing two
+image folders by file stem (every file without its partner becomes a reported problem), split
+lists, and the capture condition a name says."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from fusion_perception.data.layouts.base import PairCandidate, PairListing
 from fusion_perception.files import is_image_file
-from fusion_perception.data.layouts.base import PairCandidate
 from fusion_perception.errors import DatasetError
 
 # Folder names that say "this is the infrared / the visible modality" (first word, lower case).
 IR_WORDS = frozenset(("ir", "infrared", "thermal", "lwir", "inf"))
 VI_WORDS = frozenset(("vi", "vis", "visible", "rgb", "color", "colour", "optical"))
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_LISTS: tuple[tuple[str, str], ...] = (("train.txt", "train"), ("val.txt", "val"), ("test.txt", "test"))
 
 
 def subdirs(folder: Path) -> dict[str, Path]:
@@ -80,9 +82,11 @@ def pair_candidates(ir_dir: Path, vi_dir: Path, problems: list[DatasetError],
 
 
 def attach_files(candidates: list[PairCandidate], folder: Path, problems: list[DatasetError], what: str,
-                 keep: Callable[[Path], bool], ext: str, attr: str, partner_dirs: str) -> list[PairCandidate]:
-    """Attach one file per pair from ``folder`` (annotations, masks) as attribute ``attr``; a pair
-    without its file and a file without its pair are problems. Returns the pairs that got one."""
+                 keep: Callable[[Path], bool], ext: str, attr: str | Callable[[PairCandidate, Path], None],
+                 partner_dirs: str) -> list[PairCandidate]:
+    """Attach one file per pair from ``folder`` (annotations, masks) as attribute ``attr`` (or by
+    calling ``attr(pair, file)``); a pair without its file and a file without its pair are
+    problems. Returns the pairs that got one."""
     files = files_by_stem(folder, problems, keep)
     kept = []
     for c in candidates:
@@ -92,10 +96,72 @@ def attach_files(candidates: list[PairCandidate], folder: Path, problems: list[D
                                          f"{what} missing for the pair {c.name} "
                                          "(expected this file)"))
             continue
-        setattr(c, attr, f)
+        if callable(attr):
+            attr(c, f)
+        else:
+            setattr(c, attr, f)
         kept.append(c)
     names = {c.name for c in candidates}
     for stem, f in files.items():
         if stem not in names:
             problems.append(DatasetError(f, f"{what} without an image pair in {partner_dirs}"))
     return kept
+
+
+def condition_from_name(name: str) -> str | None:
+    """``"day"`` / ``"night"`` for an MSRS-style name ending in ``D`` / ``N``, else None."""
+    return {"D": "day", "N": "night"}.get(name[-1:])
+
+
+def read_split_lists(folder: Path, listing: PairListing, known: set[str], image_dirs: str,
+                     lists: tuple[tuple[str, str], ...] = SPLIT_LISTS) -> set[str]:
+    """Set each candidate's split from the name lists in ``folder`` (``lists``: file name, split);
+    returns the names listed in two splits (their pairs are left out, each reported once as a
+    problem). A listed name not in ``known`` is a problem."""
+    by_name: dict[str, PairCandidate] = {c.name: c for c in listing.candidates}
+    first_list: dict[str, Path] = {}
+    conflicted: set[str] = set()
+    for fname, split in lists:
+        path = folder / fname
+        if not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            entry = line.strip()
+            if not entry:
+                continue
+            stem = Path(entry).stem
+            if stem not in known:
+                listing.problems.append(DatasetError(
+                    path, f"line {n} lists {entry!r} but {image_dirs} hold no such image"))
+                continue
+            c = by_name.get(stem)
+            if c is None:  # its missing partner is already reported
+                continue
+            if c.split is not None and c.split != split:
+                listing.problems.append(DatasetError(
+                    path, f"line {n}: {entry!r} is also listed in {first_list[stem].name}; "
+                          "train, val and test must not overlap"))
+                conflicted.add(stem)
+                continue
+            c.split = split
+            first_list.setdefault(stem, path)
+    return conflicted
+
+
+def apply_split_lists(folder: str | Path, listing: PairListing) -> None:
+    """The split of every candidate from the lists in ``folder`` (a layout's ``split_lists`` option),
+    in place of the layout's own: each pair must be listed once."""
+    folder = Path(folder)
+    names = [f for f, _ in SPLIT_LISTS]
+    if not folder.is_dir() or not any((folder / f).is_file() for f in names):
+        listing.problems.append(DatasetError(folder, f"split lists not found (looked for {', '.join(names)})"))
+        return
+    for c in listing.candidates:
+        c.split = None
+    conflicted = read_split_lists(folder, listing, {c.name for c in listing.candidates}, "the dataset's pairs")
+    unlisted = [c.name for c in listing.candidates if c.split is None and c.name not in conflicted]
+    if unlisted:
+        shown = ", ".join(unlisted[:10]) + (", ..." if len(unlisted) > 10 else "")
+        listing.problems.append(DatasetError(folder, f"{len(unlisted)} pair(s) are in none of {', '.join(names)}: "
+                                                     f"{shown}"))
+    listing.candidates = [c for c in listing.candidates if c.split is not None]

@@ -11,11 +11,10 @@ from functools import partial
 from pathlib import Path
 
 from fusion_perception.data.annotations import TARDAL_CLASSES, yolo_boxes
+from fusion_perception.data.layouts.base import DatasetLayout, PairListing
+from fusion_perception.data.layouts.scan import attach_files, pair_candidates, read_split_lists, subdirs
 from fusion_perception.files import is_image_file
-from fusion_perception.data.layouts.base import DatasetLayout, PairCandidate, PairListing
-from fusion_perception.data.layouts.scan import attach_files, pair_candidates, subdirs
 from fusion_perception.data.records import M3FD_CLASSES
-from fusion_perception.errors import DatasetError
 from fusion_perception.registry import DATASET_LAYOUTS
 
 # The split lists TarDAL writes, and the split each one means.
@@ -51,7 +50,7 @@ class TarDALM3FD(DatasetLayout):
                 c.read_boxes = partial(yolo_boxes, classes=TARDAL_CLASSES)
         if "meta" in subs:  # without it, every record keeps split=None
             known = {p.stem for d in (ir, vi) for p in d.iterdir() if is_image_file(p)}
-            conflicted = _read_splits(subs["meta"], listing, known, f"{ir.name}/ and {vi.name}/")
+            conflicted = read_split_lists(subs["meta"], listing, known, f"{ir.name}/ and {vi.name}/", _SPLIT_LISTS)
             listing.candidates = [c for c in listing.candidates if c.name not in conflicted]
         return listing
 
@@ -60,36 +59,3 @@ class TarDALM3FD(DatasetLayout):
         if not meta.is_dir():
             return []
         return [f"meta/{f.name}" for f in sorted(meta.iterdir()) if f.is_file() and not f.name.startswith(".")]
-
-
-def _read_splits(meta_dir: Path, listing: PairListing, known: set[str], image_dirs: str) -> set[str]:
-    """Set each candidate's split from the lists in ``meta/``; returns the names listed in two
-    splits (their pairs are left out, each reported once as a problem)."""
-    by_name: dict[str, PairCandidate] = {c.name: c for c in listing.candidates}
-    first_list: dict[str, Path] = {}
-    conflicted: set[str] = set()
-    for fname, split in _SPLIT_LISTS:
-        meta = meta_dir / fname
-        if not meta.is_file():
-            continue
-        for n, line in enumerate(meta.read_text().splitlines(), start=1):
-            entry = line.strip()
-            if not entry:
-                continue
-            stem = Path(entry).stem
-            if stem not in known:
-                listing.problems.append(DatasetError(
-                    meta, f"line {n} lists {entry!r} but {image_dirs} hold no such image"))
-                continue
-            c = by_name.get(stem)
-            if c is None:  # its missing partner is already reported
-                continue
-            if c.split is not None and c.split != split:
-                listing.problems.append(DatasetError(
-                    meta, f"line {n}: {entry!r} is also listed in {first_list[stem].name}; "
-                          "train, val and test must not overlap"))
-                conflicted.add(stem)
-                continue
-            c.split = split
-            first_list.setdefault(stem, meta)
-    return conflicted

@@ -128,8 +128,8 @@ class RetentionSelectionHook(Hook):
             return
         from fusion_perception.data.readers import load_dataset
         from fusion_perception.synthetic.dataset import generate
-        from fusion_perception.metrics.fusion_eval import dataset_target_records
-        from fusion_perception.metrics.retention import RetentionProbe, target_pairs
+        from fusion_perception.metrics.retention import RetentionProbe
+        from fusion_perception.metrics.retention_targets import dataset_target_records, target_pairs
         from fusion_perception.metrics.retention_targets import TargetRule
 
         scenes = Path(runner.work_dir) / "selection_scenes"
