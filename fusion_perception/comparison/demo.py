@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fusion_perception.comparison.compare import Comparison, ComparisonSettings, compare_methods
+from fusion_perception.devices import resolve_device
 from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
@@ -40,7 +41,7 @@ def train_demo_emma(out: Path, verbose: bool = False, progress: bool = True) -> 
 
 
 def run_demo(
-    out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str = "cpu",
+    out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str | None = None,
     seeds: Sequence[int] = (0,), overwrite: bool = False, train_emma: bool = False, verbose: bool = False,
     progress: bool = True,
 ) -> Comparison:
@@ -73,6 +74,7 @@ def run_demo(
               else f"EMMA: {weights['emma']} ({steps['EMMA training']:.0f} s)")
     # The small runs keep about one core busy whatever their thread count: on a CPU, run as
     # many at once as there are cores (one thread each).
+    device = resolve_device(device)  # the GPU when there is one
     jobs = min(4, os.cpu_count() or 1) if device == "cpu" else 1
     stage(f"{len(methods)} methods x 2 tasks x {len(seeds)} seed(s) on {jobs} worker(s); each run's log is its run.log")
     result = compare_methods(list(methods), out, ComparisonSettings(

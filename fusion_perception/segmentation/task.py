@@ -84,7 +84,7 @@ class SegmentationTask(Task):
 
     def plan(self, request: RunRequest) -> SegmentationPlan:
         from fusion_perception.config_files import merge_options
-        from fusion_perception.devices import resolve_device
+        from fusion_perception.devices import torch_device
         from fusion_perception.errors import ConfigError, check_input_file
         from fusion_perception.fusion.method import resolve_method
         from fusion_perception.outputs import check_output_dir
@@ -95,7 +95,7 @@ class SegmentationTask(Task):
         register_components()
         # the arguments first: nothing is read or written until they are all right
         opts = request.options
-        device = resolve_device(request.device)
+        device = torch_device(request.device)  # one torch device (GPU ids: this process's)
         if opts.launcher not in ("none", "pytorch"):
             raise ConfigError(f"launcher must be 'none' or 'pytorch', not {opts.launcher!r}")
         if opts.launcher == "pytorch" and not device.startswith("cuda"):
