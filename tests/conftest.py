@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import runpy
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,23 @@ def slow_mean_plugin(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "slow_fuser_plugin.py").write_text(_SLOW_MEAN_PLUGIN)
     return folder
+
+
+@pytest.fixture
+def tool(capsys):
+    """Run ``tools/<name>.py``'s main in this process: ``(exit code, stdout, stderr)``."""
+
+    def run(name: str, *args) -> tuple[int, str, str]:
+        main = runpy.run_path(str(REPO / "tools" / f"{name}.py"))["main"]
+        capsys.readouterr()
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        try:
+            rc = main([str(a) for a in args])
+        finally:  # the tool's logging.basicConfig handler writes to this test's captured stderr
+            for h in [h for h in root.handlers if h not in handlers]:
+                root.removeHandler(h)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
