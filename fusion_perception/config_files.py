@@ -23,10 +23,13 @@ CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 def find_config(group: str, config: str | Path) -> Path | None:
     """The config file ``config`` names: a file as given, else ``configs/<group>/<config>`` or
     ``configs/<group>/<config>.py``; ``None`` when there is none (the caller says what is known)."""
+    from fusion_perception.outputs import path_segment
+
     path = Path(config)
     folder = CONFIG_ROOT / group
     for candidate in (path, folder / path, folder / f"{path}.py"):
         if candidate.is_file():
+            path_segment(candidate.stem, "config name")  # it names the runs' folder (work_dirs/det/<name>)
             return candidate
     return None
 

@@ -3,6 +3,7 @@
 - :func:`check_output_dir`: the folder can be created and written (it is not a file, not under a
   file, not read-only or immutable), checked before anything is read or computed; it leaves
   nothing behind.
+- :func:`path_segment`: a name a user gave (a method's) is one folder name, never a path elsewhere;
 - :func:`describe_changes` and :func:`refuse_to_replace`: a run never replaces results made with
   other settings unless asked (``--overwrite``); the refusal says in words what differs and how to
   keep both.
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from fusion_perception.errors import OutputError
+from fusion_perception.errors import ConfigError, OutputError
 
 _MAX_CHANGES = 8  # differences listed before "and N more"
 _HASH = re.compile(r"^[0-9a-f]{32,}$")
@@ -79,6 +80,19 @@ def _probe_writable(out: Path, option: str) -> None:
                 d.rmdir()  # only if still empty: another process may be using it by now
 
 
+def path_segment(text: str, what: str) -> str:
+    """``text`` when it can name one file or folder inside another (a method's name becomes the
+    folder of its fused images and runs); a ConfigError otherwise: empty, ``.`` or ``..``, a slash,
+    a backslash, a control character, or a leading ``~`` or ``-`` would put the path elsewhere or
+    read as something else."""
+    bad = (not text or text in (".", "..") or any(c in text for c in "/\\") or text[0] in "~-"
+           or any(ord(c) < 32 or ord(c) == 127 for c in text))
+    if bad:
+        raise ConfigError(f"{what} {text!r} cannot name a folder: use letters, digits, '.', '-' or '_' "
+                          "(no '/', and not '.' or '..')")
+    return text
+
+
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(d, Mapping):
         return {prefix: d}
@@ -121,4 +135,4 @@ def refuse_to_replace(out: str | Path, what: str, changes: str, option: str = "-
                             f"replace it, or give another {option} to keep both")
 
 
-__all__ = ["check_output_dir", "describe_changes", "refuse_to_replace"]
+__all__ = ["check_output_dir", "describe_changes", "path_segment", "refuse_to_replace"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from user_tools import one_line
 
-from fusion_perception.errors import OutputError
+from fusion_perception.errors import ConfigError, OutputError
 from fusion_perception.synthetic import dataset as synthetic
 
 SMALL = (160, 128)
@@ -63,3 +63,36 @@ def test_i1_a_folder_of_other_things_is_not_filled_with_the_default(tiny_default
     rc, _, err = tool("fuse_dataset", "--fusion", "mean", "--out", tiny_default.parent / "fused")
     assert rc == 2 and "FUSION_PERCEPTION_DATA" in one_line(err) and "Ir" in one_line(err)
     assert sorted(p.name for p in tiny_default.iterdir()) == ["Ir"]
+
+
+# ----------------------------------------------------------------------------- 5: unsafe paths
+
+
+@pytest.mark.parametrize("name", ["..", "../../escaped", "/tmp/abs", "a/b", "a\\b", "", "~user"])
+def test_i5_a_method_name_never_leaves_its_folder(name: str, tmp_path: Path, tool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pair_folders import random_pairs
+
+    monkeypatch.setenv("FUSION_PERCEPTION_FUSED", str(tmp_path / "cache" / "fused"))
+    data = random_pairs(tmp_path / "data", n=2)
+    spec = f"folder:{name}={data / 'vi'}"
+    for command in (("fuse_dataset", "--data", data, "--fusion", spec),
+                    ("compare_methods", "--task", "seg", "--methods", f"ir,{spec}", "--out", tmp_path / "cmp")):
+        rc, _, err = tool(*command)
+        line = one_line(err)
+        assert rc == 2 and ("cannot name a folder" in line or "folder:NAME=PATH" in line), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing in the cache, nothing beside it
+
+
+def test_i5_every_path_made_of_a_name_checks_it() -> None:
+    from fusion_perception.config_files import find_config
+    from fusion_perception.fusion.base import method_label
+    from fusion_perception.fusion.cache import fused_cache_root
+
+    for bad in ("..", "a/b", "/abs"):
+        with pytest.raises(ConfigError, match="cannot name a folder"):
+            method_label(f"folder:{bad}=/x")
+        with pytest.raises(ConfigError, match="cannot name a folder"):
+            fused_cache_root(bad)
+    assert method_label("folder:CDDFuse v2=/x") == "CDDFuse v2"
+    assert find_config("det", "small_cpu") is not None
