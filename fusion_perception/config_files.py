@@ -8,8 +8,10 @@ inside mmengine. mmengine is imported when a file is read, not to find one.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, TypeVar
 
 from fusion_perception.errors import ConfigError, DatasetError, clean_message
 
@@ -59,6 +61,36 @@ def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
                           f"applied ({type(e).__name__}: {clean_message(e)})") from None
 
 
+# Config keys that are rates or loss weights, wherever they sit (the optimiser, the model, YOLO's
+# train_args): never negative, and a learning rate above 0.
+_RATE_OR_WEIGHT = re.compile(r"(^|\.)(lr\d*|lrf|weight_decay|momentum|a1|a2|box|cls|dfl|\w*_weight|\w*_gain)(\.\d+)?$")
+_LEARNING_RATE = re.compile(r"(^|\.)lr\d*$")
+
+
+def check_numbers(values: Mapping[str, Any], owner: str) -> None:
+    """Every number of a config finite, its rates and loss weights not negative, its learning rates
+    above 0; a ConfigError naming the key otherwise (``owner``: whose config). A NaN learning rate or
+    loss weight trains to NaN, a negative loss weight rewards the error: both are refused up front."""
+    for key, value in _numbers(values, ""):
+        if not math.isfinite(value):
+            raise ConfigError(f"{owner}: {key} is {value}; it must be a finite number")
+        if _LEARNING_RATE.search(key) and value <= 0:
+            raise ConfigError(f"{owner}: {key} is {value}; a learning rate must be above 0")
+        if _RATE_OR_WEIGHT.search(key) and value < 0:
+            raise ConfigError(f"{owner}: {key} is {value}; a rate or loss weight must not be negative")
+
+
+def _numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{key}.{i}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield key, float(value)
+
+
 Settings = TypeVar("Settings")
 
 
@@ -74,4 +106,5 @@ def config_keys(settings: type[Settings], keys: Mapping[str, Any], owner: str) -
     return settings(**keys)
 
 
-__all__ = ["CONFIG_ROOT", "available_configs", "config_keys", "find_config", "read_config", "merge_options"]
+__all__ = ["CONFIG_ROOT", "available_configs", "check_numbers", "config_keys", "find_config", "read_config",
+           "merge_options"]

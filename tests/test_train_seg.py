@@ -106,7 +106,7 @@ def test_encoder_weights_from_local_file(tmp_path):
         assert torch.equal(v, dst.net.encoder.state_dict()[k]), k
     with pytest.raises(ConfigError, match="does not fit"):
         SegSmpModel(encoder_name=SMALL_ENCODER, encoder_weights=str(path))
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(DatasetError, match="absent.pth: encoder weights file not found"):
         SegSmpModel(encoder_name="resnet18", encoder_weights=str(tmp_path / "absent.pth"))
 
 

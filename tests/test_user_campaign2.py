@@ -7,6 +7,7 @@ tracebacks and unclear messages). The data is tiny and the trainings a few itera
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,215 @@ def test_i5_every_path_made_of_a_name_checks_it() -> None:
             fused_cache_root(bad)
     assert method_label("folder:CDDFuse v2=/x") == "CDDFuse v2"
     assert find_config("det", "small_cpu") is not None
+
+
+# ----------------------------------------------------------------------------- checkpoints: 6, 10, 12, 13
+
+
+@pytest.fixture(scope="module")
+def tiny_seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A finished one-epoch segmentation run on a tiny MSRS layout: its folder, the data, the options."""
+    from test_train_seg import TINY_OPTS, tiny_msrs
+
+    from fusion_perception.segmentation.task import run_segmentation
+
+    root = tiny_msrs(tmp_path_factory.mktemp("tiny_msrs"))
+    out = tmp_path_factory.mktemp("seg_run")
+    kw = dict(config="small_cpu", epochs=1, cfg_options=TINY_OPTS, device="cpu", progress=False,
+              fused_dir=tmp_path_factory.mktemp("fused") / "mean")
+    run_segmentation(root, "mean", out, **kw)
+    return out, root, kw
+
+
+def _unfinished_copy(run: Path, to: Path) -> Path:
+    """The run as a kill after its checkpoint would leave it: no results; the same command resumes it."""
+    import shutil
+
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("results.*", "predictions", "eval"))
+    (to / "train" / "last_checkpoint").write_text(str(_seg_checkpoint(to)))
+    return to
+
+
+def _seg_checkpoint(run: Path) -> Path:
+    return run / "train" / "epoch_1.pth"
+
+
+def _edit_checkpoint(path: Path, edit) -> Path:
+    """Rewrite an mmengine checkpoint after ``edit(state_dict)`` (the same safe loading as the toolkit's)."""
+    import torch
+
+    from fusion_perception.checkpoints import allow_mmengine_checkpoints
+
+    with allow_mmengine_checkpoints():
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    edit(ckpt["state_dict"])
+    torch.save(ckpt, path)
+    return path
+
+
+def test_i13_resuming_a_checkpoint_with_a_tensor_of_another_shape_is_refused(tiny_seg_run, tmp_path):
+    from fusion_perception.errors import DatasetError
+    from fusion_perception.segmentation.task import run_segmentation
+
+    run, data, kw = tiny_seg_run
+    copy = _unfinished_copy(run, tmp_path / "run")
+    key = "net.segmentation_head.0.weight"
+    _edit_checkpoint(_seg_checkpoint(copy), lambda sd: sd.__setitem__(key, sd[key][:3]))
+    with pytest.raises(DatasetError, match=rf"epoch_1\.pth: tensor {key} is \(3, .*\) in the file but \(9, "):
+        run_segmentation(data, "mean", copy, **kw)
+    assert not (copy / "results.json").exists()
+
+
+def test_i10_eval_seg_refuses_a_checkpoint_of_another_kind(tiny_seg_run, tmp_path, tool):
+    from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
+
+    run, _, _ = tiny_seg_run
+    rc, _, err = tool("eval_seg", "--run", run, "--checkpoint", DEFAULT_EMMA_WEIGHTS, "--out", tmp_path / "ev")
+    assert rc == 2 and "emma_synthetic.pth: holds none of the tensors of a SegSmpModel" in one_line(err)
+    other = tmp_path / "other.pth"
+    other.write_bytes(_seg_checkpoint(run).read_bytes())
+    _edit_checkpoint(other, lambda sd: sd.pop("net.segmentation_head.0.bias"))
+    rc, _, err = tool("eval_seg", "--run", run, "--checkpoint", other, "--out", tmp_path / "ev")
+    assert rc == 2 and "does not fit a SegSmpModel: 1 of its tensors missing" in one_line(err)
+    assert not (tmp_path / "ev" / "results.json").exists()
+
+
+def test_i12_load_from_is_applied_and_recorded(tiny_seg_run, tmp_path):
+    import torch
+
+    from fusion_perception.checkpoints import allow_mmengine_checkpoints
+    from fusion_perception.errors import DatasetError
+    from fusion_perception.segmentation.task import run_segmentation
+
+    run, data, kw = tiny_seg_run
+    start = _seg_checkpoint(run)
+    frozen = {**kw["cfg_options"], "load_from": str(start), "optim_wrapper.optimizer.lr": 1e-30}
+    res = run_segmentation(data, "mean", tmp_path / "ft", **{**kw, "cfg_options": frozen})
+    assert res["settings"]["config_values"]["load_from"] == str(start)
+    with allow_mmengine_checkpoints():
+        a, b = (torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
+                for p in (start, _seg_checkpoint(tmp_path / "ft")))
+    key = "net.segmentation_head.0.weight"  # trained at a learning rate of 1e-30: where it started
+    assert torch.allclose(a[key], b[key], atol=1e-6)
+    missing = {**kw["cfg_options"], "load_from": str(tmp_path / "absent.pth")}
+    with pytest.raises(DatasetError, match=r"absent\.pth: load_from checkpoint not found"):
+        run_segmentation(data, "mean", tmp_path / "ft2", **{**kw, "cfg_options": missing})
+
+
+def _refused_safely(line: str, target: Path) -> None:
+    """A crafted checkpoint was refused: nothing in it ran, and torch's advice to load it unsafely
+    (``weights_only=False``, or allow-listing what it asks for) is not relayed."""
+    assert not target.exists()
+    assert "weights_only` set to `False`" not in line and "weights_only=False" not in line, line
+    assert "safe_globals" not in line and "can still be loaded" not in line, line
+
+
+@pytest.mark.parametrize("loader", ["emma_weights", "seg_resume", "seg_checkpoint", "encoder_weights", "yolo_weights"])
+def test_i6_every_checkpoint_loader_refuses_a_crafted_pickle_in_one_line(loader, tiny_seg_run, synthetic_root,
+                                                                         tmp_path, tool):
+    from user_tools import crafted_pickle
+
+    run, data, kw = tiny_seg_run
+    target = tmp_path / "pwned"
+    # .pt: ultralytics reads YOLO weights from .pt files only (the others take any name)
+    crafted = crafted_pickle(tmp_path / "crafted.pt", target)
+    if loader == "seg_resume":  # met on resuming: the run's own last checkpoint replaced
+        from fusion_perception.segmentation.task import run_segmentation
+
+        copy = _unfinished_copy(run, tmp_path / "run")
+        _seg_checkpoint(copy).write_bytes(crafted.read_bytes())
+        with pytest.raises(Exception) as err:
+            run_segmentation(data, "mean", copy, **kw)
+        assert "epoch_1.pth: not a checkpoint that loads with weights_only=True (UnpicklingError" in str(err.value)
+        return _refused_safely(str(err.value), target)
+    mean = ("--fusion", "mean", "--out", tmp_path / "out")
+    args = {"emma_weights": ("fuse_dataset", "--data", synthetic_root / "m3fd", "--fusion", "emma", "--weights",
+                             crafted, "--out", tmp_path / "out"),
+            "seg_checkpoint": ("eval_seg", "--run", run, "--checkpoint", crafted, "--out", tmp_path / "out"),
+            "encoder_weights": ("train_seg", "--data", data, *mean, "--config", "small_cpu", "--encoder-weights",
+                                crafted, "--fused-dir", tmp_path / "fused"),
+            "yolo_weights": ("train_det", "--data", synthetic_root / "m3fd", *mean, "--config", "small_cpu",
+                             "--det-weights", crafted)}[loader]
+    rc, _, err = tool(*args)
+    line = one_line(err)
+    assert rc == 2 and "crafted.pt: " in line and "not found" not in line, line
+    _refused_safely(line, target)
+
+
+# ----------------------------------------------------------------------------- 11: non-finite training
+
+
+def test_i11_nan_or_negative_rates_and_loss_weights_are_refused_up_front(tiny_seg_run, tmp_path, tool):
+    from test_train_emma import SENSING_OPTS
+
+    from fusion_perception.detection.config import load_config
+    from fusion_perception.segmentation.task import run_segmentation
+
+    _, data, kw = tiny_seg_run
+    for key, value, says in (("optim_wrapper.optimizer.lr", float("nan"), "lr is nan; it must be a finite number"),
+                             ("optim_wrapper.optimizer.lr", -0.1, "a learning rate must be above 0"),
+                             ("model.class_weight", [1.0] * 8 + [-1.0], "class_weight.8 is -1.0; a rate or loss weight")):
+        with pytest.raises(ConfigError, match=says):
+            run_segmentation(data, "mean", tmp_path / "seg", **{**kw, "cfg_options": {**kw["cfg_options"], key: value}})
+    for train_args, says in (({"lr0": float("nan")}, "train_args.lr0 is nan"), ({"box": -7.5}, "train_args.box is -7.5"),
+                             ({"cls": float("inf")}, "train_args.cls is inf")):
+        with pytest.raises(ConfigError, match=says):
+            load_config("small_cpu", train_args=train_args)
+    with pytest.raises(ConfigError, match="lr0 is nan"):
+        load_config({"lr0": float("nan")})
+    # EMMA's two steps: the sensing nets' rate, the fuser's loss weights (before the sensing nets load)
+    (tmp_path / "ai.pth").write_bytes(b"")
+    (tmp_path / "av.pth").write_bytes(b"")
+    emma = ("--sensing-ir", tmp_path / "ai.pth", "--sensing-vi", tmp_path / "av.pth", "--out", tmp_path / "emma")
+    for args, says in ((("--a1", "nan"), "model.a1 is nan"), (("--a2", "-1"), "model.a2 is -1.0")):
+        rc, _, err = tool("train_emma", *emma, *args)
+        assert rc == 2 and says in one_line(err), err
+    rc, _, err = tool("train_sensing", "--out", tmp_path / "sensing", "--cfg-options", "optim_wrapper.optimizer.lr=nan")
+    assert rc == 2 and "lr is nan" in one_line(err)
+    assert not (tmp_path / "seg").exists() and not any((tmp_path / "emma").glob("*.pth"))
+
+
+def test_i11_every_training_stops_at_the_first_non_finite_loss(tiny_seg_run, synthetic_root, tmp_path, tool):
+    from test_train_emma import SENSING_OPTS
+
+    from fusion_perception.errors import TrainingDiverged
+    from fusion_perception.segmentation.task import run_segmentation
+
+    _, data, kw = tiny_seg_run
+    huge = {**kw["cfg_options"], "optim_wrapper.optimizer.lr": 1e30}
+    with pytest.raises(TrainingDiverged, match=r"seg/train: training stopped: loss is nan at epoch 1, iteration \d+ "
+                                               r"\(learning rate [\d.]+e\+(29|30)\)"):
+        run_segmentation(data, "mean", tmp_path / "seg", **{**kw, "cfg_options": huge})
+    assert not (tmp_path / "seg" / "results.json").exists()
+    # EMMA's sensing nets (the fuser's training runs on the same Runner, with the same hook)
+    opts = [f"{k}={v}" for k, v in {**SENSING_OPTS, "optim_wrapper.optimizer.lr": 1e30,
+                                     "train_dataloader.dataset.patch_size": 32,
+                                     "train_dataloader.dataset.stride": 40}.items()]
+    rc, _, err = tool("train_sensing", "--data", synthetic_root / "msrs", "--pseudo-gt", "mean", "--target", "ir",
+                      "--out", tmp_path / "sensing", "--epochs", "3", "--max-patches", "16", "--no-progress",
+                      "--cfg-options", *opts)
+    assert rc == 2 and "training stopped: loss is nan at epoch 1" in one_line(err), err
+    assert not (tmp_path / "sensing" / "sensing_ir.pth").exists()
+    # YOLO (ultralytics would reload its last epoch and retry three times, then fail with a traceback)
+    det_configs = Path(__file__).resolve().parents[1] / "configs" / "det"
+    config = tmp_path / "huge_box_gain.py"  # the box loss's gain: finite, the loss it makes is not
+    config.write_text(f"_base_ = [{str(det_configs / 'small_cpu.py')!r}]\nmodel = {str(det_configs / 'yolo_tiny.yaml')!r}\n"
+                      "train_args = dict(box=1e38)\n")
+    rc, _, err = tool("train_det", "--data", synthetic_root / "m3fd", "--fusion", "mean", "--config", config,
+                      "--imgsz", "64", "--epochs", "2", "--out", tmp_path / "det", "--no-progress")
+    assert rc == 2 and re.search(r"det: training stopped: the loss is (nan|inf) at epoch 1, iteration", one_line(err))
+    assert not (tmp_path / "det" / "results.json").exists()
+
+
+# ----------------------------------------------------------------------------- 14: values a library would change
+
+
+def test_i14_a_value_the_library_would_change_is_refused_not_recorded_as_given(tmp_path, synthetic_root, tool):
+    from fusion_perception.emma.training.patches import PatchOptions
+
+    rc, _, err = tool("train_det", "--data", synthetic_root / "m3fd", "--fusion", "mean", "--config", "small_cpu",
+                      "--imgsz", "250", "--out", tmp_path / "det")
+    assert rc == 2 and "multiple of 32" in one_line(err) and "give 224 or 256" in one_line(err)
+    assert not (tmp_path / "det").exists()
+    with pytest.raises(ConfigError, match="patch_size must be a multiple of 16"):
+        PatchOptions(patch_size=30)  # the networks would fail on it, deep inside

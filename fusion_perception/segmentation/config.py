@@ -82,14 +82,15 @@ def fill_config(cfg: Any, plan: SegmentationPlan) -> None:
     from fusion_perception.segmentation.train import world_size
 
     request, out = plan.request, plan.out
-    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
+    from fusion_perception.runner_guards import load_or_resume
+
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), dict(type="FiniteLossHook"),
                         dict(type="ConsoleProgressHook", desc="train DeepLabV3+", disable=not request.progress)]
     cfg.work_dir = str(out / "train")
     cfg.experiment_name = (f"seg_{plan.label}_seed{request.seed}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_"
                            f"{time.time_ns() % 10**6}")
     cfg.launcher = plan.options.launcher
-    cfg.resume = bool(plan.resume)
-    cfg.load_from = None
+    load_or_resume(cfg, plan.resume)  # its last checkpoint, or the load_from given (--cfg-options)
     cfg.randomness = dict(cfg.get("randomness", {}), seed=int(request.seed))
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         dl = cfg.get(key)

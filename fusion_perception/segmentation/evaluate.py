@@ -132,8 +132,6 @@ def evaluate_segmentation(
     ``checkpoint``: default the run's last one; ``out``: default ``RUN/eval/<checkpoint name>``.
     Writes results.json/results.md and the prediction PNGs there and returns the results.
     """
-    from mmengine.runner import Runner
-
     from fusion_perception.devices import resolve_device
     from fusion_perception.outputs import check_output_dir
     from fusion_perception.segmentation.report import build_results, versions, write_results
@@ -151,8 +149,10 @@ def evaluate_segmentation(
     settings = json.loads((run / SETTINGS_FILE).read_text()) if (run / SETTINGS_FILE).is_file() else {}
     out = check_output_dir(out).resolve() if out else run / "eval" / ckpt.stem
     cfg = _test_config(run / "config.py", ckpt, out, num_pred_images)
+    from fusion_perception.runner_guards import CheckedRunner
+
     with runner_scope(device):
-        runner = Runner.from_cfg(cfg)
+        runner = CheckedRunner.from_cfg(cfg)  # a checkpoint that does not fit the run's model is refused
     _, seconds = test_runner(runner, device)
     confusion, classes, num_test = test_scores(runner)
     method = settings.get("method", "unknown")

@@ -91,7 +91,7 @@ class SegmentationTask(Task):
     config_help = "segmentation config (same defaults)"  # listed after detection's
 
     def plan(self, request: RunRequest) -> SegmentationPlan:
-        from fusion_perception.config_files import merge_options
+        from fusion_perception.config_files import check_numbers, merge_options
         from fusion_perception.devices import resolve_device
         from fusion_perception.errors import ConfigError, check_input_file
         from fusion_perception.fusion.base import method_label
@@ -115,6 +115,7 @@ class SegmentationTask(Task):
         apply_overrides(cfg, opts.epochs, opts.batch, opts.workers)
         if opts.cfg_options:  # explicit entries win over what --epochs/--batch derived
             merge_options(cfg, opts.cfg_options)
+        check_numbers(cfg.to_dict(), f"segmentation config {cfg_name}")
         label = method_label(request.method)
         # Building the fuser checks the method name (ConfigError listing the registered ones) and
         # tells which checkpoint it would fuse with.
