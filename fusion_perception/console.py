@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,14 @@ def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", 
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=console(), disable=disable, dynamic_ncols=True,
                 leave=leave, **kw)
+
+
+def percent(fraction: float | None) -> str:
+    """A score in 0..1 as a percentage with one decimal (``0.0`` is ``"0.0"``); ``"–"`` where it is
+    undefined (None or NaN: a class absent from both prediction and labels)."""
+    if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
+        return "–"
+    return f"{100.0 * fraction:.1f}"
 
 
 def _fd_backed(stream: TextIO) -> int | None:
@@ -85,4 +94,4 @@ def chatter_to(log_file: str | Path | None, verbose: bool = False) -> Iterator[P
                 terminal.close()
 
 
-__all__ = ["chatter_to", "console", "progress", "stage"]
+__all__ = ["chatter_to", "console", "percent", "progress", "stage"]

@@ -309,3 +309,19 @@ def test_i14_a_value_the_library_would_change_is_refused_not_recorded_as_given(t
     assert not (tmp_path / "det").exists()
     with pytest.raises(ConfigError, match="patch_size must be a multiple of 16"):
         PatchOptions(patch_size=30)  # the networks would fail on it, deep inside
+
+
+# ----------------------------------------------------------------------------- 15: a score of exactly 0
+
+
+def test_i15_a_score_of_exactly_zero_is_printed_as_zero_and_an_undefined_one_as_a_dash():
+    from fusion_perception.console import percent
+    from fusion_perception.runs import get_task
+    from fusion_perception.segmentation.report import table4_row
+
+    assert (percent(0.0), percent(0), percent(float("nan")), percent(None), percent(0.4567)) == \
+        ("0.0", "0.0", "–", "–", "45.7")
+    seg = get_task("seg")
+    zero = {"per_class_IoU": {"car": 0.0}, "mIoU": 0.0}
+    assert seg.summary(zero) == "mIoU 0.0" and seg.summary({**zero, "mIoU": None}) == "mIoU –"
+    assert table4_row("m", {"car": 0.0, "bike": float("nan")}, 0.0, classes=("car", "bike")) == "| m | 0.0 | – | 0.0 |"

@@ -290,7 +290,7 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
 def _leader_results(plan: SegmentationPlan) -> dict[str, Any]:
     """The run's results (``results.json``, ``results.md``) from the test's confusion matrix."""
-    from fusion_perception.console import stage
+    from fusion_perception.console import percent, stage
     from fusion_perception.segmentation.evaluate import test_scores
     from fusion_perception.segmentation.report import build_results, versions, write_results
     from fusion_perception.segmentation.train import latest_checkpoint
@@ -317,7 +317,7 @@ def _leader_results(plan: SegmentationPlan) -> dict[str, Any]:
     )
     write_results(out, results)
     if request.progress:
-        stage(f"test: {results['num_test_images']} images, mIoU {100 * (results['mIoU'] or float('nan')):.1f} "
+        stage(f"test: {results['num_test_images']} images, mIoU {percent(results['mIoU'])} "
               f"(train {seconds['train']:.0f} s, test {seconds['test']:.0f} s)")
     return results
 
