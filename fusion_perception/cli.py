@@ -80,14 +80,33 @@ def count(least: int) -> Callable[[str], int]:
     return parse
 
 
+SEED_MAX = 2**32 - 1  # the largest seed numpy's and ultralytics' generators take
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a seed, an integer in 0 .. 2**32 - 1 (a usage error otherwise, not a
+    traceback from the first generator that refuses it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to {SEED_MAX}, not {value}")
+    return value
+
+
 class SeedsAction(argparse.Action):
-    """``--seeds 0,1,2`` -> ``[0, 1, 2]``; anything else is a usage error."""
+    """``--seeds 0,1,2`` -> ``[0, 1, 2]``; anything else, or a seed given twice, is a usage error."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
         try:
-            setattr(namespace, self.dest, [int(x) for x in values.split(",")])
-        except ValueError:
-            parser.error(f"--seeds expects comma-separated integers such as 0,1,2, got {values!r}")
+            seeds = [seed_number(x) for x in values.split(",")]
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"--seeds expects comma-separated integers such as 0,1,2, got {values!r} ({e})")
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:  # a seed run twice is the same run: counted twice, it would shrink the spread
+            parser.error(f"--seeds {values}: seed {', '.join(map(str, twice))} given more than once")
+        setattr(namespace, self.dest, seeds)
 
 
 class MethodWeightsAction(argparse.Action):
@@ -289,7 +308,7 @@ def set_threads(threads: int | None) -> None:
 
 def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: 0)") -> None:
     """``--seed N``: the one seed of a run."""
-    p.add_argument("--seed", type=int, default=0, help=help)
+    p.add_argument("--seed", type=seed_number, default=0, help=help)
 
 
 def add_seeds(p: argparse.ArgumentParser) -> None:

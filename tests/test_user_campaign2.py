@@ -325,3 +325,28 @@ def test_i15_a_score_of_exactly_zero_is_printed_as_zero_and_an_undefined_one_as_
     zero = {"per_class_IoU": {"car": 0.0}, "mIoU": 0.0}
     assert seg.summary(zero) == "mIoU 0.0" and seg.summary({**zero, "mIoU": None}) == "mIoU –"
     assert table4_row("m", {"car": 0.0, "bike": float("nan")}, 0.0, classes=("car", "bike")) == "| m | 0.0 | – | 0.0 |"
+
+
+# ----------------------------------------------------------------------------- 9: a seed given twice
+
+
+def test_i9_a_seed_given_twice_is_refused_not_counted_twice(tmp_path, tool, capsys):
+    from fusion_perception.comparison.compare import compare_methods
+
+    for args, says in ((("--seeds", "0,0"), "seed 0 given more than once"), (("--seeds", "1,2,1"), "seed 1 given"),
+                       (("--seeds", "-1"), "a seed is an integer from 0 to 4294967295, not -1")):
+        with pytest.raises(SystemExit) as stop:
+            tool("compare_methods", "--methods", "ir,vi", "--out", tmp_path / "cmp", *args)
+        assert stop.value.code == 2 and says in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="each once"):
+        compare_methods("ir,vi", tmp_path / "cmp", seeds=[0, 0], task="seg")
+    assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])
+def test_msg_a_negative_or_huge_seed_is_one_usage_line(seed, tmp_path, tool, capsys):
+    for name in ("train_det", "train_seg", "make_synthetic"):
+        with pytest.raises(SystemExit) as stop:
+            tool(name, "--seed", seed, "--out", tmp_path / name)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "a seed is an integer from 0 to 4294967295" in err and "Traceback" not in err

@@ -185,6 +185,10 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
 
     if settings.jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {settings.jobs}")
+    seeds = [int(s) for s in settings.seeds]
+    if not seeds or len(set(seeds)) < len(seeds) or any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds {list(settings.seeds)}: give different non-negative seeds, each once (a seed "
+                          "run twice is the same run: counted twice, it would shrink the spread)")
     tasks = settings.tasks()
     specs = parse_methods(methods)
     weights = method_weights(specs, settings.weights)
@@ -199,7 +203,7 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
     cache = Path(settings.fused_root) if settings.fused_root is not None else cache_root()
     fused_dirs = {(t.name, s): default_fused_dir(sources[t.name], cache_label(method_label(s), weights[s]), cache)
                   for t in tasks for s in specs}
-    return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(int(x) for x in settings.seeds))
+    return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(seeds))
 
 
 def _task_tables(comparison: Comparison, task: Task, results: list[dict], out: Path) -> None:
