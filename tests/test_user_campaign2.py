@@ -350,3 +350,42 @@ def test_msg_a_negative_or_huge_seed_is_one_usage_line(seed, tmp_path, tool, cap
             tool(name, "--seed", seed, "--out", tmp_path / name)
         err = capsys.readouterr().err
         assert stop.value.code == 2 and "a seed is an integer from 0 to 4294967295" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- 7: NaN in labels
+
+
+@pytest.mark.parametrize("coordinate", ["nan", "NaN", "inf", "-inf"])
+def test_i7_a_box_coordinate_that_is_not_a_finite_number_is_refused(coordinate, tmp_path):
+    from test_readers import make_m3fd, make_tardal
+
+    from fusion_perception.data.readers import load_dataset
+    from fusion_perception.errors import DatasetError
+    from fusion_perception.metrics.retention_targets import read_objects_file
+
+    root = make_m3fd(tmp_path / "m3fd", {"1": [("People", 1, 1, 5, 5), ("Car", coordinate, 5, 10, 10)]})
+    with pytest.raises(DatasetError, match=r"Annotation/1\.xml: object #2: box Car .*(not a finite number|outside)"):
+        load_dataset(root)
+    tardal = make_tardal(tmp_path / "tardal")
+    for line in (f"{coordinate} 0.5 0.5 0.2 0.2", f"0 0.5 {coordinate} 0.2 0.2"):
+        (tardal / "labels" / "00002.txt").write_text(line + "\n")
+        with pytest.raises(DatasetError, match=r"labels/00002\.txt: line 1: "):
+            load_dataset(tardal)
+    size = (tmp_path / "size.xml")
+    size.write_text(f"<annotation><size><width>{coordinate}</width><height>24</height></size></annotation>")
+    from fusion_perception.data.annotations import read_voc_xml
+
+    with pytest.raises(DatasetError, match="non-numeric width or height"):
+        read_voc_xml(size)
+    targets = tmp_path / "targets.csv"
+    targets.write_text(f"image,x1,y1,x2,y2,source\n1.png,{coordinate},1,5,5,ir\n")
+    with pytest.raises(DatasetError, match=r"targets\.csv: line 2: box .* not a finite number"):
+        read_objects_file(targets)
+
+
+def test_i7_target_contrast_thresholds_are_numbers_in_0_1():
+    from fusion_perception.metrics.retention_targets import TargetRule
+
+    for bad in ("nan,0.03", "0.05,inf", "2,0.1"):
+        with pytest.raises(ConfigError, match="SHOWN,HIDDEN in 0..1"):
+            TargetRule.parse("contrast", contrast=bad)
