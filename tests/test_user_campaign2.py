@@ -389,3 +389,22 @@ def test_i7_target_contrast_thresholds_are_numbers_in_0_1():
     for bad in ("nan,0.03", "0.05,inf", "2,0.1"):
         with pytest.raises(ConfigError, match="SHOWN,HIDDEN in 0..1"):
             TargetRule.parse("contrast", contrast=bad)
+
+
+# ----------------------------------------------------------------------------- 8: a cut cached image
+
+
+def test_i8_a_cached_image_that_no_longer_decodes_is_fused_again(tmp_path):
+    from pair_folders import random_pairs
+
+    from fusion_perception.data.image_io import read_image
+    from fusion_perception.fusion.stage import fuse_dataset
+
+    data = random_pairs(tmp_path / "data", n=3)
+    first = fuse_dataset(data, "mean", tmp_path / "fused", progress=False)
+    cut = first.records[1].image_path
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])  # a disk that filled up, a copy cut short
+    again = fuse_dataset(data, "mean", tmp_path / "fused", progress=False)
+    assert again.manifest["counts"]["fused"] == 1 and cut.read_bytes() == whole
+    assert all(read_image(r.image_path) is not None for r in again.records)
