@@ -408,3 +408,54 @@ def test_i8_a_cached_image_that_no_longer_decodes_is_fused_again(tmp_path):
     again = fuse_dataset(data, "mean", tmp_path / "fused", progress=False)
     assert again.manifest["counts"]["fused"] == 1 and cut.read_bytes() == whole
     assert all(read_image(r.image_path) is not None for r in again.records)
+
+
+# ----------------------------------------------------------------------------- 16: orphaned workers
+
+_SLEEPY_PLUGIN = '''
+import time
+from fusion_perception.fusion.classical import ClassicalFuser
+from fusion_perception.registry import FUSERS
+
+@FUSERS.register_module(name="sleepy")
+class Sleepy(ClassicalFuser):
+    """The mean after a long wait: keeps a comparison's workers busy."""
+    name = "sleepy"
+
+    def fuse(self, ir, vi, names=None):
+        time.sleep(120)
+        return (ir + vi) / 2
+'''
+
+
+def test_i16_killing_the_comparison_ends_its_workers(synthetic_root, tmp_path, own_fused_cache):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    (tmp_path / "sleepy_plugin.py").write_text(_SLEEPY_PLUGIN)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "compare_methods.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(tool), "--import", "sleepy_plugin", "--task", "seg", "--methods", "sleepy,mean",
+           "--seg-data", str(synthetic_root / "msrs"), "--out", str(tmp_path / "cmp"), "--jobs", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline, workers = time.time() + 120, []
+        while time.time() < deadline and proc.poll() is None:
+            workers = [c for c in psutil.Process(proc.pid).children()
+                       if "spawn_main" in " ".join(c.cmdline())]
+            if len(workers) == 2 and (own_fused_cache / "sleepy" / "msrs" / "manifest.json").is_file():
+                break  # both workers up, one of them fusing (sleeping for minutes)
+            time.sleep(0.2)
+        assert len(workers) == 2, "the comparison never started its two workers"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    for p in alive:
+        p.kill()
+    assert alive == [], "workers outlived the comparison they worked for"
