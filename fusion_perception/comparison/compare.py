@@ -313,12 +313,13 @@ class _Jobs:
         return done
 
 
-def _init_worker(threads: int, level: int, parent: int) -> None:
+def _init_worker(threads: int, level: int, parent: int | None = None) -> None:
     import torch
 
     from fusion_perception.cli_plugins import IMPORT_ENV, import_plugins
 
-    _end_with(parent)
+    if parent is not None:  # the pool's workers: they end with the comparison's process
+        _end_with(parent)
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s")
     import_plugins(m for m in os.environ.get(IMPORT_ENV, "").split(",") if m)  # the --import modules, here too
