@@ -53,12 +53,48 @@ def read_config(path: str | Path) -> Config:
 
 
 def merge_options(cfg: Config, options: Mapping[str, Any]) -> None:
-    """``--cfg-options`` merged into ``cfg`` (in place); a key that does not fit raises a ConfigError."""
+    """``--cfg-options`` merged into ``cfg`` (in place); a key that does not fit, or a value of another
+    type than the config's (``max_epochs=abc``, ``batch_size=2.5``), raises a ConfigError naming it."""
+    tree = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    for key, value in options.items():
+        old = _config_value(tree, key)
+        expected = _expected_type(old, value)
+        if expected is not None:
+            raise ConfigError(f"--cfg-options {key}={value!r}: expected {expected} (the config has {old!r})")
     try:
         cfg.merge_from_dict(dict(options))
     except Exception as e:  # noqa: BLE001 - e.g. a key below a value that is not a dict
         raise ConfigError(f"--cfg-options {', '.join(f'{k}={v}' for k, v in options.items())}: cannot be "
                           f"applied ({type(e).__name__}: {clean_message(e)})") from None
+
+
+def _config_value(cfg: Any, key: str) -> Any:
+    """The config's value at a dotted ``key`` (None where there is none: a new key takes anything)."""
+    value = cfg
+    for part in key.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, (list, tuple)) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _expected_type(old: Any, new: Any) -> str | None:
+    """What ``new`` should be to replace the config's ``old`` (None: it fits). Numbers, switches and
+    lists keep their kind; a string may become anything (``class_weight='auto'`` or a list)."""
+    if old is None or new is None:
+        return None
+    if isinstance(old, bool):
+        return None if isinstance(new, bool) else "True or False"
+    if isinstance(old, int):
+        return None if isinstance(new, int) and not isinstance(new, bool) else "an integer"
+    if isinstance(old, float):
+        return None if isinstance(new, (int, float)) and not isinstance(new, bool) else "a number"
+    if isinstance(old, (list, tuple)):
+        return None if isinstance(new, (list, tuple)) else "a list such as [1,2]"
+    return None
 
 
 # Config keys that are rates or loss weights, wherever they sit (the optimiser, the model, YOLO's

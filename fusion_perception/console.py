@@ -39,6 +39,31 @@ def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", 
                 leave=leave, **kw)
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def warnings_sorted(verbose: bool = False) -> Iterator[None]:
+    """Within the block, Python's warnings are sorted (a tool's whole run is one such block): the
+    toolkit's own (a pair skipped, an option ignored) are one plain line ``warning: ...`` for the
+    person; a library's (NumPy's, PIL's decompression-bomb guard, a deprecation) are chatter: the
+    run's log gets them while one is open (:func:`chatter_to`), the terminal only with ``verbose``."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' hook
+        if Path(filename).resolve().is_relative_to(_PACKAGE):
+            print(f"warning: {message}", file=console(), flush=True)
+        elif _CONSOLE or verbose:  # stderr is the run's log (or, verbose, the terminal)
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    before = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = before
+
+
 def percent(fraction: float | None) -> str:
     """A score in 0..1 as a percentage with one decimal (``0.0`` is ``"0.0"``); ``"–"`` where it is
     undefined (None or NaN: a class absent from both prediction and labels)."""

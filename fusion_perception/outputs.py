@@ -29,8 +29,11 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     """The absolute output folder ``path`` once a run could write there; :class:`OutputError` otherwise.
 
     Folders it has to create to find out are removed again, so a run refused later leaves no trace.
+    A folder under one an environment variable names (the fused-image cache, say) is called by that
+    variable in the messages: the user never typed its path.
     """
     out = Path(path).expanduser().absolute()
+    option = _named_by_environment(out) or option
     if out.is_symlink() and not out.exists():
         raise OutputError(out, f"{option} is a broken symbolic link")
     if out.exists() and not out.is_dir():
@@ -43,6 +46,19 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
             if attempt == 2:
                 raise OutputError(out, f"{option} cannot be written: its parent folders keep vanishing") from None
     return out
+
+
+# The folders the toolkit writes into that an environment variable may set.
+_FOLDER_VARIABLES = ("FUSION_PERCEPTION_FUSED", "FUSION_PERCEPTION_DATA", "FUSION_PERCEPTION_CACHE")
+
+
+def _named_by_environment(out: Path) -> str | None:
+    """``"the folder FUSION_PERCEPTION_FUSED names"`` when ``out`` is in one a variable sets."""
+    for variable in _FOLDER_VARIABLES:
+        value = os.environ.get(variable)
+        if value and out.is_relative_to(Path(value).expanduser().absolute()):
+            return f"the folder {variable} names"
+    return None
 
 
 def _probe_writable(out: Path, option: str) -> None:

@@ -459,3 +459,151 @@ def test_i16_killing_the_comparison_ends_its_workers(synthetic_root, tmp_path, o
     for p in alive:
         p.kill()
     assert alive == [], "workers outlived the comparison they worked for"
+
+
+# ----------------------------------------------------------------------------- msg: tracebacks and unclear messages
+
+_BAD_PLUGINS = {
+    "raises_at_import": 'raise ValueError("half-written plugin")\n',
+    "takes_a_name": '''
+from fusion_perception.fusion.classical import ClassicalFuser
+from fusion_perception.registry import FUSERS
+
+@FUSERS.register_module(name="mean")
+class Mine(ClassicalFuser):
+    def fuse(self, ir, vi, names=None):
+        return ir
+''',
+    "bad_output": '''
+from fusion_perception.fusion.classical import ClassicalFuser
+from fusion_perception.registry import FUSERS
+
+@FUSERS.register_module(name="cropped")
+class Cropped(ClassicalFuser):
+    def fuse(self, ir, vi, names=None):
+        return ir[..., :-1]
+
+@FUSERS.register_module(name="nans")
+class Nans(ClassicalFuser):
+    def fuse(self, ir, vi, names=None):
+        return ir * float("nan")
+''',
+}
+
+
+@pytest.mark.parametrize("plugin, method, says", [
+    ("raises_at_import", "mean", "--import raises_at_import: it fails as it loads (ValueError: half-written plugin)"),
+    ("takes_a_name", "mean", "--import takes_a_name: it fails as it loads (fuser 'mean' is already registered (by "
+                             "fusion_perception.fusion.classical); register yours under another name)"),
+    ("bad_output", "cropped", "fusion method 'cropped' returned shape (2, 1, 32, 47) for a batch of (2, 1, 32, 48)"),
+    ("bad_output", "nans", "p000.png: fusion method 'nans' produced NaN or infinite values for p000, p001"),
+])
+def test_msg_a_plugin_that_fails_is_one_line(plugin, method, says, tmp_path, tool, monkeypatch):
+    import sys
+
+    from pair_folders import random_pairs
+
+    from fusion_perception.registry import FUSERS
+
+    (tmp_path / f"{plugin}.py").write_text(_BAD_PLUGINS[plugin])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    FUSERS.import_locations()  # the built-in methods first: then a copy of the registry for this test's plugin
+    monkeypatch.setattr(FUSERS, "module_dict", dict(FUSERS.module_dict))
+    monkeypatch.delitem(sys.modules, plugin, raising=False)
+    data = random_pairs(tmp_path / "data", n=2)
+    rc, _, err = tool("fuse_dataset", "--import", plugin, "--fusion", method, "--data", data, "--out", tmp_path / "o")
+    assert rc == 2 and says in one_line(err), err
+
+
+def test_msg_a_manifest_that_is_not_an_object_is_one_line(tmp_path, tool):
+    from pair_folders import random_pairs
+
+    data = random_pairs(tmp_path / "data", n=2)
+    for text in ("[1, 2]", '"fused"', '{"cut": '):
+        (tmp_path / "o").mkdir(exist_ok=True)
+        (tmp_path / "o" / "manifest.json").write_text(text)
+        rc, _, err = tool("fuse_dataset", "--fusion", "mean", "--data", data, "--out", tmp_path / "o")
+        assert rc == 2 and "a manifest.json that is not a JSON object" in one_line(err)
+        rc, _, err = tool("eval_fusion", "--fused", tmp_path / "o", "--out", tmp_path / "ev")
+        assert rc == 2 and "manifest" in one_line(err)
+
+
+def test_msg_an_invalid_emma_url_names_the_variable(tmp_path, tool, monkeypatch):
+    from pair_folders import random_pairs
+
+    monkeypatch.setenv("FUSION_PERCEPTION_CACHE", str(tmp_path / "cache"))
+    data = random_pairs(tmp_path / "data", n=2)
+    for url, says in (("not a url", "FUSION_PERCEPTION_EMMA_URL='not a url' is not a URL"),
+                      ("http://", "from FUSION_PERCEPTION_EMMA_URL=http:// (no host given)")):
+        monkeypatch.setenv("FUSION_PERCEPTION_EMMA_URL", url)
+        rc, _, err = tool("fuse_dataset", "--fusion", "emma", "--weights", "official", "--data", data,
+                          "--out", tmp_path / "o")
+        assert rc == 2 and says in one_line(err), err
+    assert "FUSION_PERCEPTION_CACHE names that folder" in one_line(err)
+
+
+@pytest.mark.parametrize("option, says", [
+    ("train_cfg.max_epochs=abc", "train_cfg.max_epochs='abc': expected an integer (the config has 10)"),
+    ("train_dataloader.batch_size=2.5", "batch_size=2.5: expected an integer"),
+    ("optim_wrapper.optimizer.lr=[1,2]", "lr=[1, 2]: expected a number"),
+])
+def test_msg_a_cfg_option_of_the_wrong_type_is_one_line(option, says, tiny_seg_run, tmp_path, tool, monkeypatch):
+    _, data, _ = tiny_seg_run
+    rc, _, err = tool("train_seg", "--data", data, "--fusion", "mean", "--config", "small_cpu", "--out",
+                      tmp_path / "seg", "--cfg-options", option)
+    assert rc == 2 and says in one_line(err), err
+    monkeypatch.chdir(tmp_path)  # EMMA's tools find their default config from any folder
+    rc, _, err = tool("train_sensing", "--out", tmp_path / "sensing", "--cfg-options", option)
+    assert rc == 2 and option.split("=")[0] in one_line(err), err
+    assert not (tmp_path / "seg").exists()
+
+
+def test_msg_library_output_stays_in_the_log(tiny_seg_run, tmp_path, tool, monkeypatch):
+    from PIL import Image
+    from pair_folders import random_pairs
+
+    run, _, _ = tiny_seg_run
+    rc, out, err = tool("eval_seg", "--run", run, "--out", tmp_path / "ev")
+    assert rc == 0 and "mmengine" not in out + err and "IterTimerHook" not in out
+    assert "mmengine" in (tmp_path / "ev" / "run.log").read_text()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 48x32 images now trip PIL's decompression-bomb warning
+    rc, out, err = tool("describe_dataset", "--data", random_pairs(tmp_path / "data", n=2, size=(48, 32)))
+    assert rc == 0 and "DecompressionBomb" not in err and "pixels" not in err and "pairs: 2" in out
+
+
+def test_msg_next_commands_can_be_pasted(tmp_path, tool, slow_mean_plugin, monkeypatch):
+    import shlex
+
+    from pair_folders import random_pairs
+    from test_readers import make_m3fd
+
+    monkeypatch.syspath_prepend(str(slow_mean_plugin))
+    for data, words in ((random_pairs(tmp_path / "my pairs", n=2), ["tools/eval_fusion.py", "--fused",
+                                                                    str(tmp_path / "fused 1"), "--out",
+                                                                    str(tmp_path / "fused 1" / "eval")]),
+                        (make_m3fd(tmp_path / "my m3fd", {"1": [("Car", 1, 1, 9, 9)]}),
+                         ["tools/train_det.py", "--import", "slow_fuser_plugin", "--fusion", "slow_mean", "--data",
+                          str(tmp_path / "my m3fd"), "--fused-dir", str(tmp_path / "fused 1")])):
+        rc, out, _ = tool("fuse_dataset", "--import", "slow_fuser_plugin", "--fusion", "slow_mean", "--data", data,
+                          "--out", tmp_path / "fused 1", "--overwrite")
+        line = next(ln for ln in out.splitlines() if ln.startswith("next: "))
+        assert rc == 0 and shlex.split(line[len("next: "):].split("   ")[0]) == ["python", *words], line
+
+
+def test_msg_images_of_another_format_are_named(tmp_path, tool):
+    from PIL import Image
+
+    for modality in ("ir", "vi"):
+        (tmp_path / "data" / modality).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (16, 16)).save(tmp_path / "data" / modality / f"{i}.webp")
+    rc, _, err = tool("describe_dataset", "--data", tmp_path / "data")
+    assert rc == 2 and "ir/ and vi/ hold no images (4 .webp: formats not read here; read here: .png" in one_line(err)
+
+
+def test_msg_a_folder_an_environment_variable_sets_is_named_by_it(tmp_path, tool, unwritable_dir, monkeypatch):
+    from pair_folders import random_pairs
+
+    monkeypatch.setenv("FUSION_PERCEPTION_FUSED", str(unwritable_dir / "fused"))
+    rc, _, err = tool("fuse_dataset", "--fusion", "mean", "--data", random_pairs(tmp_path / "data", n=2))
+    assert rc == 2 and "the folder FUSION_PERCEPTION_FUSED names cannot be written" in one_line(err)

@@ -29,33 +29,6 @@ from fusion_perception.errors import ConfigError, DatasetError, OutputError
 REPO = Path(__file__).resolve().parents[1]
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def unwritable_dir(tmp_path):
-    """A folder nobody can create files in: immutable (chattr +i) as root, read-only otherwise."""
-    d = tmp_path / "locked"
-    d.mkdir()
-    undo = None
-    if os.geteuid() == 0:
-        if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode == 0:
-            undo = ["chattr", "-i", str(d)]
-    else:
-        d.chmod(0o555)
-    try:
-        (d / "probe").touch()
-    except OSError:
-        pass
-    else:
-        (d / "probe").unlink()
-        pytest.skip("cannot make a folder unwritable here (no chattr, file system without the flag)")
-    yield d
-    if undo:
-        subprocess.run(undo, check=False)
-    d.chmod(0o755)
-
-
 # ----------------------------------------------------------------------------- results kept
 
 

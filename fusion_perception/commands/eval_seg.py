@@ -22,6 +22,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_device(ap, None, "several ids: the first (default: cuda when present)")
     ap.add_argument("--num-pred-images", type=cli.count(0), default=None, help="test images drawn as PNGs")
     cli.add_threads(ap)
+    cli.add_verbose(ap)
     return ap
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.segmentation.report import table4_header
 
     res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=cli.torch_device(args.device),
-                                num_pred_images=args.num_pred_images)
+                                num_pred_images=args.num_pred_images, verbose=args.verbose)
     print(table4_header(res["classes"]))
     print(res["markdown_row"])
     print(f"{res['num_test_images']} test images; results: {res['results_dir']}/results.json")

@@ -24,6 +24,7 @@ from fusion_perception.data.image_io import (
     to_float01,
     ycrcb_to_rgb,
 )
+from fusion_perception.data.layouts.scan import other_formats
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.fusion.base import Fuser
 from fusion_perception.registry import FUSERS
@@ -109,7 +110,8 @@ class FolderFuser(Fuser):
             raise DatasetError(
                 self.root,
                 f"{len(missing)} of {len(names)} images missing for method {self.label!r} "
-                f"(looked for these stems, any image extension): {_list_names(missing)}",
+                f"(looked for these stems, any image extension): {_list_names(missing)}"
+                + other_formats(self.root, self.root / "fused"),
             )
 
     def _read(self, names: Sequence[str] | None, size: tuple[int, int]) -> list[np.ndarray]:

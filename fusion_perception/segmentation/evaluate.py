@@ -125,13 +125,16 @@ def evaluate_segmentation(
     *,
     device: str | None = None,
     num_pred_images: int | None = None,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Re-score a checkpoint of a finished or interrupted run on its test split.
 
     ``run``: a run folder of :func:`~fusion_perception.segmentation.task.run_segmentation`;
     ``checkpoint``: default the run's last one; ``out``: default ``RUN/eval/<checkpoint name>``.
-    Writes results.json/results.md and the prediction PNGs there and returns the results.
+    Writes results.json/results.md and the prediction PNGs there and returns the results; mmengine's
+    output goes to ``out/run.log`` (``verbose``: to the terminal too).
     """
+    from fusion_perception.console import chatter_to
     from fusion_perception.devices import resolve_device
     from fusion_perception.outputs import check_output_dir
     from fusion_perception.segmentation.report import build_results, versions, write_results
@@ -151,9 +154,10 @@ def evaluate_segmentation(
     cfg = _test_config(run / "config.py", ckpt, out, num_pred_images)
     from fusion_perception.runner_guards import CheckedRunner
 
-    with runner_scope(device):
-        runner = CheckedRunner.from_cfg(cfg)  # a checkpoint that does not fit the run's model is refused
-    _, seconds = test_runner(runner, device)
+    with chatter_to(out / "run.log", verbose):  # mmengine's environment dump and hook tables: the log's
+        with runner_scope(device):
+            runner = CheckedRunner.from_cfg(cfg)  # a checkpoint that does not fit the run's model is refused
+        _, seconds = test_runner(runner, device)
     confusion, classes, num_test = test_scores(runner)
     method = settings.get("method", "unknown")
     results = build_results(
