@@ -111,10 +111,19 @@ def tiny_seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 
     root = tiny_msrs(tmp_path_factory.mktemp("tiny_msrs"))
     out = tmp_path_factory.mktemp("seg_run")
-    kw = dict(config="small_cpu", epochs=1, cfg_options=TINY_OPTS, device="cpu", progress=False,
+    kw = dict(config="small_cpu", epochs=1, cfg_options=TINY_OPTS, device="cpu", progress=False, seed=5,
               fused_dir=tmp_path_factory.mktemp("fused") / "mean")
     run_segmentation(root, "mean", out, **kw)
     return out, root, kw
+
+
+def test_pinned_the_seed_reaches_mmengines_training(tiny_seg_run):
+    """Pinned (issue 24): the run's seed is the one mmengine's Runner seeded with (its own log of
+    its runtime environment) and the one the training set's augmentations draw from."""
+    run, _, _ = tiny_seg_run
+    assert re.search(r"^\s+seed: 5$", (run / "run.log").read_text(), flags=re.M)
+    config = (run / "config.py").read_text()
+    assert "randomness = dict(deterministic=False, seed=5)" in config and "seed=5," in config
 
 
 def _unfinished_copy(run: Path, to: Path) -> Path:
