@@ -147,6 +147,19 @@ def test_f7_a_crafted_det_weights_file_never_runs(synthetic_root, tmp_path, tool
     assert not (tmp_path / "run" / "fused").exists()  # refused before any work
 
 
+@pytest.mark.slow
+def test_f7_a_crafted_checkpoint_in_a_run_folder_is_refused_by_eval_det(finished_det_run, tmp_path, tool):
+    """Issue 24, item 6: the YOLO loader of eval_det, like every other, refuses in one line."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_det_run, run)
+    target = tmp_path / "pwned"
+    crafted_pickle(run / "train" / "weights" / "best.pt", target)
+    rc, _, err = tool("eval_det", "--run", run)
+    line = one_line(err)
+    assert rc == 2 and "best.pt: the run's weights: not a YOLO checkpoint that loads safely" in line
+    assert not target.exists() and "weights_only" not in line
+
+
 def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):
     from fusion_perception.detection.model import ultralytics_offline
 
