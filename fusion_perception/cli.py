@@ -11,15 +11,12 @@ worker processes) live in :mod:`fusion_perception.cli_plugins`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import logging
 import os
 import re
-import shlex
 import sys
-import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from fusion_perception.cli_plugins import add_import, import_plugins
 from fusion_perception.errors import ConfigError, user_error_message
@@ -356,16 +353,6 @@ def add_patch_training_args(p: argparse.ArgumentParser) -> None:
     add_verbose(p)
 
 
-# ----------------------------------------------------------------------------- what a tool suggests next
-
-def command_line(tool: str, *args: object, imports: Sequence[str] = ()) -> str:
-    """``python tools/<tool>.py ARGS``, each argument quoted for the shell (a path with a space, a
-    ``folder:NAME=PATH`` method), with the ``--import`` modules the command needs: a "next:"
-    command a person can paste as it is."""
-    words = [*(w for m in imports for w in ("--import", m)), *args]
-    return " ".join(["python", f"tools/{tool}.py", *(shlex.quote(str(w)) for w in words)])
-
-
 # ----------------------------------------------------------------------------- one error path
 
 def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
@@ -390,22 +377,3 @@ def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
             return 2
 
     return wrapper
-
-
-@contextlib.contextmanager
-def warnings_as_lines(always: type[Warning] = Warning) -> Iterator[None]:
-    """Every warning of ``always`` raised inside (even a repeated one) becomes one plain line
-    ``warning: <message>`` on stderr, not Python's warning format; printed when the block ends,
-    before the error line of an exception that ends it (:func:`tool_main`). Other warnings are
-    shown as they would have been (a library's: in the run's log, :func:`~fusion_perception.console.warnings_sorted`)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", always)
-        try:
-            yield
-        finally:
-            others = [w for w in caught if not issubclass(w.category, always)]
-            for w in caught:
-                if issubclass(w.category, always):
-                    print(f"warning: {w.message}", file=sys.stderr)
-    for w in others:  # outside the block: the hook in force around it shows them
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)

@@ -13,9 +13,10 @@ import contextlib
 import io
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 _CONSOLE: list[TextIO] = []  # the terminal while chatter is redirected (innermost last)
 
@@ -62,6 +63,35 @@ def warnings_sorted(verbose: bool = False) -> Iterator[None]:
         yield
     finally:
         warnings.showwarning = before
+
+
+@contextlib.contextmanager
+def warnings_as_lines(always: type[Warning] = Warning) -> Iterator[None]:
+    """Every warning of ``always`` raised inside (even a repeated one) becomes one plain line
+    ``warning: <message>`` on stderr, not Python's warning format; printed when the block ends,
+    before the error line of an exception that ends it (:func:`~fusion_perception.cli.tool_main`).
+    Other warnings are shown as they would have been (a library's: :func:`warnings_sorted`)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", always)
+        try:
+            yield
+        finally:
+            others = [w for w in caught if not issubclass(w.category, always)]
+            for w in caught:
+                if issubclass(w.category, always):
+                    print(f"warning: {w.message}", file=sys.stderr)
+    for w in others:  # outside the block: the hook in force around it shows them
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+def command_line(tool: str, *args: object, imports: Sequence[str] = ()) -> str:
+    """``python tools/<tool>.py ARGS``, each argument quoted for the shell (a path with a space, a
+    ``folder:NAME=PATH`` method), with the ``--import`` modules the command needs: a "next:"
+    command a person can paste as it is."""
+    words = [*(w for m in imports for w in ("--import", m)), *args]
+    return " ".join(["python", f"tools/{tool}.py", *(shlex.quote(str(w)) for w in words)])
 
 
 def percent(fraction: float | None) -> str:
@@ -119,4 +149,5 @@ def chatter_to(log_file: str | Path | None, verbose: bool = False) -> Iterator[P
                 terminal.close()
 
 
-__all__ = ["chatter_to", "console", "percent", "progress", "stage"]
+__all__ = ["chatter_to", "command_line", "console", "percent", "progress", "stage", "warnings_as_lines",
+           "warnings_sorted"]

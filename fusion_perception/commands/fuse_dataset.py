@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 
 DESCRIPTION = (
     "Fuse every IR/visible pair of a dataset with one method and write a drop-in "
@@ -108,8 +109,8 @@ def _report(args: argparse.Namespace, results: dict) -> None:
         tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
             fused_dir = () if args.out is None else ("--fused-dir", fused.root)
-            nxt.append(cli.command_line(tool, "--fusion", args.fusion, *data, *fused_dir, imports=args.imports))
+            nxt.append(command_line(tool, "--fusion", args.fusion, *data, *fused_dir, imports=args.imports))
         else:
-            nxt.append(cli.command_line("eval_fusion", "--fused", fused.root, "--out", fused.root / "eval"))
+            nxt.append(command_line("eval_fusion", "--fused", fused.root, "--out", fused.root / "eval"))
     print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 
 DESCRIPTION = """\
 Fuse an M3FD-layout dataset with one fusion method (cached), split it 8:1:1 by seed
@@ -65,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
           f"{res['num_images']} test images; results: {res['run_dir']}/results.md; "
           f"predictions: {res['files']['visualisation']}")
     data = () if args.data is None else ("--data", "MSRS_ROOT")
-    print(f"next: {cli.command_line('train_seg', '--fusion', args.fusion, *data, imports=args.imports)}   "
+    print(f"next: {command_line('train_seg', '--fusion', args.fusion, *data, imports=args.imports)}   "
           f"(segmentation), or python tools/train_det.py --fusion laplacian (another method)")
     return 0

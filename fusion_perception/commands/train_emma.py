@@ -17,6 +17,7 @@ import argparse
 import shlex
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -46,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                      overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     print(f"EMMA fuser: {out}")
-    print(f"next: {cli.command_line('fuse_dataset', '--fusion', 'emma', '--weights', out)}   (or --weights "
+    print(f"next: {command_line('fuse_dataset', '--fusion', 'emma', '--weights', out)}   (or --weights "
           f"{shlex.quote(str(out))} in train_det.py, train_seg.py, compare_methods.py --weights emma=...)")
     return 0

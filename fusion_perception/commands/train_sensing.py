@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from fusion_perception import cli, cli_plugins
+from fusion_perception.console import command_line
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -47,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
     sensing_dir = Path(out["ir"] if "ir" in out else out["vi"]).parent
-    print(f"next: {cli.command_line('train_emma', '--sensing-dir', sensing_dir)}")
+    print(f"next: {command_line('train_emma', '--sensing-dir', sensing_dir)}")
     return 0
