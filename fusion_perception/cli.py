@@ -11,13 +11,11 @@ worker processes) live in :mod:`fusion_perception.cli_plugins`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import logging
 import os
 import sys
-import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from fusion_perception.cli_plugins import add_import, import_plugins
 from fusion_perception.errors import user_error_message
@@ -79,14 +77,33 @@ def count(least: int) -> Callable[[str], int]:
     return parse
 
 
+SEED_MAX = 2**32 - 1  # the largest seed numpy's and ultralytics' generators take
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a seed, an integer in 0 .. 2**32 - 1 (a usage error otherwise, not a
+    traceback from the first generator that refuses it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to {SEED_MAX}, not {value}")
+    return value
+
+
 class SeedsAction(argparse.Action):
-    """``--seeds 0,1,2`` -> ``[0, 1, 2]``; anything else is a usage error."""
+    """``--seeds 0,1,2`` -> ``[0, 1, 2]``; anything else, or a seed given twice, is a usage error."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
         try:
-            setattr(namespace, self.dest, [int(x) for x in values.split(",")])
-        except ValueError:
-            parser.error(f"--seeds expects comma-separated integers such as 0,1,2, got {values!r}")
+            seeds = [seed_number(x) for x in values.split(",")]
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"--seeds expects comma-separated integers such as 0,1,2, got {values!r} ({e})")
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:  # a seed run twice is the same run: counted twice, it would shrink the spread
+            parser.error(f"--seeds {values}: seed {', '.join(map(str, twice))} given more than once")
+        setattr(namespace, self.dest, seeds)
 
 
 class MethodWeightsAction(argparse.Action):
@@ -289,7 +306,7 @@ def set_threads(threads: int | None) -> None:
 
 def add_seed(p: argparse.ArgumentParser, help: str = "random seed (default: 0)") -> None:
     """``--seed N``: the one seed of a run."""
-    p.add_argument("--seed", type=int, default=0, help=help)
+    p.add_argument("--seed", type=seed_number, default=0, help=help)
 
 
 def add_seeds(p: argparse.ArgumentParser) -> None:
@@ -360,17 +377,3 @@ def tool_main(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
             return 2
 
     return wrapper
-
-
-@contextlib.contextmanager
-def warnings_as_lines(always: type[Warning] = Warning) -> Iterator[None]:
-    """Every warning raised inside (each of ``always``, even a repeated one) becomes one plain line
-    ``warning: <message>`` on stderr, not Python's warning format; printed when the block ends,
-    before the error line of an exception that ends it (:func:`tool_main`)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", always)
-        try:
-            yield
-        finally:
-            for w in caught:
-                print(f"warning: {w.message}", file=sys.stderr)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import math
 import os
+import shlex
 import sys
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 _CONSOLE: list[TextIO] = []  # the terminal while chatter is redirected (innermost last)
 
@@ -37,6 +39,68 @@ def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", 
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=console(), disable=disable, dynamic_ncols=True,
                 leave=leave, **kw)
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def warnings_sorted(verbose: bool = False) -> Iterator[None]:
+    """Within the block, Python's warnings are sorted (a tool's whole run is one such block): the
+    toolkit's own (a pair skipped, an option ignored) are one plain line ``warning: ...`` for the
+    person; a library's (NumPy's, PIL's decompression-bomb guard, a deprecation) are chatter: the
+    run's log gets them while one is open (:func:`chatter_to`), the terminal only with ``verbose``."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' hook
+        if Path(filename).resolve().is_relative_to(_PACKAGE):
+            print(f"warning: {message}", file=console(), flush=True)
+        elif _CONSOLE or verbose:  # stderr is the run's log (or, verbose, the terminal)
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    before = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = before
+
+
+@contextlib.contextmanager
+def warnings_as_lines(always: type[Warning] = Warning) -> Iterator[None]:
+    """Every warning of ``always`` raised inside (even a repeated one) becomes one plain line
+    ``warning: <message>`` on stderr, not Python's warning format; printed when the block ends,
+    before the error line of an exception that ends it (:func:`~fusion_perception.cli.tool_main`).
+    Other warnings are shown as they would have been (a library's: :func:`warnings_sorted`)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", always)
+        try:
+            yield
+        finally:
+            others = [w for w in caught if not issubclass(w.category, always)]
+            for w in caught:
+                if issubclass(w.category, always):
+                    print(f"warning: {w.message}", file=sys.stderr)
+    for w in others:  # outside the block: the hook in force around it shows them
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+def command_line(tool: str, *args: object, imports: Sequence[str] = ()) -> str:
+    """``python tools/<tool>.py ARGS``, each argument quoted for the shell (a path with a space, a
+    ``folder:NAME=PATH`` method), with the ``--import`` modules the command needs: a "next:"
+    command a person can paste as it is."""
+    words = [*(w for m in imports for w in ("--import", m)), *args]
+    return " ".join(["python", f"tools/{tool}.py", *(shlex.quote(str(w)) for w in words)])
+
+
+def percent(fraction: float | None) -> str:
+    """A score in 0..1 as a percentage with one decimal (``0.0`` is ``"0.0"``); ``"–"`` where it is
+    undefined (None or NaN: a class absent from both prediction and labels)."""
+    if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
+        return "–"
+    return f"{100.0 * fraction:.1f}"
 
 
 def _fd_backed(stream: TextIO) -> int | None:
@@ -91,4 +155,5 @@ def chatter_to(log_file: str | Path | None, verbose: bool = False) -> Iterator[P
                 terminal.close()
 
 
-__all__ = ["chatter_to", "console", "progress", "stage"]
+__all__ = ["chatter_to", "command_line", "console", "percent", "progress", "stage", "warnings_as_lines",
+           "warnings_sorted"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -43,6 +44,18 @@ class ImageReadError(DatasetError):
 
 class ConfigError(FusionPerceptionError):
     """A command-line option, method name or config value is invalid."""
+
+
+class TrainingDiverged(DatasetError):
+    """A training's loss became NaN or infinite; ``path`` is the run's folder."""
+
+    @classmethod
+    def at(cls, path: str | Path, loss: str, value: float, epoch: int, iteration: int,
+           lr: float | None = None) -> "TrainingDiverged":
+        """The one line of every training stopped at a non-finite loss (``loss``: its name)."""
+        rate = "" if lr is None else f" (learning rate {lr:g})"
+        return cls(path, f"training stopped: {loss} is {value} at epoch {epoch}, iteration {iteration}{rate}; "
+                         "lower the learning rate or check the loss weights")
 
 
 class OutputError(DatasetError):
@@ -109,9 +122,30 @@ _ERRNO_HINTS = {
 }
 
 
+# torch's refusal of a file that torch.load(weights_only=True) would not unpickle opens with advice
+# to load it with weights_only=False, and its reason ends with advice to allow-list what the file
+# asks for: neither is ours to give. The reason in between stays.
+_UNSAFE_ADVICE = (
+    (re.compile(r"Weights only load failed\..*?WeightsUnpickler error:\s*", re.S),
+     "refused by weights_only=True loading: "),
+    (re.compile(r"Weights only load failed\.[^\n]*"), "refused by weights_only=True loading"),
+    (re.compile(r"[ \t]*(Please use `torch\.serialization\.|Check the documentation of torch\.load)[^\n]*"), ""),
+    (re.compile(r"[^.\n]*weights_only[`'\"]?\s*(set to|=)\s*[`'\"]?False[^\n]*"), ""),
+)
+
+
+def without_unsafe_advice(text: str) -> str:
+    """``text`` without torch's advice to load a refused checkpoint unsafely (``weights_only=False``,
+    or allow-listing the globals it asks for); the unpickler's reason stays."""
+    for pattern, replacement in _UNSAFE_ADVICE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def clean_message(text: object) -> str:
-    """First line of a message, ANSI colour codes removed (libraries colour their errors)."""
-    text = _ANSI.sub("", str(text)).strip()
+    """First line of a message, ANSI colour codes and advice to unpickle unsafely removed (libraries
+    colour their errors; torch advises ``weights_only=False``)."""
+    text = without_unsafe_advice(_ANSI.sub("", str(text))).strip()
     return text.splitlines()[0].strip() if text else ""
 
 
@@ -146,6 +180,8 @@ def user_error_message(exc: BaseException) -> str | None:
     or None for anything else (a bug: it keeps its traceback)."""
     if isinstance(exc, (FusionPerceptionError, PluginImportError)):  # the latter: a module named with --import
         return clean_message(str(exc))
+    if isinstance(exc, pickle.UnpicklingError):  # a checkpoint a loader did not name: refused all the same
+        return f"a file could not be loaded as a checkpoint ({clean_message(exc)})"
     if is_out_of_memory(exc):
         return (f"out of memory ({clean_message(str(exc)) or type(exc).__name__}){memory_limit_note()}; lower "
                 "--batch-size (e.g. --batch-size 1), use smaller images, or free memory")

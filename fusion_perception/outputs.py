@@ -1,7 +1,12 @@
-"""What every tool does with its output folder before it starts work there: :func:`check_output_dir`,
-the folder can be created and written (it is not a file, not under a file, not read-only or
-immutable), checked before anything is read or computed; it leaves nothing behind. (A folder that
-holds results made with other settings is the run record's to refuse: :mod:`fusion_perception.record`.)
+"""What every tool does with its output folder before it starts work there.
+
+- :func:`check_output_dir`: the folder can be created and written (it is not a file, not under a
+  file, not read-only or immutable), checked before anything is read or computed; it leaves
+  nothing behind;
+- :func:`path_segment`: a name a user gave (a method's) is one folder name, never a path elsewhere.
+
+(A folder that holds results made with other settings is the run record's to refuse:
+:mod:`fusion_perception.record`.)
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from fusion_perception.errors import OutputError
+from fusion_perception.errors import ConfigError, OutputError
 
 
 def check_output_dir(path: str | Path, option: str = "--out", done: str | None = None) -> Path:
@@ -20,9 +25,11 @@ def check_output_dir(path: str | Path, option: str = "--out", done: str | None =
     Folders it has to create to find out are removed again, so a run refused later leaves no trace.
     ``done``: the file that marks a finished result (``results.json``, a fused dataset's
     ``manifest.json``); a folder holding it may be read-only, since a finished result is only read
-    (read-only storage, an archive).
+    (read-only storage, an archive). A folder under one an environment variable names (the
+    fused-image cache, say) is called by that variable in the messages: the user never typed its path.
     """
     out = Path(path).expanduser().absolute()
+    option = _named_by_environment(out) or option
     if out.is_symlink() and not out.exists():
         raise OutputError(out, f"{option} is a broken symbolic link")
     if out.exists() and not out.is_dir():
@@ -39,6 +46,19 @@ def check_output_dir(path: str | Path, option: str = "--out", done: str | None =
             if attempt == 2:
                 raise OutputError(out, f"{option} cannot be written: its parent folders keep vanishing") from None
     return out
+
+
+# The folders the toolkit writes into that an environment variable may set.
+_FOLDER_VARIABLES = ("FUSION_PERCEPTION_FUSED", "FUSION_PERCEPTION_DATA", "FUSION_PERCEPTION_CACHE")
+
+
+def _named_by_environment(out: Path) -> str | None:
+    """``"the folder FUSION_PERCEPTION_FUSED names"`` when ``out`` is in one a variable sets."""
+    for variable in _FOLDER_VARIABLES:
+        value = os.environ.get(variable)
+        if value and out.is_relative_to(Path(value).expanduser().absolute()):
+            return f"the folder {variable} names"
+    return None
 
 
 def _probe_writable(out: Path, option: str) -> None:
@@ -76,4 +96,17 @@ def _probe_writable(out: Path, option: str) -> None:
                 d.rmdir()  # only if still empty: another process may be using it by now
 
 
-__all__ = ["check_output_dir"]
+def path_segment(text: str, what: str) -> str:
+    """``text`` when it can name one file or folder inside another (a method's name becomes the
+    folder of its fused images and runs); a ConfigError otherwise: empty, ``.`` or ``..``, a slash,
+    a backslash, a control character, or a leading ``~`` or ``-`` would put the path elsewhere or
+    read as something else."""
+    bad = (not text or text in (".", "..") or any(c in text for c in "/\\") or text[0] in "~-"
+           or any(ord(c) < 32 or ord(c) == 127 for c in text))
+    if bad:
+        raise ConfigError(f"{what} {text!r} cannot name a folder: use letters, digits, '.', '-' or '_' "
+                          "(no '/', and not '.' or '..')")
+    return text
+
+
+__all__ = ["check_output_dir", "path_segment"]

@@ -83,15 +83,16 @@ def fingerprint(data: Any) -> str:
 
 
 def read_json(path: str | Path, unreadable: Any = None) -> Any:
-    """The JSON in ``path``; ``None`` when there is no such file, ``unreadable`` when it is not JSON
-    (cut by a kill, say: treated as not matching anything)."""
+    """The JSON object in ``path``; ``None`` when there is no such file, ``unreadable`` when it is not
+    a JSON object (cut by a kill, say, or edited: treated as not matching anything)."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except ValueError:
         return unreadable
+    return data if isinstance(data, dict) else unreadable
 
 
 def write_json(path: str | Path, data: Any, *, indent: int = 2, newline: bool = False) -> Path:

@@ -69,8 +69,8 @@ class Registry:
             names = [cls.__name__] if name is None else [name] if isinstance(name, str) else list(name)
             for key in names:
                 if not force and key in self.module_dict:
-                    raise KeyError(f"{key} is already registered in {self.name} at "
-                                   f"{self.module_dict[key].__module__}")
+                    raise KeyError(f"{self.name} {key!r} is already registered (by "
+                                   f"{self.module_dict[key].__module__}); register yours under another name")
                 self.module_dict[key] = cls
             if self.name_attr and isinstance(cls, type) and self.name_attr not in vars(cls):
                 setattr(cls, self.name_attr, names[0])  # the name is written once, in the decorator
@@ -153,7 +153,8 @@ def import_plugins(modules: Iterable[str]) -> list[str]:
 
     The modules are found on ``sys.path`` (``PYTHONPATH``). Returns the names imported. Raises
     :class:`PluginImportError` (an ``ImportError``), whose message reads
-    ``--import MODULE: <why>``; the tools print it as their one-line error.
+    ``--import MODULE: <why>``, for a module that is not found and for one that fails as it loads
+    (raises, registers a name taken already); the tools print it as their one-line error.
     """
     imported = []
     for module in modules:
@@ -161,6 +162,9 @@ def import_plugins(modules: Iterable[str]) -> list[str]:
             importlib.import_module(module)
         except ImportError as e:
             raise PluginImportError(f"--import {module}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - the module's own code failed: its error, named, in one line
+            why = e.args[0] if isinstance(e, KeyError) and e.args else f"{type(e).__name__}: {e}"
+            raise PluginImportError(f"--import {module}: it fails as it loads ({why})") from e
         imported.append(module)
     return imported
 

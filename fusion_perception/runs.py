@@ -331,8 +331,9 @@ class Task:
 
     def summary(self, result: Mapping[str, Any]) -> str:
         """``"mAP@0.5 42.3"``: the headline of one run, in percent."""
-        value = self.table_values(result)[self.metric]
-        return f"{self.metric} {100 * (0.0 if math.isnan(value) else value):.1f}"
+        from fusion_perception.console import percent
+
+        return f"{self.metric} {percent(self.table_values(result)[self.metric])}"
 
 
 def run_task(task: Task, request: RunRequest) -> dict[str, Any]:

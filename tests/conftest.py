@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import runpy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,47 @@ def slow_mean_plugin(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "slow_fuser_plugin.py").write_text(_SLOW_MEAN_PLUGIN)
     return folder
+
+
+@pytest.fixture
+def tool(capsys):
+    """Run ``tools/<name>.py``'s main in this process: ``(exit code, stdout, stderr)``."""
+
+    def run(name: str, *args) -> tuple[int, str, str]:
+        main = runpy.run_path(str(REPO / "tools" / f"{name}.py"))["main"]
+        capsys.readouterr()
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        try:
+            rc = main([str(a) for a in args])
+        finally:  # the tool's logging.basicConfig handler writes to this test's captured stderr
+            for h in [h for h in root.handlers if h not in handlers]:
+                root.removeHandler(h)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder nobody can create files in: immutable (chattr +i) as root, read-only otherwise."""
+    d = tmp_path / "locked"
+    d.mkdir()
+    undo = None
+    if os.geteuid() == 0:
+        if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode == 0:
+            undo = ["chattr", "-i", str(d)]
+    else:
+        d.chmod(0o555)
+    try:
+        (d / "probe").touch()
+    except OSError:
+        pass
+    else:
+        (d / "probe").unlink()
+        pytest.skip("cannot make a folder unwritable here (no chattr, file system without the flag)")
+    yield d
+    if undo:
+        subprocess.run(undo, check=False)
+    d.chmod(0o755)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -228,3 +230,15 @@ def test_parameters_are_checked():
     assert build_fuser("gff", r1=30, eps1=1).params["eps1"] == 1.0
     with pytest.raises(ConfigError, match="registered methods: .*gff"):
         build_fuser("no_such_method")
+
+
+def test_the_default_laplacian_has_4_levels_as_the_readme_says():
+    """Pinned (issue 24): the default is the README's (target retention table: "4 levels, the default")."""
+    ir, vi = _pair(1, 64, 80, seed=2)
+    default = build_fuser("laplacian")
+    assert default.config()["params"]["levels"] == 4
+    torch.testing.assert_close(default.fuse(ir, vi), build_fuser("laplacian", levels=4).fuse(ir, vi), rtol=0, atol=0)
+    for other in (3, 5):
+        assert not torch.allclose(default.fuse(ir, vi), build_fuser("laplacian", levels=other).fuse(ir, vi))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "laplacian (4 levels, the default)" in readme

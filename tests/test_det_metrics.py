@@ -108,3 +108,14 @@ def test_table3_row_order_and_percent() -> None:
     head = table3_header(M3FD_CLASSES).splitlines()[0]
     assert head == "| Method | Bus | Car | Lamp | Motorcycle | People | Truck | mAP@0.5 |"
     assert set(per) == set(M3FD_CLASSES)
+
+
+@pytest.mark.parametrize("width, hit", [(50.5, True), (49.5, False)])
+def test_map50_is_decided_at_iou_one_half(width: float, hit: bool) -> None:
+    """Pinned (issue 24): a prediction inside a 100x100 box, ``width`` wide, has IoU width/100: just
+    above 0.5 a hit (AP@0.5 1), just below a miss (AP@0.5 0), on both sides of the threshold."""
+    images = [ImageEntry(1, "one.png", 200, 200, [Box("A", 0, 0, 100, 100)])]
+    r = evaluate_detections(images, [Detection(1, 0, 0.9, 0, 0, width, 100)], CLASSES)
+    assert r["mAP50"] == pytest.approx(1.0 if hit else 0.0)
+    assert r["per_class_AP50"]["A"] == pytest.approx(1.0 if hit else 0.0)
+    assert r["mAP50_95"] == pytest.approx(0.1 if hit else 0.0)  # a hit at 0.50 only, of the ten thresholds

@@ -89,6 +89,21 @@ def test_multiple_of_8_equals_the_unpadded_network(weights):
     torch.testing.assert_close(norm, minmax_per_image(expected), rtol=0, atol=1e-5)
 
 
+def test_a_size_not_a_multiple_of_8_is_the_network_on_the_reflect_padded_input_cropped(weights):
+    """Pinned (issue 24): 29x45 is padded by reflection at the bottom and right to 32x48, fused in one
+    pass, and the top-left 29x45 kept; written out here with torch's own pad, not the fuser's helper."""
+    net = _net()
+    ir, vi = _images(2, 29, 45, seed=5)
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(torch.cat((ir, vi), 1), (0, 3, 0, 3), mode="reflect")
+        expected = net(padded[:, :1], padded[:, 1:])[..., :29, :45]
+    raw = build_fuser("emma", "cpu", weights=str(weights), normalize="none").fuse(ir, vi)
+    torch.testing.assert_close(raw, expected, rtol=0, atol=1e-6)
+    replicated = torch.nn.functional.pad(torch.cat((ir, vi), 1), (0, 3, 0, 3), mode="replicate")
+    with torch.no_grad():  # the check tells paddings apart
+        assert not torch.allclose(net(replicated[:, :1], replicated[:, 1:])[..., :29, :45], expected, atol=1e-4)
+
+
 def test_batch_and_channels_last_do_not_change_the_result(weights):
     ir, vi = _images(3, 29, 45, seed=3)
     plain = build_fuser("emma", "cpu", weights=str(weights), channels_last=False)

@@ -216,6 +216,25 @@ def _metrics(ir_paths, vi_paths, fused_paths):
     return fq.compute_fusion_metrics(ir, vi, fu)
 
 
+def test_a_same_size_edit_of_a_source_makes_its_fused_image_stale(tmp_path):
+    """Pinned (issue 24): an edit that keeps the file's size (an uncompressed BMP rewritten) still
+    makes its fused image stale: the stamp is the size and the modification time."""
+    rng = np.random.default_rng(0)
+    for modality in ("ir", "vi"):
+        (tmp_path / "src" / modality).mkdir(parents=True)
+        for name in ("a", "b"):
+            cv2.imwrite(str(tmp_path / "src" / modality / f"{name}.bmp"), rng.integers(0, 256, (16, 24), np.uint8))
+    fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    edited = tmp_path / "src" / "ir" / "a.bmp"
+    size, stamp = edited.stat().st_size, edited.stat().st_mtime_ns
+    cv2.imwrite(str(edited), np.full((16, 24), 255, np.uint8))
+    os.utime(edited, ns=(stamp + 10**9, stamp + 10**9))  # a clock that ticks coarsely: a second later
+    assert edited.stat().st_size == size
+    again = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert again.manifest["counts"]["fused"] == 1 and again.manifest["counts"]["stale"] == 1
+    assert (read_image(tmp_path / "out" / "fused" / "a.png") == 255).all()  # max with a white IR image
+
+
 def test_folder_method_round_trip(synthetic_root, tmp_path):
     """Fuse with mean, read the results back through folder:, and get the same images and metrics."""
     src = synthetic_root / "m3fd"

@@ -462,3 +462,18 @@ def test_describe_cli(tmp_path: Path, capsys: pytest.CaptureFixture):
     (root / "Ir" / "2.png").unlink()
     assert main(["--data", str(root), "--skip-bad"]) == 2  # nothing usable left
     assert "error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folders", [("Ir", "Vis", "Annotations"), ("ir", "vi", "annotation"),
+                                     ("IR", "VIS", "ANNOTATIONS")])
+def test_m3fd_alternative_folder_names_load_their_boxes(tmp_path: Path, folders):
+    """Pinned (issue 24): Annotations/ (plural), any case, and vi/ beside an annotation folder are the
+    M3FD layout, and every box is read (a folder name missed would leave the pairs without labels)."""
+    root = make_m3fd(tmp_path / "m", {"1": [("People", 1, 1, 5, 5), ("Car", 10, 5, 20, 12)], "2": [("Bus", 2, 2, 30, 20)]})
+    for old, new in zip(("Ir", "Vis", "Annotation"), folders):
+        (root / old).rename(root / f"{new}.tmp")
+        (root / f"{new}.tmp").rename(root / new)
+    ds = load_dataset(root)
+    assert ds.layout == "m3fd" and len(ds.records) == 2
+    boxes = {r.name: [(b.label, b.x1, b.y1, b.x2, b.y2) for b in r.boxes] for r in ds.records}
+    assert boxes == {"1": [("People", 1, 1, 5, 5), ("Car", 10, 5, 20, 12)], "2": [("Bus", 2, 2, 30, 20)]}

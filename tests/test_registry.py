@@ -25,7 +25,7 @@ def test_register_get_and_duplicates():
     reg.register_module(name=["b", "c"], module=A)
     assert reg.get("a") is A and reg.get("c") is A and "b" in reg and len(reg) == 3
     assert reg.get("missing") is None
-    with pytest.raises(KeyError, match="a is already registered in thing"):
+    with pytest.raises(KeyError, match="thing 'a' is already registered \\(by test_registry\\)"):
         reg.register_module(name="a", module=int)
     reg.register_module(name="a", module=int, force=True)
     assert reg.get("a") is int

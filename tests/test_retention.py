@@ -151,3 +151,23 @@ def test_eval_fusion_reports_retention_on_the_synthetic_layout(synthetic_root, t
     assert summary["vi"]["vi"]["mean"] == pytest.approx(1.0)
     assert summary["vi"]["ir"]["mean"] < 0.5 and summary["ir"]["vi"]["mean"] < 0.5
     assert summary["ir"]["ir"]["n"] > 5 and summary["ir"]["vi"]["n"] > 5
+
+
+def test_the_probe_that_selects_emma_checkpoints_scores_as_the_evaluation_does(tmp_path):
+    """Pinned (issue 24): a fuser that copies IR and one that copies VI get from EMMA's selection
+    probe the retention eval_fusion gives their fused images, object for object."""
+    from fusion_perception.emma.training.hooks import selection_probe
+    from fusion_perception.fusion.stage import fuse_dataset
+    from fusion_perception.metrics.fusion_eval import evaluate_target_retention
+    from fusion_perception.metrics.retention import TargetRule
+
+    probe = selection_probe(tmp_path / "scenes", seed=1, count=6, size=(160, 128))
+    fused = {m: fuse_dataset(tmp_path / "scenes" / "m3fd", m, tmp_path / m, progress=False).root for m in ("ir", "vi")}
+    evaluated = evaluate_target_retention(fused, rule=TargetRule(mode="tags"), progress=False).to_json()
+    for method, copy in (("ir", lambda ir, vi: ir), ("vi", lambda ir, vi: vi)):
+        scores = probe.score(copy)
+        summary = evaluated["methods"][method]["summary"]
+        assert scores["ir_only"] == pytest.approx(summary["ir"]["mean"], abs=0.01)
+        assert scores["vi_only"] == pytest.approx(summary["vi"]["mean"], abs=0.01)
+    assert probe.score(lambda ir, vi: ir)["ir_only"] == pytest.approx(1.0)
+    assert probe.score(lambda ir, vi: vi)["vi_only"] == pytest.approx(1.0)

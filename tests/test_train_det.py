@@ -42,6 +42,20 @@ def test_split_is_8_1_1_reproducible_and_seeded() -> None:
     assert len(small["val"]) == len(small["test"]) == 1
 
 
+def test_a_split_ratio_other_than_8_1_1_gives_its_sizes(tmp_path: Path) -> None:
+    """Pinned (issue 24): the ratio is (train, val, test) in that order, in any unit."""
+    names = [f"{i:05d}" for i in range(200)]
+    for ratio, sizes in (((7, 2, 1), [140, 40, 20]), ((0.6, 0.1, 0.3), [120, 20, 60]), ((3, 1, 1), [120, 40, 40])):
+        split = make_split(names, seed=0, ratio=ratio)
+        assert [len(split[s]) for s in ("train", "val", "test")] == sizes, ratio
+        assert sorted(split["train"] + split["val"] + split["test"]) == names
+    recs = [FusedRecord(n, tmp_path / f"{n}.png", boxes=[]) for n in names]
+    stored, _ = load_or_make_split(FusedDataset(tmp_path, "mean", "mean", "m3fd", recs), tmp_path / "split", seed=0,
+                                   ratio=(7, 2, 1))
+    assert [len((tmp_path / "split" / f"{s}.txt").read_text().split()) for s in ("train", "val", "test")] == \
+        [140, 40, 20] and len(stored["val"]) == 40
+
+
 def test_stored_split_is_reused_and_own_split_kept(tmp_path: Path) -> None:
     recs = [FusedRecord(f"n{i}", tmp_path / f"n{i}.png", boxes=[]) for i in range(10)]
     fused = FusedDataset(tmp_path, "mean", "mean", "m3fd", recs)
@@ -117,6 +131,22 @@ def test_yolo_labels_normalise_each_field_by_its_own_side() -> None:
         assert float(cy) == pytest.approx((b.y1 + b.y2) / 2 / h, abs=1e-6)
         assert float(bw) == pytest.approx((b.x2 - b.x1) / w, abs=1e-6)
         assert float(bh) == pytest.approx((b.y2 - b.y1) / h, abs=1e-6)
+
+
+def test_boxes_are_clipped_to_a_non_square_image_side_by_side() -> None:
+    """Pinned (issue 24): x is clipped to the width and y to the height (100x40 here: a swap keeps
+    boxes 60 px below the image, or cuts them at 40 px across)."""
+    from fusion_perception.data.records import Box
+    from fusion_perception.detection.data import clean_boxes
+
+    record = FusedRecord("wide", Path("wide.png"), boxes=[
+        Box("Car", -5, -3, 120, 50),  # larger than the image both ways
+        Box("Bus", 60, 10, 95, 30),  # inside: unchanged, beyond x = 40
+        Box("People", 90, 30, 130, 80),  # over the right and bottom edges
+        Box("Truck", 10, 45, 30, 60),  # entirely below the image: dropped
+    ])
+    assert [(b.label, b.x1, b.y1, b.x2, b.y2) for b in clean_boxes(record, 100, 40, M3FD_CLASSES)] == [
+        ("Car", 0, 0, 100, 40), ("Bus", 60, 10, 95, 30), ("People", 90, 30, 100, 40)]
 
 
 def test_yolo_results_become_detections_that_score_as_predicted() -> None:
@@ -277,7 +307,7 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
         env[var] = "http://127.0.0.1:9"
     env.pop("NO_PROXY", None), env.pop("no_proxy", None)
     args = ["--data", str(synthetic_root / "m3fd"), "--fusion", "mean", "--config", "small_cpu",
-            "--epochs", "2", "--imgsz", "160", "--seed", "0", "--out", str(out), "--device", "cpu"]
+            "--epochs", "2", "--imgsz", "160", "--seed", "3", "--out", str(out), "--device", "cpu"]
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", _GUARD, str(REPO / "tools" / "train_det.py"), *args],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
@@ -288,7 +318,12 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
     assert wall < 180, f"offline run took {wall:.0f}s"
 
     res = json.loads((out / "results.json").read_text())
-    assert res["task"] == "det" and res["method"] == "mean" and res["label"] == "mean" and res["seed"] == 0
+    assert res["task"] == "det" and res["method"] == "mean" and res["label"] == "mean" and res["seed"] == 3
+    # pinned (issue 24): the run's seed is the one ultralytics trained with (its own record of its arguments)
+    import yaml
+
+    trained_with = yaml.safe_load((out / "train" / "args.yaml").read_text())
+    assert trained_with["seed"] == 3 and trained_with["deterministic"] is True
     assert set(res["per_class_AP50"]) == set(M3FD_CLASSES)
     present = [c for c in M3FD_CLASSES if res["num_instances"][c] > 0]
     assert present and all(0.0 <= res["per_class_AP50"][c] <= 1.0 for c in present)
@@ -296,7 +331,7 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
     assert res["markdown_row"].startswith("| mean |") and res["markdown_row"].count("|") == 9
     assert "| Bus | Car | Lamp | Motorcycle | People | Truck | mAP@0.5 |" in (out / "results.md").read_text()
     gt = json.loads(Path(res["files"]["ground_truth"]).read_text())
-    assert len(gt["images"]) == res["num_images"] == len((out / "splits" / "seed0" / "test.txt").read_text().split())
+    assert len(gt["images"]) == res["num_images"] == len((out / "splits" / "seed3" / "test.txt").read_text().split())
     import cv2
 
     vis = cv2.imread(res["files"]["visualisation"])
@@ -308,7 +343,7 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
     watched = [best, out / "results.json", *(Path(res["files"]["fused_dir"]) / "fused").iterdir()]
     before = _mtimes(watched)
     again = run_detection(synthetic_root / "m3fd", "mean", out, config="small_cpu", epochs=2, imgsz=160,
-                          seed=0, device="cpu", progress=False)
+                          seed=3, device="cpu", progress=False)
     assert again == res and _mtimes(watched) == before
 
     # tools/eval_det.py re-evaluates without training and gets the same numbers

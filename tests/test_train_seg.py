@@ -106,7 +106,7 @@ def test_encoder_weights_from_local_file(tmp_path):
         assert torch.equal(v, dst.net.encoder.state_dict()[k]), k
     with pytest.raises(ConfigError, match="does not fit"):
         SegSmpModel(encoder_name=SMALL_ENCODER, encoder_weights=str(path))
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(DatasetError, match="absent.pth: encoder weights file not found"):
         SegSmpModel(encoder_name="resnet18", encoder_weights=str(tmp_path / "absent.pth"))
 
 
@@ -135,6 +135,32 @@ def test_augmentation_keeps_image_and_mask_paired():
     assert agree > 0.9  # only the linear-interpolated borders may differ
     assert np.array_equal(outs[0]["mask"], outs[1]["mask"])  # same (seed, epoch, index): same sample
     assert not np.array_equal(outs[0]["mask"], outs[2]["mask"])  # next epoch: a new draw
+
+
+def test_masks_are_padded_with_the_ignore_index_and_padding_costs_nothing():
+    """Pinned (issue 24): a batch of two sizes pads the smaller image with 0 and its mask with the
+    ignore index (never a class id: 0 is 'unlabelled', a class the loss would learn), and the loss of
+    the padded batch is the loss over the image's own pixels."""
+    from fusion_perception.segmentation.data import seg_collate
+    from fusion_perception.segmentation.model import SegSmpModel
+
+    def item(h: int, w: int, value: int) -> dict:
+        mask = torch.full((h, w), value, dtype=torch.uint8)
+        return {"inputs": torch.full((3, h, w), 100, dtype=torch.uint8),
+                "data_samples": {"mask": mask, "name": f"{h}x{w}", "img_path": "-"}}
+
+    batch = seg_collate([item(32, 64, 3), item(24, 40, 1)], ignore_index=255)
+    masks, inputs = batch["data_samples"]["masks"], batch["inputs"]
+    assert masks.shape == (2, 32, 64) and batch["data_samples"]["sizes"] == [(32, 64), (24, 40)]
+    assert (masks[1, :24, :40] == 1).all() and (masks[1, 24:] == 255).all() and (masks[1, :, 40:] == 255).all()
+    assert (inputs[1, :, 24:] == 0).all() and (inputs[1, :, :, 40:] == 0).all() and (masks[0] == 3).all()
+    torch.manual_seed(0)
+    model = SegSmpModel(encoder_name=SMALL_ENCODER, num_classes=9).eval()
+    with torch.no_grad():
+        loss = model(inputs[1:].float(), {"masks": masks[1:]}, mode="loss")["loss"]
+        logits = model.logits(inputs[1:].float())
+    only_the_image = torch.nn.functional.cross_entropy(logits[..., :24, :40], masks[1:, :24, :40].long())
+    torch.testing.assert_close(loss, only_the_image)
 
 
 def test_read_label_checks(tmp_path):

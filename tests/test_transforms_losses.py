@@ -164,3 +164,50 @@ def test_no_equivariance_still_measures_eq_without_graph():
     assert terms["loss_eq"].grad_fn is None and terms["loss_eq"] > 0
     assert terms["loss_ir"].grad_fn is not None
     assert torch.equal(weighted_total(terms, 1.0, 0.1, equivariance=False), terms["loss_ir"] + terms["loss_vi"])
+
+
+class _Mean(torch.nn.Module):
+    """A fuser whose output is known: the mean of its inputs."""
+
+    def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        return (ir + vi) / 2
+
+
+class _Scale(torch.nn.Module):
+    """A sensing net whose output is known: its input times ``k``."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.k * f
+
+
+def test_each_term_of_emma_loss_is_the_formula_on_known_networks():
+    """Pinned (issue 24): f = F(i, v); loss_ir = L(A_i(f), i), loss_vi = L(A_v(f), v) and the
+    equivariance term L(f_t, F(A_i(f_t), A_v(f_t))) with f_t = T f, the transform of the fused image."""
+    ir, vi = _img(2, 16, 16, 1), _img(2, 16, 16, 2)
+    fuser, a_i, a_v = _Mean(), _Scale(1.5), _Scale(0.25)
+    turn = lambda f: torch.flip(f, dims=(-1,)) * 0.5 + 0.1  # noqa: E731 - a transform whose output is known
+    f = (ir + vi) / 2
+    f_t = torch.flip(f, dims=(-1,)) * 0.5 + 0.1
+    terms = emma_loss(fuser, a_i, a_v, ir, vi, turn)
+    torch.testing.assert_close(terms["loss_ir"], fusion_loss(1.5 * f, ir))
+    torch.testing.assert_close(terms["loss_vi"], fusion_loss(0.25 * f, vi))
+    torch.testing.assert_close(terms["loss_eq"], fusion_loss(f_t, (1.5 * f_t + 0.25 * f_t) / 2))
+    torch.testing.assert_close(weighted_total(terms, 0.6, 0.1),
+                               terms["loss_ir"] + 0.6 * terms["loss_vi"] + 0.1 * terms["loss_eq"])
+
+
+def test_each_rotation_turns_the_whole_batch_when_the_batch_size_is_a_multiple_of_3():
+    """Pinned (issue 24): with 3 angles and 3 images the copies come angle by angle, each angle's
+    block holding the whole batch in order (not image by image, which looks the same for one image)."""
+    x = _img(3, 16, 16, seed=4)
+    out = rotations(x, (0.0, 90.0, 180.0))
+    assert out.shape == (9, 1, 16, 16)
+    torch.testing.assert_close(out[0:3], x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[3:6], torch.rot90(x, 1, dims=(-2, -1)), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[6:9], torch.flip(x, dims=(-2, -1)), rtol=0, atol=1e-5)
+    group = equivariant_batch(x, shifts=0, angles=(0.0, 90.0, 180.0), flips=())
+    torch.testing.assert_close(group[3:], out)

@@ -8,7 +8,6 @@ Each test names the failure of the campaign it covers (F2-F26 of issue 13).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import runpy
 import shutil
@@ -21,95 +20,13 @@ import cv2
 import numpy as np
 import pytest
 from pair_folders import random_pairs
+from user_tools import crafted_pickle, mtimes, one_line, real_yolo_pt
 import torch
 
 from fusion_perception.data.image_io import read_image
 from fusion_perception.errors import ConfigError, DatasetError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def tool(capsys):
-    """Run ``tools/<name>.py``'s main in this process: ``(exit code, stdout, stderr)``."""
-
-    def run(name: str, *args) -> tuple[int, str, str]:
-        main = runpy.run_path(str(REPO / "tools" / f"{name}.py"))["main"]
-        capsys.readouterr()
-        root = logging.getLogger()
-        handlers = list(root.handlers)
-        try:
-            rc = main([str(a) for a in args])
-        finally:  # the tool's logging.basicConfig handler writes to this test's captured stderr
-            for h in [h for h in root.handlers if h not in handlers]:
-                root.removeHandler(h)
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
-
-
-def one_line(err: str) -> str:
-    """The single error line a tool printed: the last line on stderr, after at most the tool's own
-    stage lines and progress bars (no traceback, no library warning, no terminal escapes)."""
-    lines = [ln for ln in err.strip().splitlines() if ln.strip() and not ln.startswith("warning:")]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], err
-    assert "Traceback" not in err and "Warning" not in err and "\x1b" not in err, err
-    return errors[0]
-
-
-def mtimes(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def unwritable_dir(tmp_path):
-    """A folder nobody can create files in: immutable (chattr +i) as root, read-only otherwise."""
-    d = tmp_path / "locked"
-    d.mkdir()
-    undo = None
-    if os.geteuid() == 0:
-        if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode == 0:
-            undo = ["chattr", "-i", str(d)]
-    else:
-        d.chmod(0o555)
-    try:
-        (d / "probe").touch()
-    except OSError:
-        pass
-    else:
-        (d / "probe").unlink()
-        pytest.skip("cannot make a folder unwritable here (no chattr, file system without the flag)")
-    yield d
-    if undo:
-        subprocess.run(undo, check=False)
-    d.chmod(0o755)
-
-
-def crafted_pickle(path: Path, target: Path) -> Path:
-    """A .pt file whose unpickling would create ``target`` (what a malicious checkpoint does)."""
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(target), "w"))
-
-    torch.save({"model": Payload()}, path)
-    assert not target.exists()
-    return path
-
-
-def real_yolo_pt(path: Path) -> Path:
-    from fusion_perception.detection.model import ultralytics_offline
-
-    ultralytics_offline()
-    from ultralytics import YOLO
-
-    YOLO("yolov8n.yaml").save(str(path))
-    return path
 
 
 # ----------------------------------------------------------------------------- results kept
@@ -229,6 +146,19 @@ def test_f7_a_crafted_det_weights_file_never_runs(synthetic_root, tmp_path, tool
         assert not target.exists(), "the crafted checkpoint's code ran"
     assert rc == 2 and "evil.pt" in one_line(err)
     assert not (tmp_path / "run" / "fused").exists()  # refused before any work
+
+
+@pytest.mark.slow
+def test_f7_a_crafted_checkpoint_in_a_run_folder_is_refused_by_eval_det(finished_det_run, tmp_path, tool):
+    """Issue 24, item 6: the YOLO loader of eval_det, like every other, refuses in one line."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_det_run, run)
+    target = tmp_path / "pwned"
+    crafted_pickle(run / "train" / "weights" / "best.pt", target)
+    rc, _, err = tool("eval_det", "--run", run)
+    line = one_line(err)
+    assert rc == 2 and "best.pt: the run's weights: not a YOLO checkpoint that loads safely" in line
+    assert not target.exists() and "weights_only" not in line
 
 
 def test_f7_ultralytics_loads_safely_everywhere_in_the_toolkit(tmp_path):

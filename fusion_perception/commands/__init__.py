@@ -81,8 +81,12 @@ def command_main(name: str, prog: str | None = None) -> Callable[[list[str] | No
 
     @tool_main
     def main(argv: list[str] | None = None) -> int:
+        from fusion_perception.console import warnings_sorted
+
         with plugins_for_workers():
-            return module.run(parse_args(module.build_parser, argv, prog))  # --import modules first
+            args = parse_args(module.build_parser, argv, prog)  # --import modules first
+            with warnings_sorted(verbose=getattr(args, "verbose", False)):  # a library's warnings: its chatter
+                return module.run(args)
 
     return main
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.console import warnings_as_lines
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fusion_perception.data.readers import SkippedItemWarning, describe, load_dataset
 
-    with cli.warnings_as_lines(SkippedItemWarning):  # one plain line per skipped item
+    with warnings_as_lines(SkippedItemWarning):  # one plain line per skipped item
         ds = load_dataset(args.data, cli.layout_spec(args), skip_bad=args.skip_bad)
     print(describe(ds))
     return 0

@@ -23,6 +23,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_device(ap, "several ids: the first")
     ap.add_argument("--num-pred-images", type=cli.count(0), default=None, help="test images drawn as PNGs")
     cli.add_threads(ap)
+    cli.add_verbose(ap)
     return ap
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     with run_lock(args.run):  # not while a training writes there
         res = evaluate_segmentation(args.run, args.checkpoint, args.out, device=torch_device(args.device),
-                                    num_pred_images=args.num_pred_images)
+                                    num_pred_images=args.num_pred_images, verbose=args.verbose)
     print(table4_header(res["classes"]))
     print(res["markdown_row"])
     print(f"{res['num_test_images']} test images; results: {res['results_dir']}/results.json")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 from fusion_perception.devices import torch_device
 
 DESCRIPTION = (
@@ -103,15 +104,15 @@ def _report(args: argparse.Namespace, results: dict) -> None:
     print("another method: --fusion NAME (ir, vi, mean, max, laplacian, dwt, gff, emma, folder:NAME=PATH)")
     nxt = []
     for part, fused in results.items():
-        data = "" if args.data is None else f" --data {Path(args.data) / part if part else args.data}"
+        data = () if args.data is None else ("--data", Path(args.data) / part if part else args.data)
         tasks = getattr(find_layout(fused.source_layout), "tasks", ())  # the tasks its labels serve
         tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
-            fused_dir = "" if args.out is None else f" --fused-dir {fused.root}"
-            read_as = "".join(f" --{flag} {value}" for flag, value in (("label-view", args.label_view),
-                                                                      ("split-lists", args.split_lists)) if value)
-            nxt.append(f"python tools/{tool}.py --fusion {args.fusion}{data}{read_as}{fused_dir}")
+            fused_dir = () if args.out is None else ("--fused-dir", fused.root)
+            read_as = [w for flag, value in (("--label-view", args.label_view), ("--split-lists", args.split_lists))
+                       if value for w in (flag, value)]
+            nxt.append(command_line(tool, "--fusion", args.fusion, *data, *read_as, *fused_dir, imports=args.imports))
         else:
-            nxt.append(f"python tools/eval_fusion.py --fused {fused.root} --out {fused.root}/eval")
+            nxt.append(command_line("eval_fusion", "--fused", fused.root, "--out", fused.root / "eval"))
     print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")
 

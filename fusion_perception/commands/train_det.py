@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 
 DESCRIPTION = """\
 Fuse a detection dataset (M3FD, TarDAL or MSRS detection) with one fusion method
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{res['label']}: mAP@0.5 {100 * res['mAP50']:.1f}, mAP@0.5:0.95 {100 * res['mAP50_95']:.1f} on "
           f"{res['num_images']} test images; results: {res['run_dir']}/results.md; "
           f"predictions: {res['files']['visualisation']}")
-    data = "" if args.data is None else " --data MSRS_ROOT"
-    print(f"next: python tools/train_seg.py --fusion {args.fusion}{data}   (segmentation), or "
-          f"python tools/train_det.py --fusion laplacian (another method)")
+    data = () if args.data is None else ("--data", "MSRS_ROOT")
+    print(f"next: {command_line('train_seg', '--fusion', args.fusion, *data, imports=args.imports)}   "
+          f"(segmentation), or python tools/train_det.py --fusion laplacian (another method)")
     return 0

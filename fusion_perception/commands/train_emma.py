@@ -14,13 +14,15 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from fusion_perception import cli
+from fusion_perception.console import command_line
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = cli.parser(prog, __doc__, raw=True)
-    cli.add_config(p, "mmengine config file, or a name in configs/emma/ (small_cpu, paper)", "configs/emma/small_cpu.py")
+    cli.add_config(p, "mmengine config file, or a name in configs/emma/ (small_cpu, paper)", "small_cpu")
     cli.add_data(p, "training pairs: MSRS (its train split) or any ir/vi pair folder "
                     "(default: the synthetic default set)")
     p.add_argument("--sensing-dir", default=None, help="--out of tools/train_sensing.py "
@@ -45,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                      overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     print(f"EMMA fuser: {out}")
-    print(f"next: python tools/fuse_dataset.py --fusion emma --weights {out}   (or --weights {out} in train_det.py, "
-          "train_seg.py, compare_methods.py --weights emma=...)")
+    print(f"next: {command_line('fuse_dataset', '--fusion', 'emma', '--weights', out)}   (or --weights "
+          f"{shlex.quote(str(out))} in train_det.py, train_seg.py, compare_methods.py --weights emma=...)")
     return 0

@@ -54,6 +54,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     cli.begin(args)
     device = torch_device(args.device)  # checked before the libraries load
+    from fusion_perception.console import percent
     from fusion_perception.segmentation.report import table4_header
     from fusion_perception.segmentation.task import run_segmentation
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if "markdown_row" in res:  # rank 0
         print(table4_header(res["classes"]))
         print(res["markdown_row"])
-        print(f"{res['label']}: mIoU {100 * (res['mIoU'] or float('nan')):.1f} on {res['num_test_images']} test "
+        print(f"{res['label']}: mIoU {percent(res['mIoU'])} on {res['num_test_images']} test "
               f"images; results: {res['run_dir']}/results.md; predictions: {res['predictions_dir']}")
         print("next: python tools/compare_methods.py --methods ir,vi,laplacian,emma   (method against method, "
               "both tasks), or python tools/demo.py")

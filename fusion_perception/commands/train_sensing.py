@@ -17,12 +17,13 @@ import argparse
 from pathlib import Path
 
 from fusion_perception import cli, cli_plugins
+from fusion_perception.console import command_line
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = cli.parser(prog, __doc__, raw=True)
     cli.add_config(p, "mmengine config file, or a name in configs/sensing/ (small_cpu, paper)",
-                   "configs/sensing/small_cpu.py")
+                   "small_cpu")
     cli.add_data(p, "training pairs: MSRS (its train split), TarDAL M3FD, or any ir/vi pair folder "
                     "(default: the synthetic default set)")
     p.add_argument("--pseudo-gt", default=None,
@@ -46,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
                         overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     for tgt, path in out.items():
         print(f"sensing net {tgt}: {path}")
-    print(f"next: python tools/train_emma.py --sensing-dir {Path(out['ir'] if 'ir' in out else out['vi']).parent}")
+    sensing_dir = Path(out["ir"] if "ir" in out else out["vi"]).parent
+    print(f"next: {command_line('train_emma', '--sensing-dir', sensing_dir)}")
     return 0

@@ -19,9 +19,13 @@ Layout of ``out`` (the fused datasets live in the shared cache, ``work_dirs/fuse
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -196,6 +200,10 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
 
     if settings.jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {settings.jobs}")
+    seeds = [int(s) for s in settings.seeds]
+    if not seeds or len(set(seeds)) < len(seeds) or any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds {list(settings.seeds)}: give different non-negative seeds, each once (a seed "
+                          "run twice is the same run: counted twice, it would shrink the spread)")
     tasks = settings.tasks()
     specs = parse_methods(methods)
     weights = method_weights(specs, settings.weights)
@@ -210,7 +218,7 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
     cache = Path(settings.fused_root) if settings.fused_root is not None else cache_root()
     fused_dirs = {(t.name, s): default_fused_dir(sources[t.name], resolved[(s, settings.data.get(t.name))].cache_label,
                                                  cache) for t in tasks for s in specs}
-    return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(int(x) for x in settings.seeds))
+    return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(seeds))
 
 
 def _task_tables(comparison: Comparison, task: Task, results: list[dict], out: Path) -> None:
@@ -290,7 +298,7 @@ class _Jobs:
             threads = max(1, (os.cpu_count() or 1) // self.jobs)
             self.pool = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO))
+                initializer=_init_worker, initargs=(threads, logging.getLogger().level or logging.INFO, os.getpid()))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -318,14 +326,31 @@ class _Jobs:
         return done
 
 
-def _init_worker(threads: int, level: int) -> None:
+def _init_worker(threads: int, level: int, parent: int | None = None) -> None:
     import torch
 
     from fusion_perception.cli_plugins import IMPORT_ENV, import_plugins
 
+    if parent is not None:  # the pool's workers: they end with the comparison's process
+        _end_with(parent)
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="[%(processName)s] %(message)s")
     import_plugins(m for m in os.environ.get(IMPORT_ENV, "").split(",") if m)  # the --import modules, here too
+
+
+def _end_with(parent: int) -> None:
+    """End this worker when the comparison's process ``parent`` dies, even by SIGKILL (which runs
+    none of its clean-up): the kernel's parent-death signal where there is one (Linux), and a thread
+    that watches the parent everywhere (and covers a parent that died before the signal was set)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: the thread alone
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> list[Path]:

@@ -8,6 +8,7 @@ image, within a 1-pixel overhang that is clipped) and raises
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -47,6 +48,8 @@ def _checked_box(path: Path, where: str, label: str, x1: float, y1: float, x2: f
     """Validate a pixel box against the image size; clip the allowed 1-pixel overhang."""
     w, h = size
     coords = f"({x1:g}, {y1:g}, {x2:g}, {y2:g})"
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):  # NaN passes every comparison below
+        raise DatasetError(path, f"{where}: box {label} {coords} has a coordinate that is not a finite number")
     if x2 <= x1 or y2 <= y1:
         raise DatasetError(path, f"{where}: box {label} {coords} is empty or inverted "
                                  "(needs x2 > x1 and y2 > y1)")
@@ -79,7 +82,7 @@ def read_voc_xml(path: str | Path) -> tuple[list[tuple[str, float, float, float,
     if el is not None:
         try:
             w, h = int(float(el.findtext("width", "0"))), int(float(el.findtext("height", "0")))
-        except ValueError:
+        except (ValueError, OverflowError):  # int() of NaN, of infinity
             raise DatasetError(path, "<size> holds a non-numeric width or height") from None
         size = (w, h) if w > 0 and h > 0 else None
     objects = []
@@ -135,7 +138,7 @@ def yolo_boxes(path: str | Path, image_size: tuple[int, int],
             cls_f, cx, cy, bw, bh = map(float, parts)
         except ValueError:
             raise DatasetError(path, f"line {n}: non-numeric value in {line.strip()!r}") from None
-        if cls_f != int(cls_f) or not 0 <= cls_f < len(classes):
+        if not 0 <= cls_f < len(classes) or cls_f != int(cls_f):  # NaN and infinity fail the range first
             raise DatasetError(path, f"line {n}: class id {parts[0]} out of range "
                                      f"0..{len(classes) - 1} ({', '.join(classes)})")
         label = classes[int(cls_f)]

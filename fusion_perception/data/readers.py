@@ -38,7 +38,7 @@ from fusion_perception.data.layouts import (
     parse_layout_spec,
 )
 from fusion_perception.data.layouts.scan import (
-    IR_WORDS, SPLITS, VI_WORDS, apply_split_lists, first_word, has_images, split_dirs, subdirs,
+    IR_WORDS, SPLITS, VI_WORDS, apply_split_lists, first_word, has_images, no_images, split_dirs, subdirs,
 )
 from fusion_perception.data.modality_labels import seen_counts, union_boxes
 from fusion_perception.data.records import PairDataset, PairRecord, SkippedItem
@@ -142,10 +142,10 @@ def _empty_modality(root: Path) -> DatasetError | None:
         if len(full) == 2:
             continue
         if not full:
-            return DatasetError(here, f"{ir[0].name}/ and {vi[0].name}/ hold no images")
+            return DatasetError(here, f"{ir[0].name}/ and {vi[0].name}/ {no_images(ir[0], vi[0])}")
         empty = vi[0] if full[0] is ir[0] else ir[0]
         n = sum(1 for p in full[0].iterdir() if is_image_file(p) and not p.name.startswith("."))
-        return DatasetError(empty, f"holds no images, while {full[0].name}/ holds {n}: every image there "
+        return DatasetError(empty, f"{no_images(empty)}, while {full[0].name}/ holds {n}: every image there "
                                    f"needs its partner here (same name)")
     return None
 

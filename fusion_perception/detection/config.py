@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 from fusion_perception.config_files import available_configs, find_config
 from fusion_perception.devices import torch_device
-from fusion_perception.errors import ConfigError, did_you_mean
+from fusion_perception.errors import ConfigError, clean_message, did_you_mean
 
 CONFIG_GROUP = "det"  # configs/det
 DEFAULT_CONFIG = "yolov5s_m3fd"
 CPU_CONFIG = "small_cpu"
+IMGSZ_STRIDE = 32  # the largest stride of the YOLO models: ultralytics rounds imgsz up to a multiple of it
 
 # The paper's recipe; a config file overrides any of these keys.
 DEFAULTS: dict[str, Any] = {
@@ -89,6 +91,9 @@ def load_config(config: str | Path | dict | None = None, **overrides: Any) -> di
 
 def _check_numbers(cfg: dict[str, Any]) -> None:
     """The run's numbers, checked before any data is read (the option names are the tools')."""
+    from fusion_perception.config_files import check_numbers
+
+    check_numbers(cfg, "detection config")
     rules = (("epochs", 1, "--epochs"), ("imgsz", 32, "--imgsz"), ("workers", 0, "--workers"))
     for key, least, option in rules:
         value = cfg[key]
@@ -104,6 +109,32 @@ def _check_numbers(cfg: dict[str, Any]) -> None:
     if len(ratio) != 3 or any(not isinstance(x, (int, float)) or x < 0 for x in ratio) or sum(ratio) <= 0:
         raise ConfigError(f"config key 'split_ratio' must be three non-negative numbers (train, val, test), "
                           f"not {ratio!r}")
+    if cfg["imgsz"] % IMGSZ_STRIDE:  # ultralytics would round it up and train at a size the run does not record
+        low = cfg["imgsz"] // IMGSZ_STRIDE * IMGSZ_STRIDE
+        raise ConfigError(f"--imgsz (config key 'imgsz') must be a multiple of {IMGSZ_STRIDE}, the detector's "
+                          f"stride, not {cfg['imgsz']}: give {low or IMGSZ_STRIDE} or {low + IMGSZ_STRIDE}")
+    _check_ultralytics_args(cfg)
+
+
+def _check_ultralytics_args(cfg: dict[str, Any]) -> None:
+    """The values ultralytics' ``train()`` and ``val()`` get, checked by ultralytics' own rules (key
+    names, types, ranges) before any data is read: one line naming the config key, not its traceback."""
+    from fusion_perception.detection.model import ultralytics_offline
+
+    ultralytics_offline()
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
+
+    train = {k: cfg[k] for k in ("epochs", "batch", "imgsz", "optimizer", "lr0", "workers")}
+    for key, args in (("train_args", {**train, **cfg["train_args"]}), ("eval_args", cfg["eval_args"])):
+        unknown = sorted(set(args) - set(DEFAULT_CFG_DICT))
+        if unknown:
+            near = [m for u in unknown for m in difflib.get_close_matches(u, DEFAULT_CFG_DICT, 1)]
+            raise ConfigError(f"detection config {key}: {', '.join(unknown)} not an argument ultralytics knows"
+                              + (f" (did you mean {', '.join(near)}?)" if near else ""))
+        try:
+            check_cfg(dict(args))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"detection config {key}: {clean_message(e).replace(chr(39), '')}") from None
 
 
 __all__ = ["CPU_CONFIG", "DEFAULTS", "DEFAULT_CONFIG", "RESULT_KEYS", "default_config", "load_config",

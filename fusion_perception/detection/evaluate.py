@@ -115,7 +115,9 @@ def _trained_run(run_dir: Path, split: str) -> tuple[dict[str, Any], Path]:
         weights = run_dir / "train" / "weights" / "last.pt"
     if not weights.is_file():
         raise DatasetError(run_dir / "train" / "weights", "no trained weights (best.pt/last.pt); train first")
-    return run, weights
+    from fusion_perception.detection.model import check_yolo_weights
+
+    return run, check_yolo_weights(weights, "the run's weights")  # refused in one line, like any YOLO file given
 
 
 def _same_data(run_dir: Path, run: dict[str, Any]) -> Any:

@@ -59,6 +59,7 @@ def train_yolo(
         model = YOLO(cfg["model"], task="detect")
         args = _train_args(yolo, run_dir, cfg, seed=seed, device=device, det_weights=det_weights)
     _follow_epochs(model, bar)
+    _stop_at_non_finite_loss(model, run_dir)
     with bar:
         model.train(trainer=OfflineDetectionTrainer, **args)
     best = weights_dir / "best.pt"
@@ -110,6 +111,26 @@ def _follow_epochs(model: Any, bar: Any) -> None:
 
     model.add_callback("on_train_start", on_start)
     model.add_callback("on_train_epoch_end", on_epoch_end)
+
+
+def _stop_at_non_finite_loss(model: Any, run_dir: Path) -> None:
+    """End the training in one line at the first batch whose loss is NaN or infinite (ultralytics
+    would reload its last epoch and try again, three times, then fail with a traceback)."""
+    import torch
+
+    from fusion_perception.errors import TrainingDiverged
+
+    batches = {"n": 0}
+
+    def on_batch_end(trainer) -> None:
+        batches["n"] += 1
+        loss = getattr(trainer, "loss", None)
+        if loss is not None and not bool(torch.isfinite(loss).all()):
+            lr = trainer.optimizer.param_groups[0]["lr"] if getattr(trainer, "optimizer", None) else None
+            raise TrainingDiverged.at(run_dir, "the loss", float(loss.detach().sum()), trainer.epoch + 1,
+                                      batches["n"], lr)
+
+    model.add_callback("on_train_batch_end", on_batch_end)
 
 
 def training_state(weights_dir: str | Path) -> str:

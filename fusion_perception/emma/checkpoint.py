@@ -76,10 +76,7 @@ def _why_unreadable(path: Path, e: Exception) -> str:
         shown = ", ".join(objects[:3]) + (", ..." if len(objects) > 3 else "")
         return (f"is {kind}, not EMMA weights (it holds {shown}, which loading with weights_only=True "
                 "refuses); give a U-Fuser or sensing state dict such as EMMA.pth or one trained here")
-    # torch's refusal opens with advice to load with weights_only=False, which is not ours to give:
-    # the unpickler's own reason follows it
-    text = str(e)
-    detail = clean_message(text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else e)
+    detail = clean_message(e)  # the unpickler's reason, without torch's advice to unpickle unsafely
     return f"not a PyTorch weights file readable with weights_only=True ({type(e).__name__}{': ' + detail if detail else ''})"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def fetch_official_emma(
     """
     target = Path(cache_dir).expanduser() if cache_dir is not None else emma_cache_dir()
     path = target / OFFICIAL_EMMA_FILE
-    url = url or os.environ.get(URL_ENV) or OFFICIAL_EMMA_URL
+    url = url or _mirror() or OFFICIAL_EMMA_URL
     if path.is_file():
         got = git_blob_sha1(path)
         if got != blob_sha1:
@@ -77,11 +78,22 @@ def fetch_official_emma(
     return path
 
 
+def _mirror() -> str | None:
+    """``$FUSION_PERCEPTION_EMMA_URL``, checked: a URL urllib can fetch, named by the variable if not."""
+    url = os.environ.get(URL_ENV)
+    if url and urllib.parse.urlparse(url).scheme.lower() not in ("http", "https", "ftp", "file"):
+        raise ConfigError(f"{URL_ENV}={url!r} is not a URL to download EMMA.pth from (http://, https://, ftp:// "
+                          f"or file://); unset it for the authors' {OFFICIAL_EMMA_URL}")
+    return url
+
+
 def _download(url: str, timeout: float, progress: bool) -> bytes:
     from tqdm import tqdm
 
-    hint = (f"download it by hand from {url} and put it at {emma_cache_dir() / OFFICIAL_EMMA_FILE} "
-            f"(it is checked against git blob SHA-1 {OFFICIAL_EMMA_BLOB_SHA1})")
+    cache = emma_cache_dir() / OFFICIAL_EMMA_FILE
+    named = f"; {CACHE_ENV} names that folder" if os.environ.get(CACHE_ENV) else ""
+    hint = (f"download it by hand from {url} and put it at {cache} (it is checked against git blob SHA-1 "
+            f"{OFFICIAL_EMMA_BLOB_SHA1}{named})")
     chunks = []
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the user asked for it
@@ -92,9 +104,10 @@ def _download(url: str, timeout: float, progress: bool) -> bytes:
                     bar.update(len(block))
     except urllib.error.HTTPError as e:
         raise ConfigError(f"cannot download the authors' EMMA.pth: {url} answered HTTP {e.code}; {hint}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:  # ValueError: a URL urllib cannot parse
         reason = getattr(e, "reason", None) or e
-        raise ConfigError(f"cannot download the authors' EMMA.pth from {url} ({reason}); {hint}") from None
+        source = f"{URL_ENV}={url}" if url == os.environ.get(URL_ENV) else url
+        raise ConfigError(f"cannot download the authors' EMMA.pth from {source} ({reason}); {hint}") from None
     return b"".join(chunks)
 
 

@@ -22,6 +22,7 @@ import torch
 
 from fusion_perception.data.image_io import BT601
 from fusion_perception.errors import ConfigError, did_you_mean
+from fusion_perception.outputs import path_segment
 from fusion_perception.registry import FUSERS
 
 
@@ -106,14 +107,15 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
         if "=" not in body or not body.split("=", 1)[0] or not body.split("=", 1)[1]:
             raise ConfigError(f"method {spec!r}: a folder method is written folder:NAME=PATH")
         label, root = body.split("=", 1)
-        return "folder", {"label": label, "root": root}
+        return "folder", {"label": path_segment(label, "method name"), "root": root}
     return spec, {}
 
 
 def method_label(spec: str) -> str:
-    """The name a method goes by in tables and output folders (``folder:X=...`` -> ``X``)."""
+    """The name a method goes by in tables and output folders (``folder:X=...`` -> ``X``): one
+    folder name, never a path (:func:`~fusion_perception.outputs.path_segment`)."""
     name, extra = parse_method_spec(spec)
-    return extra.get("label", name)
+    return path_segment(extra.get("label", name), "method name")
 
 
 def build_fuser(spec: str, device: str | torch.device = "cpu", **params: Any) -> Fuser:

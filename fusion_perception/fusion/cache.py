@@ -32,7 +32,9 @@ def cache_root() -> Path:
 
 def fused_cache_root(label: str, root: str | Path | None = None) -> Path:
     """``work_dirs/fused/<label>``: where a method's fused datasets go (one sub-folder per dataset)."""
-    return Path(root if root is not None else cache_root()) / label
+    from fusion_perception.outputs import path_segment
+
+    return Path(root if root is not None else cache_root()) / path_segment(label, "method name")
 
 
 def default_fused_dir(source_root: str | Path, label: str, root: str | Path | None = None) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fusion_perception.data.image_io import is_gray, luminance01, read_image, to_float01
+from fusion_perception.data.layouts.scan import other_formats
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.files import IMAGE_EXTENSIONS
 from fusion_perception.fusion.base import Fuser, rgb_to_ycrcb, ycrcb_to_rgb
@@ -102,7 +103,8 @@ class FolderFuser(Fuser):
             raise DatasetError(
                 self.root,
                 f"{len(missing)} of {len(names)} images missing for method {self.label!r} "
-                f"(looked for these stems, any image extension): {_list_names(missing)}",
+                f"(looked for these stems, any image extension): {_list_names(missing)}"
+                + other_formats(self.root, self.root / "fused"),
             )
 
     def _read(self, names: Sequence[str] | None, size: tuple[int, int]) -> list[np.ndarray]:

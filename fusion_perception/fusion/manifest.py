@@ -116,8 +116,8 @@ def prepare_output(out: Path, fingerprint: dict, fuser: Fuser, on_mismatch: str)
     stale = old is not None and pixels(old.get("fingerprint"), fuser) != pixels(fingerprint, fuser)
     orphan = old is None and any(any(d.iterdir()) for d in fused_dirs(out))
     if stale or orphan:
-        why = (describe_changes(pixels(old.get("fingerprint"), fuser) or {}, pixels(fingerprint, fuser)) if stale
-               else "fused images but no manifest")
+        why = ("fused images but no manifest" if orphan else "a manifest.json that is not a JSON object" if not old
+               else describe_changes(pixels(old.get("fingerprint"), fuser) or {}, pixels(fingerprint, fuser)))
         if on_mismatch == "error":
             raise refuse_to_replace(out, "a fused dataset", why)
         remove_outputs(out, old)
@@ -267,6 +267,8 @@ def load_fused_dataset(out: str | Path, *, require_complete: bool = True) -> Fus
         raise DatasetError(path, "no manifest: not a fuse_dataset output (or that run never started)")
     try:
         m = json.loads(path.read_text())
+        if not isinstance(m, dict):
+            raise TypeError(f"a JSON {type(m).__name__}, not an object")
         records = [
             FusedRecord(
                 name=e["name"],

@@ -24,7 +24,7 @@ import torch
 
 from fusion_perception.data.image_io import is_gray, luminance01, read_image, to_float01, write_image
 from fusion_perception.data.records import PairRecord, SkippedItem
-from fusion_perception.errors import DatasetError, is_out_of_memory, memory_limit_note
+from fusion_perception.errors import ConfigError, DatasetError, is_out_of_memory, memory_limit_note
 from fusion_perception.fusion.base import Fuser, fuse_with_colour
 
 # ----------------------------------------------------------------------------- decode
@@ -113,11 +113,12 @@ def _fuse_batch(fuser: Fuser, batch: list[_Pair], device: torch.device, gray_out
     fused = fuse_with_colour(fuser, ir, vi, names, gray_output)
     b, _, h, w = ir.shape
     if fused.ndim != 4 or fused.shape[0] != b or fused.shape[1] not in (1, 3) or tuple(fused.shape[-2:]) != (h, w):
-        raise RuntimeError(f"method {fuser.name!r} returned shape {tuple(fused.shape)} "
-                           f"for a batch of {tuple(ir.shape)}")
+        raise ConfigError(f"fusion method {fuser.name!r} returned shape {tuple(fused.shape)} for a batch of "
+                          f"{tuple(ir.shape)}; a fuser returns (B, 1, H, W) for (B, 1, H, W) inputs")
     # one reduction instead of an elementwise isfinite: a NaN or inf anywhere makes the sum so
     if not torch.isfinite(fused.sum()):
-        raise RuntimeError(f"method {fuser.name!r} produced NaN/inf for {', '.join(names)}")
+        raise DatasetError(batch[0].rec.ir_path, f"fusion method {fuser.name!r} produced NaN or infinite values "
+                                                 f"for {', '.join(names)} (its parameters: {fuser.params or 'none'})")
     # quantise on the device: a quarter of the bytes to copy back; in place, the result is ours
     u8 = fused.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
     return u8.permute(0, 2, 3, 1).cpu().numpy()

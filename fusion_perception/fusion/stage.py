@@ -263,11 +263,24 @@ def _plan(job: _Job, old: dict | None) -> _Plan:
     stale = [r for r in records if (out / entries[r.name]["image"]).is_file()
              and (done_before.get(r.name) or {}).get("source_stamp", entries[r.name]["source_stamp"])
              != entries[r.name]["source_stamp"]]
-    todo = [r for r in records if r in stale or not (out / entries[r.name]["image"]).is_file()]
+    todo = [r for r in records if r in stale or not _whole(out / entries[r.name]["image"])]
     if job.ranks.world > 1:  # one view of what is left, the leader's
         left = set(job.ranks.from_leader(lambda: [r.name for r in todo]))
         todo = [r for r in records if r.name in left]
     return _Plan(records, entries, stale, todo)
+
+
+def _whole(path: Path) -> bool:
+    """Whether a fused image already there is kept: a file that still decodes (its header and its
+    end-of-image marker, the readers' cheap check); a cut or corrupt one is fused again, never
+    handed to a detector that would drop it with a line in its log."""
+    from fusion_perception.data.validate import probe_image
+
+    try:
+        probe_image(path)
+    except DatasetError:
+        return False
+    return True
 
 
 def _fuse_share(job: _Job, share: list[PairRecord], entries: dict[str, dict], label: str) -> list[tuple]:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from fusion_perception.data.image_io import decode_image_file, to_float01
+from fusion_perception.data.layouts.scan import other_formats
 from fusion_perception.files import is_image_file
 from fusion_perception.data.records import PairDataset
 from fusion_perception.errors import ConfigError, DatasetError
@@ -100,7 +101,8 @@ def open_fused_folder(folder: str | Path, name: str | None = None) -> FusedFolde
                 raise DatasetError(p, f"two fused images named {p.stem!r}: {images[p.stem]} and {p}")
             images[p.stem] = p
     if not images:
-        raise DatasetError(root, "no fused images found (looked in fused/, */fused/ and the folder itself)")
+        raise DatasetError(root, "no fused images found (looked in fused/, */fused/ and the folder itself)"
+                                 + other_formats(*_image_folders(root)))
     return FusedFolder(name=name, root=root, images=images, manifest=manifest)
 
 

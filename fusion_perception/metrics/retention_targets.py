@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,9 +69,11 @@ class TargetRule:
             parts = contrast.split(",") if isinstance(contrast, str) else list(contrast)
             try:
                 shown, hidden = (float(x) for x in parts)
+                if not (0 <= shown <= 1 and 0 <= hidden <= 1):  # NaN included: no object would ever qualify
+                    raise ValueError
             except ValueError:
-                raise ConfigError(f"target contrast thresholds are SHOWN,HIDDEN (e.g. 0.1,0.03), not {contrast!r}") \
-                    from None
+                raise ConfigError(f"target contrast thresholds are SHOWN,HIDDEN in 0..1 (e.g. 0.1,0.03), "
+                                  f"not {contrast!r}") from None
             kw.update(contrast_shown=shown, contrast_hidden=hidden)
         if spec in MODES[:-1]:
             return cls(mode=spec, **kw)
@@ -130,8 +133,10 @@ def read_voc_objects(path: str | Path) -> list[AnnotatedObject]:
         v = el.find("visibility")
         try:
             tags.append(None if v is None else (float(v.findtext("ir")), float(v.findtext("vi"))))
+            if tags[-1] is not None and not all(math.isfinite(t) for t in tags[-1]):
+                raise ValueError
         except (TypeError, ValueError):
-            raise DatasetError(path, "an object's <visibility> needs numeric <ir> and <vi>") from None
+            raise DatasetError(path, "an object's <visibility> needs numeric <ir> and <vi> (finite numbers)") from None
     return [AnnotatedObject(label, (x1, y1, x2, y2), t) for (label, x1, y1, x2, y2), t in zip(objects, tags)]
 
 
@@ -238,6 +243,8 @@ def read_objects_file(path: str | Path) -> dict[str, list[tuple[AnnotatedObject,
             raise DatasetError(path, f"line {i}: expected columns image,x1,y1,x2,y2,source[,label]") from None
         if source not in SOURCES:
             raise DatasetError(path, f"line {i}: source must be ir or vi, not {row['source']!r}")
+        if not all(math.isfinite(v) for v in box):  # NaN passes the comparison below
+            raise DatasetError(path, f"line {i}: box {box} has a coordinate that is not a finite number")
         if box[2] <= box[0] or box[3] <= box[1]:
             raise DatasetError(path, f"line {i}: box {box} is empty or inverted")
         out.setdefault(image, []).append((AnnotatedObject((row.get("label") or "object").strip(), box), source))

@@ -102,13 +102,12 @@ def fill_config(cfg: Any, plan: Any) -> None:
     from fusion_perception.segmentation.train import world_size
 
     request, out = plan.request, plan.out
-    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), dict(type="FiniteLossHook"),
                         dict(type="ConsoleProgressHook", desc="train DeepLabV3+", disable=not request.progress)]
     cfg.work_dir = str(out / "train")
     cfg.experiment_name = (f"seg_{plan.label}_seed{request.seed}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_"
                            f"{time.time_ns() % 10**6}")
     cfg.launcher = plan.options.launcher
-    cfg.load_from = None
     cfg.randomness = dict(cfg.get("randomness", {}), seed=int(request.seed))
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         dl = cfg.get(key)

@@ -41,15 +41,16 @@ def evaluate_segmentation(
     *,
     device: str | None = None,
     num_pred_images: int | None = None,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Re-score a checkpoint of a finished or interrupted run on its test split.
 
     ``run``: a run folder of :func:`~fusion_perception.segmentation.task.run_segmentation`;
     ``checkpoint``: default the run's last one; ``out``: default ``RUN/eval/<checkpoint name>``.
-    Writes results.json/results.md and the prediction PNGs there and returns the results.
+    Writes results.json/results.md and the prediction PNGs there and returns the results; mmengine's
+    output goes to ``out/run.log`` (``verbose``: to the terminal too).
     """
-    from mmengine.runner import Runner
-
+    from fusion_perception.console import chatter_to
     from fusion_perception.devices import resolve_device
     from fusion_perception.outputs import check_output_dir
     from fusion_perception.segmentation.report import build_results, versions, write_results
@@ -71,9 +72,12 @@ def evaluate_segmentation(
         raise OutputError(out, "holds a run (its run record): an evaluation written there would replace the run's "
                                f"results; give another --out (default: {run / 'eval' / ckpt.stem})")
     cfg = _test_config(run / "config.py", ckpt, out, num_pred_images)
-    with runner_scope(device):
-        runner = Runner.from_cfg(cfg)
-    _, seconds = test_runner(runner, device)
+    from fusion_perception.runner_guards import CheckedRunner
+
+    with chatter_to(out / "run.log", verbose):  # mmengine's environment dump and hook tables: the log's
+        with runner_scope(device):
+            runner = CheckedRunner.from_cfg(cfg)  # a checkpoint that does not fit the run's model is refused
+        _, seconds = test_runner(runner, device)
     confusion, classes, num_test = test_scores(runner)
     method = settings.get("method", "unknown")
     results = build_results(

@@ -20,7 +20,7 @@ from mmengine.model import BaseModel, is_model_wrapper  # noqa: E402
 from mmengine.registry import HOOKS, MODELS  # noqa: E402
 
 from fusion_perception.config_files import config_keys  # noqa: E402
-from fusion_perception.errors import ConfigError  # noqa: E402
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message  # noqa: E402
 
 __all__ = ["SegSmpModel", "SegFreezeEncoderHook", "SegEpochSeedHook", "load_encoder_weights", "unwrap"]
 
@@ -40,16 +40,14 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> dict[str
 
     Accepts a plain state dict or one nested under ``state_dict``/``model``; strips ``module.``,
     ``encoder.`` and ``backbone.`` prefixes; ignores classifier keys (``fc.*``, ``classifier.*``)
-    that encoders do not have. Raises :class:`ConfigError` when the file is missing or does not
-    cover the encoder's parameters.
+    that encoders do not have. Raises :class:`DatasetError` naming the file when it is missing or
+    does not load safely, :class:`ConfigError` when it does not cover the encoder's parameters.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"encoder weights file not found: {path}")
+    path = check_input_file(path, "encoder weights file")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt file or a pickle with arbitrary objects
-        raise ConfigError(f"{path}: cannot be loaded as a state dict ({type(e).__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001 - a corrupt file or a pickle with arbitrary objects
+        raise DatasetError(path, f"cannot be loaded as a state dict ({type(e).__name__}: {clean_message(e)})") from None
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from fusion_perception.console import percent
 from fusion_perception.metrics.segmentation import IOU_CONVENTION, iou_from_confusion
 
 __all__ = ["build_results", "table4_header", "table4_row", "write_results", "colorize", "prediction_panel",
@@ -21,10 +22,6 @@ def _num(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100.0 * x:.1f}"
-
-
 def table4_header(classes: Sequence[str]) -> str:
     """``| Method | unlabelled | car | ... | bump | mIoU |`` and its separator line."""
     cols = ["Method", *classes, "mIoU"]
@@ -34,7 +31,7 @@ def table4_header(classes: Sequence[str]) -> str:
 def table4_row(label: str, per_class: Mapping[str, float | None], miou: float | None,
                classes: Sequence[str]) -> str:
     """One Table 4 row: IoU per class then mIoU, in percent with one decimal ("–" = undefined)."""
-    return "| " + " | ".join([label, *(_pct(per_class.get(c)) for c in classes), _pct(miou)]) + " |"
+    return "| " + " | ".join([label, *(percent(per_class.get(c)) for c in classes), percent(miou)]) + " |"
 
 
 def build_results(

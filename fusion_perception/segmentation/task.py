@@ -83,7 +83,7 @@ class SegmentationTask(Task):
     resume_option = "--resume"
 
     def plan(self, request: RunRequest) -> SegmentationPlan:
-        from fusion_perception.config_files import merge_options
+        from fusion_perception.config_files import check_numbers, merge_options
         from fusion_perception.devices import torch_device
         from fusion_perception.errors import ConfigError, check_input_file
         from fusion_perception.fusion.method import resolve_method
@@ -106,6 +106,7 @@ class SegmentationTask(Task):
         apply_overrides(cfg, opts.epochs, opts.batch, opts.workers)
         if opts.cfg_options:  # explicit entries win over what --epochs/--batch derived
             merge_options(cfg, opts.cfg_options)
+        check_numbers(cfg.to_dict(), f"segmentation config {cfg_name}")
         # Resolving the method checks its name (a ConfigError listing the registered ones) and
         # tells which weights it fuses with.
         method = resolve_method(request.method, request.weights, request.data)
@@ -187,12 +188,13 @@ class SegmentationTask(Task):
     def train(self, plan: SegmentationPlan, fused: Any) -> None:
         from fusion_perception.checkpoints import drop_cut_checkpoints
         from fusion_perception.console import stage
+        from fusion_perception.runner_guards import load_or_resume
         from fusion_perception.segmentation.train import train_runner
 
         if plan.resume and plan.leader:
             for cut in drop_cut_checkpoints(plan.out / "train"):  # cut short by a crash: resume from the one before
                 stage(f"{cut} was cut short (a crash?); removed, resuming from the checkpoint before it")
-        plan.cfg.resume = bool(plan.resume)  # an unfinished run with these settings continues
+        load_or_resume(plan.cfg, plan.resume)  # an unfinished run with these settings continues
         if plan.leader:
             plan.cfg.dump(str(plan.out / "config.py"))
         plan.runner, train_s = train_runner(plan.cfg, plan.device)
@@ -248,7 +250,7 @@ def _settings(request: RunRequest, label: str, source: Path, method: Any, cfg: A
 
 def _leader_results(plan: SegmentationPlan) -> dict[str, Any]:
     """The run's results (``results.json``, ``results.md``) from the test's confusion matrix."""
-    from fusion_perception.console import stage
+    from fusion_perception.console import percent, stage
     from fusion_perception.segmentation.evaluate import test_scores
     from fusion_perception.segmentation.report import build_results, versions, write_results
     from fusion_perception.segmentation.train import latest_checkpoint
@@ -275,7 +277,7 @@ def _leader_results(plan: SegmentationPlan) -> dict[str, Any]:
     )
     write_results(out, results)
     if request.progress:
-        stage(f"test: {results['num_test_images']} images, mIoU {100 * (results['mIoU'] or float('nan')):.1f} "
+        stage(f"test: {results['num_test_images']} images, mIoU {percent(results['mIoU'])} "
               f"(train {seconds['train']:.0f} s, test {seconds['test']:.0f} s)")
     return results
 

@@ -21,6 +21,7 @@ def register_components() -> None:
     import fusion_perception.segmentation.metric  # noqa: F401
     import fusion_perception.segmentation.model  # noqa: F401
     import fusion_perception.runner_progress  # noqa: F401  (ConsoleProgressHook)
+    import fusion_perception.runner_guards  # noqa: F401  (FiniteLossHook)
 
 
 def world_size() -> int:
@@ -66,10 +67,10 @@ def _device_scope(device: str) -> Iterator[None]:
 
 def train_runner(cfg: Any, device: str) -> tuple[Any, float]:
     """Build mmengine's Runner from ``cfg`` and train; returns the runner and the training's seconds."""
-    from mmengine.runner import Runner
+    from fusion_perception.runner_guards import CheckedRunner
 
     with runner_scope(device):
-        runner = Runner.from_cfg(cfg)
+        runner = CheckedRunner.from_cfg(cfg)
         t0 = time.perf_counter()
         runner.train()
         return runner, time.perf_counter() - t0

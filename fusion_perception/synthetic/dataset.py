@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -61,6 +62,7 @@ GENERATOR_VERSION = 2
 DEFAULT_COUNT = 200
 DEFAULT_SIZE = (320, 256)
 DEFAULT_SEED = 0
+DATA_ENV = "FUSION_PERCEPTION_DATA"  # moves the synthetic default
 TASKS = ("det", "seg", "both")
 _SUBDIR = {"det": "m3fd", "seg": "msrs"}
 _TASK_CODE = {"det": 1, "seg": 2}  # mixed into each image's seed: det and seg scenes differ
@@ -291,7 +293,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 def default_root() -> Path:
     """Where the synthetic default lives: ``$FUSION_PERCEPTION_DATA`` if set, else ``./data/synthetic``."""
-    env = os.environ.get("FUSION_PERCEPTION_DATA")
+    env = os.environ.get(DATA_ENV)
     return Path(env).expanduser().resolve() if env else (Path.cwd() / "data" / "synthetic").resolve()
 
 
@@ -321,17 +323,56 @@ def ensure_default(task: str = "both") -> Path:
     """Generate the synthetic default once (200 pairs per task, 320x256, seed 0); return its root.
 
     The root holds ``m3fd/`` and/or ``msrs/``. A task's folder is reused when its
-    ``synthetic.json`` marker matches the default parameters and generator version; otherwise
-    it is (re)generated atomically.
+    ``synthetic.json`` marker matches the default parameters and generator version; an older
+    generator's default is regenerated atomically. Anything else is refused, never written over
+    (:func:`_check_default_root`): the root may be a user's folder (``$FUSION_PERCEPTION_DATA``).
     """
     tasks, _ = _check_args(task, DEFAULT_COUNT, DEFAULT_SIZE)
     root = default_root()
     for t in tasks:
         if not _is_default(root / _SUBDIR[t], t):
-            # an older synthetic default is this cache's own: replaced; anything else is refused
+            _check_default_root(root, t)
             generate(root, task=t, count=DEFAULT_COUNT, size=DEFAULT_SIZE, seed=DEFAULT_SEED, progress=True,
-                     overwrite=_marker(root / _SUBDIR[t]) is not None)
+                     overwrite=(root / _SUBDIR[t]).exists())
     return root
+
+
+# What the generator writes in a task's folder, and nothing else (a file that does not match is
+# someone else's); the default root holds the task folders and the generator's temporary ones.
+_GENERATED = {"det": re.compile(r"(Ir|Vis)/\d{5}\.png|Annotation/\d{5}\.xml|synthetic\.json"),
+              "seg": re.compile(r"(train|test)/((ir|vi|Segmentation_labels)/\d{5}[DN]\.png|synthetic_objects\.json)"
+                                r"|synthetic\.json")}
+_ROOT_ENTRY = re.compile(r"(m3fd|msrs)|\.(m3fd|msrs)\.(tmp|old)-\w+")
+
+
+def _check_default_root(root: Path, task: str) -> None:
+    """Refuse to make the default in ``root`` when that would delete or mix with files the generator
+    did not write: the root must hold nothing but the task folders, and a task folder may be
+    regenerated only when it is an older generator's default (same parameters) and nothing else."""
+    foreign = sorted(p.name for p in root.iterdir() if not _ROOT_ENTRY.fullmatch(p.name)) if root.is_dir() else []
+    folder = root / _SUBDIR[task]
+    if not foreign and folder.exists():
+        marker = _marker(folder) or {}
+        wanted = {"generator": GENERATOR_NAME, "task": task, "count": DEFAULT_COUNT, "size": list(DEFAULT_SIZE),
+                  "seed": DEFAULT_SEED}
+        if not _same_set(marker, wanted):
+            foreign = [f"{folder.name}/ (not the synthetic default: "
+                       + (describe_changes({k: marker.get(k) for k in wanted}, wanted) if marker else "no synthetic.json")
+                       + ")"]
+        else:
+            files = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+            foreign = [f"{folder.name}/{f}" for f in sorted(files) if not _GENERATED[task].fullmatch(f)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(root, f"{_default_root_source()} holds what the synthetic generator did not write "
+                                f"({shown}), so the synthetic default is not made there; set {DATA_ENV} to an "
+                                "empty folder, or pass --data to use a dataset of your own")
+
+
+def _default_root_source() -> str:
+    """How the default root was chosen, for messages: the variable that set it, or the default."""
+    return f"the synthetic default's folder (set by {DATA_ENV})" if os.environ.get(DATA_ENV) else \
+        "the synthetic default's folder (./data/synthetic)"
 
 
 def summarize(written: dict[str, Path]) -> str:

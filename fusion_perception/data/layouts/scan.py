@@ -5,11 +5,12 @@ lists, and the capture condition a name says."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
 from fusion_perception.data.layouts.base import PairCandidate, PairListing
-from fusion_perception.files import is_image_file
+from fusion_perception.files import IMAGE_EXTENSIONS, is_image_file
 from fusion_perception.errors import DatasetError
 
 # Folder names that say "this is the infrared / the visible modality" (first word, lower case).
@@ -30,6 +31,28 @@ def subdirs(folder: Path) -> dict[str, Path]:
 
 def has_images(folder: Path) -> bool:
     return any(is_image_file(p) and not p.name.startswith(".") for p in folder.iterdir())
+
+
+def no_images(*folders: Path) -> str:
+    """``"hold no images"``, and what they hold instead when it is image files of a format the
+    readers do not take (``"hold no images (4 .gif, 2 .webp: formats not read here; ...)"``)."""
+    return f"{'hold' if len(folders) > 1 else 'holds'} no images{other_formats(*folders)}"
+
+
+def other_formats(*folders: Path) -> str:
+    """``" (4 .gif, 2 .webp: formats not read here; read here: .png, ...)"`` for the image files of
+    formats the readers do not take in ``folders``; ``""`` when there are none."""
+    other = Counter(p.suffix.lower() for d in folders if d.is_dir() for p in d.iterdir()
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _OTHER_IMAGE_FORMATS)
+    if not other:
+        return ""
+    held = ", ".join(f"{n} {ext}" for ext, n in other.most_common())
+    return f" ({held}: formats not read here; read here: {', '.join(IMAGE_EXTENSIONS)})"
+
+
+# Image formats people keep datasets in that the readers do not take (named when a folder holds only them).
+_OTHER_IMAGE_FORMATS = frozenset((".gif", ".webp", ".jp2", ".j2k", ".heic", ".heif", ".avif", ".pgm", ".ppm",
+                                  ".pnm", ".pbm", ".exr", ".hdr", ".raw", ".dng", ".ico", ".jfif", ".jxl"))
 
 
 def image_dirs(folder: Path) -> list[Path]:

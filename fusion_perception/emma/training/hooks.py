@@ -88,6 +88,21 @@ class CappedEMAHook(EMAHook):
         super().before_train(runner)
 
 
+def selection_probe(scenes: Path, seed: int, count: int, size: tuple[int, int]):
+    """The held-out scenes a run's fusers are scored on (made once in ``scenes``), as a
+    :class:`~fusion_perception.metrics.retention.RetentionProbe` of the objects their tags say one
+    modality shows: the same rule and the same objects the evaluation's ``tags`` rule scores."""
+    from fusion_perception.data.readers import load_dataset
+    from fusion_perception.metrics.retention import RetentionProbe
+    from fusion_perception.metrics.retention_targets import TargetRule, dataset_target_records, target_pairs
+    from fusion_perception.synthetic.dataset import generate
+
+    if not (scenes / "m3fd" / "synthetic.json").is_file():
+        generate(scenes, task="det", count=count, size=size, seed=seed, progress=False)
+    records = dataset_target_records(load_dataset(scenes / "m3fd"))
+    return RetentionProbe(target_pairs(records, TargetRule(mode="tags")))
+
+
 def deployed_model(runner):
     """The model a run delivers, unwrapped: the moving average of the weights when the config has
     mmengine's ``EMAHook`` (as mmengine's checkpoints do: their ``state_dict`` holds the average),
@@ -126,17 +141,7 @@ class RetentionSelectionHook(Hook):
     def before_train(self, runner) -> None:
         if not is_main_process():
             return
-        from fusion_perception.data.readers import load_dataset
-        from fusion_perception.synthetic.dataset import generate
-        from fusion_perception.metrics.retention import RetentionProbe
-        from fusion_perception.metrics.retention_targets import dataset_target_records, target_pairs
-        from fusion_perception.metrics.retention_targets import TargetRule
-
-        scenes = Path(runner.work_dir) / "selection_scenes"
-        if not (scenes / "m3fd" / "synthetic.json").is_file():
-            generate(scenes, task="det", count=self.count, size=self.size, seed=self.seed, progress=False)
-        records = dataset_target_records(load_dataset(scenes / "m3fd"))
-        self._probe = RetentionProbe(target_pairs(records, TargetRule(mode="tags")))
+        self._probe = selection_probe(Path(runner.work_dir) / "selection_scenes", self.seed, self.count, self.size)
         path = Path(runner.work_dir) / BEST_RECORD
         self._best = json.loads(path.read_text()) if path.is_file() else None  # a resumed run keeps its best
 

@@ -28,7 +28,7 @@ from fusion_perception.config_files import config_keys
 from fusion_perception.data.image_io import read_gray01
 from fusion_perception.files import atomic_write_bytes
 from fusion_perception.data.records import PairRecord
-from fusion_perception.errors import DatasetError
+from fusion_perception.errors import ConfigError, DatasetError
 
 CACHE_VERSION = 1
 
@@ -144,6 +144,16 @@ class PatchOptions:
     cache_dir: str | Path | None = None
     layout: str = "auto"
     fuse_device: str = "cpu"  # where the pseudo ground-truth methods run
+
+    def __post_init__(self) -> None:
+        # the sensing U-Net halves a patch four times and the U-Fuser three: another size fails
+        # inside the network, a traceback of concatenated tensors
+        if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, int) or self.patch_size < 16 \
+                or self.patch_size % 16:
+            raise ConfigError(f"patch_size must be a multiple of 16 (the sensing U-Net halves it four times), "
+                              f"not {self.patch_size!r}")
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 1:
+            raise ConfigError(f"stride must be a positive integer, not {self.stride!r}")
 
 
 def build_patches(data_root: str | Path | None = None, pseudo_gt: Sequence[PseudoGT] = (),

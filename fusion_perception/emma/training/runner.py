@@ -22,13 +22,12 @@ from typing import Any, Mapping, Sequence
 import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
-from mmengine.runner import Runner
 
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
 import fusion_perception.emma.training.patches  # noqa: F401  (registers the patch datasets)
 from fusion_perception.checkpoints import allow_mmengine_checkpoints, drop_cut_checkpoints
-from fusion_perception.config_files import CONFIG_ROOT, find_config, merge_options, read_config
+from fusion_perception.config_files import CONFIG_ROOT, check_numbers, find_config, merge_options, read_config
 from fusion_perception.files import atomic_write_bytes
 from fusion_perception.console import chatter_to, stage
 from fusion_perception.errors import ConfigError, check_input_file
@@ -36,6 +35,7 @@ from fusion_perception.emma.checkpoint import save_official_state_dict
 from fusion_perception.outputs import check_output_dir
 from fusion_perception.record import (
     describe_changes, folder_lock, jsonable, refuse_to_replace, same_settings, stored_run, write_record)
+from fusion_perception.runner_guards import CheckedRunner, load_or_resume  # (importing registers FiniteLossHook)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = CONFIG_ROOT
@@ -123,7 +123,7 @@ def load_config(
 
 
 # Config keys that say where or how a run executes, not what it trains.
-_VOLATILE = ("work_dir", "experiment_name", "launcher", "resume", "load_from", "env_cfg", "model_wrapper_cfg")
+_VOLATILE = ("work_dir", "experiment_name", "launcher", "resume", "env_cfg", "model_wrapper_cfg")
 
 
 def _settings(cfg: Config) -> dict[str, Any]:
@@ -178,22 +178,22 @@ def _run(cfg: Config, name: str, run: TrainingRun) -> torch.nn.Module:
 
 def _train(cfg: Config, name: str, run: TrainingRun, work_dir: Path) -> torch.nn.Module:
     verbose, progress = run.verbose, run.progress
+    check_numbers(cfg.to_dict(), f"{name} config")  # a NaN or negative rate or loss weight, before any work
     if is_main_process():
         for cut in drop_cut_checkpoints(work_dir):  # cut short by a crash: resume from the one before
             stage(f"{name}: {cut} was cut short (a crash?); removed, resuming from the checkpoint before it")
     resume = continue_or_refuse(work_dir, _settings(cfg), run.resume, run.overwrite, apply=is_main_process())
-    cfg.resume = bool(resume)
-    cfg.load_from = None  # resume=True with no load_from: the latest checkpoint in work_dir
+    load_or_resume(cfg, resume)  # its latest checkpoint, or the load_from given (--cfg-options)
     # after the settings are compared: how a run is shown is not what it trains
-    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ConsoleProgressHook", desc=name,
-                                                            disable=not progress)]
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="FiniteLossHook"),
+                        dict(type="ConsoleProgressHook", desc=name, disable=not progress)]
     if cfg.get("launcher", "none") == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
     if progress and is_main_process():
         stage(f"{name}: {'resuming' if resume else 'training'} {cfg.train_cfg.max_epochs} epochs in {work_dir}"
               + ("" if verbose else f" (log: {work_dir / 'run.log'})"))
     with chatter_to(work_dir / "run.log", verbose):
-        runner = Runner.from_cfg(cfg)
+        runner = CheckedRunner.from_cfg(cfg)
         with allow_mmengine_checkpoints():
             runner.train()
     return deployed_model(runner)
