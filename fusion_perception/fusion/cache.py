@@ -30,8 +30,8 @@ def cache_label(label: str, weights: str | Path | None = None) -> str:
     """The cache folder name of ``label`` fused with ``weights``.
 
     ``label`` itself for the default weights (none given, or the toolkit's own checkpoint);
-    ``<label>-official`` for the authors' EMMA.pth; ``<label>-<first 8 hex of the file's sha256>``
-    for any other checkpoint file.
+    ``<label>-official`` for the authors' EMMA.pth; ``<label>-<first 8 hex of the weights' sha256>``
+    for any other checkpoint (the method's own sha256 where it defines ``weights_sha256``).
     """
     if weights is None:
         return label
@@ -44,11 +44,20 @@ def cache_label(label: str, weights: str | Path | None = None) -> str:
         return label
     if path == (emma_cache_dir() / OFFICIAL_EMMA_FILE).resolve():
         return f"{label}-official"
-    if not path.is_file():
-        return label  # the caller's input check names the missing file
-    from fusion_perception.fusion.base import file_sha256
+    digest = _weights_sha256(label, path)
+    return label if digest is None else f"{label}-{digest[:8]}"
 
-    return f"{label}-{file_sha256(path)[:8]}"
+
+def _weights_sha256(label: str, path: Path) -> str | None:
+    """The sha256 a method records for its weights: its own where it defines one (DIDFuse's two files
+    in a folder), else the file's; ``None`` for a missing file (the caller's input check names it)."""
+    from fusion_perception.fusion.base import file_sha256
+    from fusion_perception.registry import FUSERS
+
+    own = getattr(FUSERS.get(label), "weights_sha256", None)
+    if own is not None:
+        return own(path)
+    return file_sha256(path) if path.is_file() else None
 
 
 def fused_cache_root(label: str, root: str | Path | None = None) -> Path:
