@@ -67,7 +67,7 @@ def why_unreadable(path: str | Path, error: Exception, what: str, advice: str) -
     except Exception:  # noqa: BLE001 - not a torch zip archive at all
         objects = []
     if not objects:  # a legacy (non-zip) pickle names the first class it needs in the refusal
-        match = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        match = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(error), re.IGNORECASE)
         objects = [match.group(1)] if match else []
     if objects:
         kind = ("an ultralytics YOLO checkpoint" if any(o.startswith("ultralytics.") for o in objects)
@@ -77,7 +77,8 @@ def why_unreadable(path: str | Path, error: Exception, what: str, advice: str) -
                 f"refuses); {advice}")
     # torch's refusal opens with advice to load with weights_only=False, which is not ours to give:
     # the unpickler's own reason follows it
-    text = str(error)
-    detail = clean_message(text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else error)
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    reasons = [line for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    detail = clean_message(reasons[0]) if reasons else ""
     return (f"not a PyTorch weights file readable with weights_only=True "
             f"({type(error).__name__}{': ' + detail if detail else ''}); {advice}")

@@ -58,9 +58,9 @@ def didfuse_files(weights: str | Path) -> tuple[Path, Path]:
         found[_role(given.name)] = [given]
     for role in _ROLES:
         if len(found[role]) != 1:
-            what = "no" if not found[role] else f"{len(found[role])} ({', '.join(p.name for p in found[role])})"
-            raise DatasetError(folder, f"holds {what} *{role}*.pkl files, where DIDFuse needs exactly one; "
-                                       f"expected {EXPECTED}")
+            names = "" if not found[role] else f" ({', '.join(p.name for p in found[role])})"
+            raise DatasetError(folder, f"holds {len(found[role]) or 'no'} *{role}*.pkl files{names}, where DIDFuse "
+                                       f"needs exactly one; expected {EXPECTED}")
     return found["encoder"][0], found["decoder"][0]
 
 
@@ -158,11 +158,11 @@ def fuse_features(a: torch.Tensor, b: torch.Tensor, rule: str) -> torch.Tensor:
 
 @FUSERS.register_module(name="didfuse")
 class DIDFuseFuser(AuthorsFuser):
-    """DIDFuse with its authors' weights (``weights=FOLDER``, see the module doc) and its fusion
-    ``rule``: ``"l1_norm"`` (default) or ``"sum"``."""
+    """DIDFuse with its authors' weights (``weights=FOLDER``, see the module doc), its fusion
+    ``rule`` (``"l1_norm"``, the default, or ``"sum"``) and ``channels_last`` (default on)."""
 
     expected = EXPECTED
-    defaults = {"rule": "l1_norm"}
+    defaults = {"rule": "l1_norm", "channels_last": True}
 
     @classmethod
     def resolve_weights(cls, weights: str | Path | None, data_root: str | Path | None = None) -> Path:

@@ -134,7 +134,7 @@ def minmax_u8(x: torch.Tensor) -> torch.Tensor:
 
 @FUSERS.register_module(name="seafusion")
 class SeAFusionFuser(AuthorsFuser):
-    """SeAFusion with its authors' weights (``weights=PATH``); no other parameters."""
+    """SeAFusion with its authors' weights (``weights=PATH``) and ``channels_last`` (default on)."""
 
     expected = EXPECTED
 

@@ -89,9 +89,10 @@ def opencv_ycrcb_to_rgb(y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> 
 
 @FUSERS.register_module(name="tardal")
 class TarDALFuser(AuthorsFuser):
-    """TarDAL's generator with its authors' weights (``weights=PATH``); no other parameters."""
+    """TarDAL's generator with its authors' weights (``weights=PATH``) and ``channels_last`` (default off)."""
 
     expected = EXPECTED
+    defaults = {"channels_last": False}
 
     def load_network(self, weights: Path) -> nn.Module:
         state = read_weights(weights, "TarDAL", EXPECTED)
