@@ -20,49 +20,9 @@ import torch.nn.functional as F
 from fusion_perception.errors import ConfigError, DatasetError
 from fusion_perception.fusion.base import build_fuser, file_sha256, fuse_with_colour
 from fusion_perception.fusion.cache import cache_label
-from fusion_perception.fusion.didfuse import DIDFuseNet, fuse_features
-from fusion_perception.fusion.seafusion import SeAFusionNet
-from fusion_perception.fusion.tardal import (
-    PerImageBatchNorm2d,
-    TarDALGenerator,
-    opencv_crcb,
-    opencv_gray,
-    opencv_ycrcb_to_rgb,
-)
-
-METHODS = ("didfuse", "tardal", "seafusion")
-
-
-def _randomise_norms(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """BatchNorm affine and running statistics off their defaults, so that using them shows."""
-    g = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = 1 + 0.3 * torch.randn(n, generator=g)
-            m.bias.data = 0.1 * torch.randn(n, generator=g)
-            m.running_mean = 0.1 * torch.randn(n, generator=g)
-            m.running_var = 0.5 + torch.rand(n, generator=g)
-    return net
-
-
-def write_weights(method: str, folder: Path, seed: int = 0) -> Path:
-    """A random-weight checkpoint of ``method`` in its authors' format: SeAFusion a legacy-format state
-    dict, TarDAL a zip-format one, DIDFuse a folder of two legacy files ``{'weight': ..., 'epoch': N}``."""
-    torch.manual_seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    if method == "seafusion":
-        path = folder / "fusionmodel_final.pth"
-        torch.save(SeAFusionNet().state_dict(), path, _use_new_zipfile_serialization=False)
-    elif method == "tardal":
-        path = folder / "tardal.pt"
-        torch.save(_randomise_norms(TarDALGenerator(), seed).state_dict(), path)
-    else:
-        path = folder
-        net = _randomise_norms(DIDFuseNet(), seed)
-        for part, name in ((net.encoder, "Encoder_weight_IJCAI.pkl"), (net.decoder, "Decoder_weight_IJCAI.pkl")):
-            torch.save({"weight": part.state_dict(), "epoch": 120}, folder / name, _use_new_zipfile_serialization=False)
-    return path
+from fusion_perception.fusion.didfuse import fuse_features
+from fusion_perception.fusion.tardal import PerImageBatchNorm2d, opencv_crcb, opencv_gray, opencv_ycrcb_to_rgb
+from learned_weights import METHODS, write_weights
 
 
 @pytest.fixture(scope="module")
