@@ -113,3 +113,46 @@ def test_the_reference_script_writes_what_the_stage_writes(method, weights, tmp_
         reference = cv2.imread(str(tmp_path / "reference" / f"{name}.png"))
         diff = np.abs(ours.astype(int) - reference.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() <= 1e-3, (name, diff.max(), (diff > 0).sum())
+
+
+def test_learned_methods_make_the_sensing_nets_pseudo_ground_truth(weights, synthetic_root, tmp_path):
+    """``train_sensing.py --pseudo-gt didfuse,tardal --weights ...`` (the public code's pseudo ground
+    truth is DIDFuse's): the patches hold each method's gray result, other weights at the same path
+    make other patches, and the command trains on them."""
+    import shutil
+
+    import torch
+
+    from fusion_perception.emma.training.patches import PatchOptions, _read_pair, build_patches, training_records
+
+    tardal = tmp_path / "w" / "tardal.pt"
+    tardal.parent.mkdir()
+    shutil.copy(weights["tardal"], tardal)
+    options = PatchOptions(patch_size=32, stride=40, max_patches=4, cache_dir=tmp_path / "cache")
+    entries = [{"method": "tardal", "weights": str(tardal)}, "mean"]
+    a = build_patches(synthetic_root / "msrs", entries, options, progress=False)
+    assert a.fused.shape == (2, 4, 32, 32) and a.methods[1] == "mean"
+    fuser = build_fuser("tardal", "cpu", weights=str(tardal))
+    _, records = training_records(synthetic_root / "msrs", "auto")
+    rec = next(r for r in records if r.name == a.names[0])
+    ir, vi = (torch.from_numpy(x)[None, None] for x in _read_pair(rec))  # the patches' own reading
+    whole = (fuser.fuse(ir, vi)[0, 0].numpy() * 255).round().astype(np.uint8)
+    assert any(np.array_equal(a.fused[0, 0], whole[y:y + 32, x:x + 32])
+               for y in range(0, whole.shape[0] - 31, 40) for x in range(0, whole.shape[1] - 31, 40))
+    shutil.copy(write_weights("tardal", tmp_path / "other", seed=5), tardal)  # other weights, same path
+    b = build_patches(synthetic_root / "msrs", entries, options, progress=False)
+    assert b.path != a.path and not np.array_equal(a.fused[0], b.fused[0])
+
+    r = _tool("train_sensing", "--data", synthetic_root / "msrs", "--pseudo-gt", "didfuse,tardal", "--weights",
+              f"didfuse={weights['didfuse']},tardal={tardal}", "--target", "ir", "--epochs", "1", "--max-patches", "4",
+              "--out", tmp_path / "sensing", "--no-progress", "--cfg-options", "model.widths=(4,4,8,8,8)",
+              "train_dataloader.dataset.patch_size=32", "train_dataloader.dataset.stride=40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "sensing" / "sensing_ir.pth").is_file()
+    for args, words in ((["--pseudo-gt", "tardal"], "error: tardal needs its authors' weights"),
+                        (["--weights", f"tardal={tardal}"], "error: --weights names the pseudo ground truth's"),
+                        (["--pseudo-gt", "mean", "--weights", f"tardal={tardal}"],
+                         "error: --weights given for methods not in --pseudo-gt: tardal")):
+        r = _tool("train_sensing", "--data", synthetic_root / "msrs", *args, "--out", tmp_path / "no")
+        assert r.returncode == 2 and r.stderr.strip().startswith(words), r.stderr[-2000:]
+        assert not (tmp_path / "no").exists()

@@ -44,20 +44,20 @@ def cache_label(label: str, weights: str | Path | None = None) -> str:
         return label
     if path == (emma_cache_dir() / OFFICIAL_EMMA_FILE).resolve():
         return f"{label}-official"
-    digest = _weights_sha256(label, path)
+    digest = weights_sha256(label, path)
     return label if digest is None else f"{label}-{digest[:8]}"
 
 
-def _weights_sha256(label: str, path: Path) -> str | None:
+def weights_sha256(method: str, path: str | Path) -> str | None:
     """The sha256 a method records for its weights: its own where it defines one (DIDFuse's two files
     in a folder), else the file's; ``None`` for a missing file (the caller's input check names it)."""
     from fusion_perception.fusion.base import file_sha256
     from fusion_perception.registry import FUSERS
 
-    own = getattr(FUSERS.get(label), "weights_sha256", None)
+    own = getattr(FUSERS.get(method), "weights_sha256", None)
     if own is not None:
         return own(path)
-    return file_sha256(path) if path.is_file() else None
+    return file_sha256(path) if Path(path).is_file() else None
 
 
 def fused_cache_root(label: str, root: str | Path | None = None) -> Path:
@@ -70,4 +70,4 @@ def default_fused_dir(source_root: str | Path, label: str, root: str | Path | No
     return fused_cache_root(label, root) / Path(source_root).resolve().name
 
 
-__all__ = ["CACHE_ENV", "cache_label", "cache_root", "default_fused_dir", "fused_cache_root"]
+__all__ = ["CACHE_ENV", "cache_label", "cache_root", "default_fused_dir", "fused_cache_root", "weights_sha256"]

@@ -108,10 +108,28 @@ def pseudo_gt_method(spec: PseudoGT) -> tuple[str, dict[str, Any]]:
     return str(params.pop("method")), params
 
 
+def check_pseudo_gt(pseudo_gt: Sequence[PseudoGT]) -> None:
+    """Build every pseudo ground-truth method once on the CPU, so that an unknown name, a missing
+    results folder or a missing or wrong checkpoint stops a training before any work."""
+    from fusion_perception.fusion.base import build_fuser
+
+    for name, params in map(pseudo_gt_method, pseudo_gt):
+        build_fuser(name, "cpu", **params)
+
+
 def pseudo_gt_name(spec: PseudoGT) -> str:
     """``"gff"``, or ``"laplacian(levels=6)"`` for an entry with parameters."""
     name, params = pseudo_gt_method(spec)
     return name + (f"({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
+
+
+def _weights_key(pseudo_gt: Sequence[PseudoGT]) -> dict[str, list]:
+    """The learned methods' weights by content (other weights at the same path make other patches)."""
+    from fusion_perception.fusion.cache import weights_sha256
+
+    entries = [pseudo_gt_method(m) for m in pseudo_gt]
+    digests = [weights_sha256(name, params["weights"]) for name, params in entries if params.get("weights")]
+    return {"weights_sha256": digests} if digests else {}  # none: the key of a cache made before weights counted
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -159,7 +177,7 @@ def build_patches(data_root: str | Path | None = None, pseudo_gt: Sequence[Pseud
     methods = tuple(pseudo_gt_name(m) for m in pseudo_gt)
     key = _cache_key(
         root, records, patch=o.patch_size, stride=o.stride, thr=o.contrast_threshold, methods=methods,
-        max_patches=o.max_patches, seed=o.seed,
+        max_patches=o.max_patches, seed=o.seed, **_weights_key(pseudo_gt),
     )
     cache = Path(o.cache_dir) / f"patches_{key}.npz" if o.cache_dir is not None else None
     if cache is not None and cache.is_file():
