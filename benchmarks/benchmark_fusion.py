@@ -124,7 +124,8 @@ def profile(args: argparse.Namespace, weights: Path, work: Path) -> None:
     from fusion_perception.data.image_io import read_image, write_image
     from fusion_perception.fusion.base import rgb_to_ycrcb, ycrcb_to_rgb
     from fusion_perception.fusion.base import build_fuser
-    from fusion_perception.emma.fuser import minmax_per_image, pad_to_multiple
+    from fusion_perception.emma.fuser import pad_to_multiple
+    from fusion_perception.filters import minmax_per_image
     from fusion_perception.fusion.pipeline import _colour_input, _gray_input, _to_device01
 
     device = torch.device(args.device)
@@ -219,7 +220,8 @@ def settings(args: argparse.Namespace, weights: Path) -> None:
 def network(args: argparse.Namespace, weights: Path) -> None:
     """In process: the network paths alone, public four crops vs one pass, on preloaded tensors."""
     from fusion_perception.data.image_io import read_gray01
-    from fusion_perception.emma.fuser import fuse_one_pass, minmax_per_image, public_four_crop_fuse
+    from fusion_perception.emma.fuser import fuse_one_pass, public_four_crop_fuse
+    from fusion_perception.filters import minmax_per_image
     from fusion_perception.emma.ufuser import UFuser
     from fusion_perception.emma.checkpoint import load_official_checkpoint
 

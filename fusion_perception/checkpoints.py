@@ -1,4 +1,5 @@
-"""Loading mmengine checkpoints with ``torch.load(weights_only=True)``: the one allow-list.
+"""Loading checkpoints with ``torch.load(weights_only=True)``: the one allow-list for mmengine's,
+and what a refused file is, in words (:func:`why_unreadable`).
 
 mmengine's checkpoints (EMMA's trainings, the segmenter's) hold a few plain data objects
 beside the tensors: its message hub's ``HistoryBuffer`` (the logged scalars) and the numpy
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+
+from fusion_perception.errors import clean_message
 
 
 def checkpoint_safe_globals() -> list[Any]:
@@ -74,3 +78,26 @@ def drop_cut_checkpoints(work_dir: str | Path) -> list[Path]:
         else:
             marker.unlink()
     return cut
+def why_unreadable(path: str | Path, error: Exception, what: str, advice: str) -> str:
+    """What a file that ``torch.load(weights_only=True)`` refused is, in one plain line, for a
+    caller that expected ``what`` (e.g. "EMMA weights") and tells the user ``advice``."""
+    try:  # the classes the file would need: a checkpoint of another kind names itself here
+        objects = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not a torch zip archive at all
+        objects = []
+    if not objects:  # a legacy (non-zip) pickle names the first class it needs in the refusal
+        match = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(error), re.IGNORECASE)
+        objects = [match.group(1)] if match else []
+    if objects:
+        kind = ("an ultralytics YOLO checkpoint" if any(o.startswith("ultralytics.") for o in objects)
+                else "a pickled Python object")
+        shown = ", ".join(objects[:3]) + (", ..." if len(objects) > 3 else "")
+        return (f"is {kind}, not {what} (it holds {shown}, which loading with weights_only=True "
+                f"refuses); {advice}")
+    # torch's refusal opens with advice to load with weights_only=False, which is not ours to give:
+    # the unpickler's own reason follows it
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    reasons = [line for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    detail = clean_message(reasons[0]) if reasons else ""
+    return (f"not a PyTorch weights file readable with weights_only=True "
+            f"({type(error).__name__}{': ' + detail if detail else ''}); {advice}")

@@ -14,6 +14,7 @@ import argparse
 import functools
 import logging
 import os
+import re
 import sys
 from typing import Any, Callable, Sequence
 
@@ -107,14 +108,18 @@ class SeedsAction(argparse.Action):
 
 
 class MethodWeightsAction(argparse.Action):
-    """``--weights emma=EMMA.pth`` (repeatable) -> ``{"emma": "EMMA.pth"}``; an item without
-    ``=`` is a usage error."""
+    """``--weights emma=EMMA.pth,didfuse=/w/didfuse`` (repeatable) -> ``{"emma": "EMMA.pth", "didfuse":
+    "/w/didfuse"}``: a comma starts a new item where ``METHOD=`` follows it; an item without ``=`` is
+    a usage error."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
-        if "=" not in values:
-            parser.error(f"--weights expects METHOD=PATH, got {values!r}")
-        method, path = values.split("=", 1)
-        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), method: path})
+        given = dict(getattr(namespace, self.dest, None) or {})
+        for item in re.split(r",(?=[\w.-]+=)", values):
+            if "=" not in item:
+                parser.error(f"--weights expects METHOD=PATH, got {values!r}")
+            method, path = item.split("=", 1)
+            given[method] = path
+        setattr(namespace, self.dest, given)
 
 
 # ----------------------------------------------------------------------------- what a tool reads
@@ -177,13 +182,16 @@ def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
 
 # ----------------------------------------------------------------------------- fusion methods
 
-METHODS_HELP = ("a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, or one an --import "
+METHODS_HELP = ("a registered fusion method (ir, vi, mean, max, laplacian, dwt, gff, emma, didfuse, tardal, "
+                "seafusion, or one an --import "
                 "module registers) or folder:NAME=PATH for another method's precomputed fused images")
 
 FUSION_WEIGHTS_HELP = (
-    "checkpoint of a learned fusion method (emma): a path, or 'official' for the authors' EMMA.pth "
-    "(downloaded once into ~/.cache/fusion_perception and verified; the only download the toolkit makes). "
-    "Default on the synthetic data: the toolkit's own EMMA checkpoint (see the README's model card)"
+    "checkpoint of a learned fusion method. emma: a path, or 'official' for the authors' EMMA.pth "
+    "(downloaded once into ~/.cache/fusion_perception and verified; the only download the toolkit makes); "
+    "default on the synthetic data: the toolkit's own EMMA checkpoint (see the README's model card). "
+    "didfuse (a folder holding its two .pkl files), tardal (tardal.pt), seafusion (its .pth): the authors' "
+    "weights, which the toolkit does not ship"
 )
 
 
@@ -220,8 +228,10 @@ def add_fusion_weights(p: argparse.ArgumentParser) -> None:
 def add_method_weights(p: argparse.ArgumentParser) -> None:
     """``--weights METHOD=PATH`` (repeatable), in the tools that fuse with several methods: a dict."""
     p.add_argument("--weights", action=MethodWeightsAction, default={}, metavar="METHOD=PATH",
-                   help="fusion checkpoint of a method, e.g. emma=EMMA.pth or emma=official (repeatable; default "
-                        "for emma on the synthetic data: the toolkit's own checkpoint)")
+                   help="fusion checkpoint of a method, e.g. emma=EMMA.pth or emma=official, several comma-separated "
+                        "(tardal=tardal.pt,didfuse=FOLDER) or repeated (default for emma on the synthetic "
+                        "data: the toolkit's own checkpoint; didfuse, tardal and seafusion need their "
+                        "authors' weights)")
 
 
 # ----------------------------------------------------------------------------- what a tool writes

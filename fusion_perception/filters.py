@@ -334,3 +334,10 @@ def idwt2(coeffs: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
     folded = full.new_zeros((b * c, 1, h, w + 2 * p)).index_add_(-2, rows, full)
     folded = full.new_zeros((b * c, 1, h, w)).index_add_(-1, cols, folded)
     return folded.reshape(b, c, h, w)
+
+
+def minmax_per_image(y: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each image of ``(B, C, H, W)`` to [0, 1] (a flat image gives 0)."""
+    mn = y.amin(dim=(1, 2, 3), keepdim=True)
+    mx = y.amax(dim=(1, 2, 3), keepdim=True)
+    return (y - mn) / (mx - mn).clamp_min(1e-12)

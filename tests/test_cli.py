@@ -282,12 +282,12 @@ def test_a_tool_with_import_imports_before_it_parses(tmp_path, monkeypatch, caps
 
 
 def test_comparison_workers_import_the_add_ons(tmp_path, monkeypatch):
-    from fusion_perception.comparison.compare import _init_worker
+    from fusion_perception.comparison.jobs import init_worker
 
     (tmp_path / "probe_plugin_for_workers.py").write_text("LOADED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(cli_plugins.IMPORT_ENV, "probe_plugin_for_workers")
-    _init_worker(torch.get_num_threads(), logging.INFO)
+    init_worker(torch.get_num_threads(), logging.INFO)
     assert sys.modules["probe_plugin_for_workers"].LOADED
 
 

@@ -16,7 +16,8 @@ import torch
 from fusion_perception.errors import ConfigError, OutputError
 from fusion_perception.fusion.base import build_fuser, fuse_with_colour
 from fusion_perception.files import file_sha256
-from fusion_perception.emma.fuser import EMMAFuser, fuse_one_pass, minmax_per_image, public_four_crop_fuse
+from fusion_perception.emma.fuser import EMMAFuser, fuse_one_pass, public_four_crop_fuse
+from fusion_perception.filters import minmax_per_image
 from fusion_perception.emma.ufuser import UFuser
 from fusion_perception.emma.checkpoint import save_official_state_dict
 

@@ -65,7 +65,8 @@ def test_readme_layout_section_matches_the_package_tree():
 # modules import each other, directly or round a circle. A new top-level entry needs a layer here.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("__init__", "errors", "registry", "files", "record", "console", "outputs", "provenance",
-                     "devices", "config_files", "checkpoints", "filters", "cli_plugins", "runner_progress"), 0),
+                     "devices", "config_files", "checkpoints", "filters", "cli_plugins", "runner_progress",
+                     "runner_guards"), 0),
     **dict.fromkeys(("data", "synthetic"), 1),  # datasets on disk, and the generated ones
     **dict.fromkeys(("fusion", "metrics"), 2),  # fusing them, scoring the fused images
     "emma": 3,  # a fusion method with its networks and training

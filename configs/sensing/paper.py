@@ -5,7 +5,9 @@
 # Pseudo ground truth: the paper fuses with 15 published methods, the public code with DIDFuse and
 # AUIF. The default here is the toolkit's evidence-based choice (configs/sensing/small_cpu.py says
 # why): fusions that keep single-modality targets at near full contrast. Add published methods'
-# results with --pseudo-gt folder:NAME=PATH; leave out those that fade thermal targets.
+# results with --pseudo-gt folder:NAME=PATH, or the public code's DIDFuse (and TarDAL, SeAFusion) run
+# natively: --pseudo-gt didfuse,tardal --weights didfuse=FOLDER,tardal=tardal.pt (or
+# dict(method="didfuse", weights=FOLDER) here); leave out those that fade thermal targets.
 widths = (64, 128, 256, 512, 1024)
 patch_size = 128
 stride = 200

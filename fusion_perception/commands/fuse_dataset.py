@@ -22,11 +22,12 @@ DESCRIPTION = (
 )
 EPILOG = (
     "Methods: ir, vi, mean, max, laplacian, dwt, gff, emma (the toolkit's checkpoint on the synthetic data; "
-    "--weights PATH or official elsewhere), or "
+    "--weights PATH or official elsewhere), didfuse, tardal, seafusion (the authors' networks: --weights "
+    "their weights, never shipped; didfuse: the folder holding its encoder and decoder .pkl), or "
     "folder:NAME=PATH for another method's precomputed results (files matched by stem). "
     "Parameters (--param): laplacian levels=4; dwt wavelet=db2 levels=3; gff r1=45 eps1=0.3 "
     "r2=7 eps2=1e-6 avg_size=31 gauss_radius=5 gauss_sigma=5 (Li et al. 2013); emma normalize, amp, "
-    "channels_last, compile. "
+    "channels_last, compile; didfuse rule=l1_norm|sum. "
     "Examples: fuse_dataset.py  (EMMA with the toolkit's checkpoint on the synthetic default, both "
     "datasets, into work_dirs/fused/emma/{m3fd,msrs}, where train_det.py --fusion emma and train_seg.py "
     "find them);  fuse_dataset.py --fusion gff;  fuse_dataset.py --data M3FD_Detection --fusion emma "
@@ -101,7 +102,8 @@ def _report(args: argparse.Namespace, results: dict) -> None:
         print(f"{fused.label}: {c['total']} fused images in {fused.root} ({c['fused']} new, {c['skipped']} kept"
               + (f"; {c['stale']} re-fused because their source changed" if c.get("stale") else "")
               + (f", {c['bad']} bad pairs left out" if c["bad"] else "") + ")")
-    print("another method: --fusion NAME (ir, vi, mean, max, laplacian, dwt, gff, emma, folder:NAME=PATH)")
+    print("another method: --fusion NAME (ir, vi, mean, max, laplacian, dwt, gff, emma, didfuse, tardal, seafusion, "
+          "folder:NAME=PATH)")
     nxt = []
     for part, fused in results.items():
         data = () if args.data is None else ("--data", Path(args.data) / part if part else args.data)
@@ -109,9 +111,11 @@ def _report(args: argparse.Namespace, results: dict) -> None:
         tool = next((f"train_{t}" for t in tasks if t in ("det", "seg")), None)  # tools/train_det.py, ...
         if tool:
             fused_dir = () if args.out is None else ("--fused-dir", fused.root)
+            weights = () if args.weights is None else ("--weights", args.weights)
             read_as = [w for flag, value in (("--label-view", args.label_view), ("--split-lists", args.split_lists))
                        if value for w in (flag, value)]
-            nxt.append(command_line(tool, "--fusion", args.fusion, *data, *read_as, *fused_dir, imports=args.imports))
+            nxt.append(command_line(tool, "--fusion", args.fusion, *weights, *data, *read_as, *fused_dir,
+                                    imports=args.imports))
         else:
             nxt.append(command_line("eval_fusion", "--fused", fused.root, "--out", fused.root / "eval"))
     print("next: " + "   then: ".join(nxt) + "   (they reuse these fused images)")

@@ -8,6 +8,8 @@ Examples:
   python tools/train_sensing.py                                   # small CPU config, synthetic data
   python tools/train_sensing.py --config configs/sensing/paper.py --data /data/MSRS \\
       --pseudo-gt mean,max,laplacian,dwt,gff,folder:CDDFuse=/results/cddfuse --amp
+  python tools/train_sensing.py --config paper --data /data/MSRS --pseudo-gt didfuse,tardal \\
+      --weights didfuse=/weights/didfuse,tardal=/weights/tardal.pt      # the public code's way
   torchrun --nproc_per_node 4 tools/train_sensing.py --config paper --launcher pytorch --data /data/MSRS
 """
 
@@ -28,7 +30,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     "(default: the synthetic default set)")
     p.add_argument("--pseudo-gt", default=None,
                    help="comma-separated fusion methods giving the pseudo ground truth, e.g. "
-                        "mean,max,laplacian,folder:CDDFuse=/results (default: the config's list)")
+                        "mean,max,laplacian,folder:CDDFuse=/results or didfuse,tardal with --weights "
+                        "(default: the config's list)")
+    cli.add_method_weights(p)
     cli_plugins.add_import(p)
     p.add_argument("--target", choices=("ir", "vi", "both"), default="both", help="which net(s) to train")
     cli.add_out(p, "checkpoints, logs, patch cache and exports (default: work_dirs/sensing_<config>)")
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     cli.begin(args, log_lines=False)
     from fusion_perception.emma.training.runner import train_sensing
 
-    pseudo_gt = [m.strip() for m in args.pseudo_gt.split(",") if m.strip()] if args.pseudo_gt is not None else None
+    pseudo_gt = pseudo_gt_entries(args.pseudo_gt, args.weights)
     out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
                         work_dir=args.out, resume=args.resume, launcher=args.launcher, amp=args.amp,
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
@@ -50,3 +54,18 @@ def run(args: argparse.Namespace) -> int:
     sensing_dir = Path(out["ir"] if "ir" in out else out["vi"]).parent
     print(f"next: {command_line('train_emma', '--sensing-dir', sensing_dir)}")
     return 0
+
+
+def pseudo_gt_entries(methods: str | None, weights: dict[str, str]) -> list[str | dict] | None:
+    """``--pseudo-gt a,b`` with ``--weights b=PATH`` -> ``["a", {"method": "b", "weights": PATH}]``."""
+    from fusion_perception.errors import ConfigError
+
+    if methods is None:
+        if weights:
+            raise ConfigError("--weights names the pseudo ground truth's learned methods: pass them with --pseudo-gt")
+        return None
+    specs = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = sorted(set(weights) - set(specs))
+    if unknown:
+        raise ConfigError(f"--weights given for methods not in --pseudo-gt: {', '.join(unknown)}")
+    return [{"method": s, "weights": weights[s]} if s in weights else s for s in specs]

@@ -17,14 +17,15 @@ from typing import Any, Iterable, Literal, Mapping
 import torch
 from torch import nn
 
-from fusion_perception.checkpoints import allow_mmengine_checkpoints
+from fusion_perception.checkpoints import allow_mmengine_checkpoints, why_unreadable
+from fusion_perception.errors import ConfigError, DatasetError, check_input_file
 from fusion_perception.files import atomic_writer
-from fusion_perception.errors import ConfigError, DatasetError, check_input_file, clean_message
 from fusion_perception.emma.sensing_unet import SensingUNet
 from fusion_perception.emma.ufuser import UFuser
 
 Kind = Literal["auto", "ufuser", "sensing"]
 _KINDS = ("ufuser", "sensing")
+_EXPECTED = "give a U-Fuser or sensing state dict such as EMMA.pth or one trained here"
 _LABEL = {"ufuser": "U-Fuser (EMMA.pth)", "sensing": "sensing U-Net (Ai.pth/Av.pth)"}
 # Prefixes tried first, in this order, when several would match (an EMMA training
 # checkpoint holds the fuser and the frozen sensing nets side by side).
@@ -45,7 +46,7 @@ def load_state_dict_file(path: str | Path, map_location: str | torch.device = "c
         with allow_mmengine_checkpoints():
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we can read"
-        raise DatasetError(path, _why_unreadable(path, e)) from e
+        raise DatasetError(path, why_unreadable(path, e, "EMMA weights", _EXPECTED)) from e
     flat: dict[str, torch.Tensor] = {}
     _flatten(obj, "", flat)
     if not flat:
@@ -62,22 +63,6 @@ def _not_a_state_dict(obj: Any) -> str:
         return (f"is an ultralytics YOLO checkpoint, not EMMA weights (it holds {', '.join(kinds[:3])}); give a "
                 "U-Fuser or sensing state dict such as EMMA.pth or one trained here")
     return f"contains no tensors (a {type(obj).__name__}), so it is not a state dict"
-
-
-def _why_unreadable(path: Path, e: Exception) -> str:
-    """What a file that ``torch.load(weights_only=True)`` refused is, in one plain line."""
-    try:  # the classes the file would need: a checkpoint of another kind names itself here
-        objects = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 - not a torch zip archive at all
-        objects = []
-    if objects:
-        kind = ("an ultralytics YOLO checkpoint" if any(o.startswith("ultralytics.") for o in objects)
-                else "a pickled Python object")
-        shown = ", ".join(objects[:3]) + (", ..." if len(objects) > 3 else "")
-        return (f"is {kind}, not EMMA weights (it holds {shown}, which loading with weights_only=True "
-                "refuses); give a U-Fuser or sensing state dict such as EMMA.pth or one trained here")
-    detail = clean_message(e)  # the unpickler's reason, without torch's advice to unpickle unsafely
-    return f"not a PyTorch weights file readable with weights_only=True ({type(e).__name__}{': ' + detail if detail else ''})"
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:

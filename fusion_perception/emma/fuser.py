@@ -14,16 +14,17 @@ one pass over the whole image is the network's own answer.
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import Fuser
 from fusion_perception.files import file_sha256
+from fusion_perception.filters import minmax_per_image
+from fusion_perception.fusion.base import Fuser, cpu_threads
 from fusion_perception.emma.checkpoint import load_official_checkpoint
 from fusion_perception.emma.ufuser import UFuser
 from fusion_perception.emma.weights import (
@@ -54,13 +55,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8, min_size: int = 16) -> t
     ph, pw = max(ph, 0), max(pw, 0)
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-def minmax_per_image(y: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each image of ``(B, C, H, W)`` to [0, 1] (a flat image gives 0)."""
-    mn = y.amin(dim=(1, 2, 3), keepdim=True)
-    mx = y.amax(dim=(1, 2, 3), keepdim=True)
-    return (y - mn) / (mx - mn).clamp_min(1e-12)
 
 
 def fuse_one_pass(
@@ -118,19 +112,6 @@ def public_four_crop_fuse(model: torch.nn.Module, ir: torch.Tensor, vi: torch.Te
         if h2 and w2:
             out[..., h1:, w1:] = model(ir[..., -h1:, -w1:], vi[..., -h1:, -w1:])[..., -h2:, -w2:]
     return minmax_per_image(out) if normalize == "minmax" else out
-
-
-@contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads raised to ``n`` for the block (left alone for ``None``)."""
-    before = torch.get_num_threads()
-    if n is not None and n > before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- the fuser
@@ -230,7 +211,7 @@ class EMMAFuser(Fuser):
                              f"{tuple(ir.shape)} and {tuple(vi.shape)}")
         out_device = ir.device
         # no_grad rather than inference_mode: callers may modify the result in place.
-        with torch.no_grad(), _cpu_threads(self.cpu_threads if self.device.type == "cpu" else None):
+        with torch.no_grad(), cpu_threads(self.cpu_threads if self.device.type == "cpu" else None):
             y = fuse_one_pass(
                 self._net,
                 ir.to(self.device, torch.float32),

@@ -15,8 +15,9 @@ A new method is one registered class in one file (the registry, :data:`FUSERS`, 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -80,6 +81,20 @@ class Fuser:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, params={self.params})"
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads raised to ``n`` for the block (left alone for ``None``): a learned
+    fuser takes every core the process has, also where the fuse stage leaves cores to its threads."""
+    before = torch.get_num_threads()
+    if n is not None and n > before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _jsonable(v: Any) -> Any:

@@ -109,10 +109,30 @@ def pseudo_gt_method(spec: PseudoGT) -> tuple[str, dict[str, Any]]:
     return str(params.pop("method")), params
 
 
+def pseudo_gt_methods(pseudo_gt: Sequence[PseudoGT]) -> list[Any]:
+    """Every pseudo ground-truth method resolved once (fusion.method: its weights read and hashed
+    once), so that an unknown name, a missing results folder or a missing or wrong checkpoint
+    stops a training before any work."""
+    from fusion_perception.fusion.method import resolve_method
+
+    methods = []
+    for name, params in map(pseudo_gt_method, pseudo_gt):
+        params = dict(params)
+        weights = params.pop("weights", None)
+        methods.append(resolve_method(name, weights, None, params))
+    return methods
+
+
 def pseudo_gt_name(spec: PseudoGT) -> str:
     """``"gff"``, or ``"laplacian(levels=6)"`` for an entry with parameters."""
     name, params = pseudo_gt_method(spec)
     return name + (f"({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
+
+
+def _weights_key(pseudo_gt: Sequence[PseudoGT]) -> dict[str, list]:
+    """The learned methods' weights by content (other weights at the same path make other patches)."""
+    digests = [m.weights_sha256 for m in pseudo_gt_methods(pseudo_gt) if m.weights_sha256]
+    return {"weights_sha256": digests} if digests else {}  # none: the key of a cache made before weights counted
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -170,7 +190,7 @@ def build_patches(data_root: str | Path | None = None, pseudo_gt: Sequence[Pseud
     methods = tuple(pseudo_gt_name(m) for m in pseudo_gt)
     key = _cache_key(
         root, records, patch=o.patch_size, stride=o.stride, thr=o.contrast_threshold, methods=methods,
-        max_patches=o.max_patches, seed=o.seed,
+        max_patches=o.max_patches, seed=o.seed, **_weights_key(pseudo_gt),
     )
     cache = Path(o.cache_dir) / f"patches_{key}.npz" if o.cache_dir is not None else None
     if cache is not None and cache.is_file():
@@ -178,10 +198,7 @@ def build_patches(data_root: str | Path | None = None, pseudo_gt: Sequence[Pseud
     candidates = _patch_candidates(root, records, o, progress)
     fusers = []
     if methods:
-        from fusion_perception.fusion.base import build_fuser
-
-        fusers = [build_fuser(name, device=o.fuse_device, **params)
-                  for name, params in map(pseudo_gt_method, pseudo_gt)]
+        fusers = [m.on(o.fuse_device) for m in pseudo_gt_methods(pseudo_gt)]
     ir_p, vi_p, fused_p = _cut_patches(records, candidates, o, fusers, progress)
     names = tuple(records[idx].name for idx, _, _ in candidates)
     arrays = PatchArrays(ir=ir_p, vi=vi_p, fused=fused_p, methods=methods, names=names, path=cache)

@@ -25,7 +25,7 @@ from mmengine.dist import is_main_process
 
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
-import fusion_perception.emma.training.patches  # noqa: F401  (registers the patch datasets)
+from fusion_perception.emma.training.patches import pseudo_gt_methods  # (importing registers the patch datasets)
 from fusion_perception.checkpoints import allow_mmengine_checkpoints, drop_cut_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, check_numbers, find_config, merge_options, read_config
 from fusion_perception.files import atomic_write_bytes
@@ -213,15 +213,16 @@ def train_sensing(
     config: str | Path = DEFAULT_SENSING_CONFIG,
     *,
     data_root: str | Path | None = None,
-    pseudo_gt: Sequence[str] | None = None,
+    pseudo_gt: Sequence[str | Mapping[str, Any]] | None = None,
     target: str = "both",
     run: TrainingRun | None = None,
     **run_options: Any,
 ) -> dict[str, Path]:
     """Train ``A_i`` and/or ``A_v``; returns ``{"ir": work_dir/sensing_ir.pth, "vi": ...}``.
 
-    ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) that
-    make the pseudo ground truth; default: the config's list. Each target trains in
+    ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) or
+    ``{"method": "didfuse", "weights": PATH, ...}`` entries that make the pseudo ground truth;
+    default: the config's list. Each target trains in
     ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared. ``run`` (or its
     fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run is driven.
     """
@@ -241,6 +242,8 @@ def train_sensing(
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
+        if tgt == targets[0]:
+            pseudo_gt_methods(cfg.train_dataloader.dataset.pseudo_gt)  # each resolves, before any work
         model = _run(cfg, f"sensing_{tgt}", run)
         out[tgt] = work_dir / SENSING_EXPORTS[tgt]
         if is_main_process():
