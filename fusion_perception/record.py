@@ -111,16 +111,41 @@ def upgraded(settings: Any) -> Any:
     return {_LEGACY_KEYS.get(k, k): v for k, v in settings.items()}
 
 
+_HASH = re.compile(r"^[0-9a-f]{32,}$")  # a sha256 (shown shortened in refusals)
+
+# A file recorded by its hash as well as its path: where the hash is there, the path is left out
+# of comparisons (the same file at another path, a second clone, makes the same result).
+# (detection records a model given by name, not a file, under model_sha256 too: only a hash counts)
+_HASHED_PATHS = ((WEIGHTS_SHA256, ("fuser", "params", "weights"), bool),
+                 ("model_sha256", ("config", "model"), lambda v: isinstance(v, str) and _HASH.match(v) is not None))
+
+
 def comparable(settings: Any) -> Any:
-    """Settings as they are compared with others (:func:`upgraded`): the fusion weights' path left
-    out where their sha256 is recorded, since the same weights at another path (a second clone, the
-    toolkit's checkpoint after it moved) make the same run and the same pixels."""
+    """Settings as they are compared with others (:func:`upgraded`): a file's path left out where
+    its sha256 is recorded (the fusion weights, the detector's model file), since the same file
+    at another path (a second clone, the toolkit's checkpoint after it moved) makes the same run
+    and the same pixels."""
     settings = upgraded(settings)
-    fuser = settings.get("fuser") if isinstance(settings, dict) else None
-    if not (isinstance(fuser, dict) and settings.get(WEIGHTS_SHA256) and isinstance(fuser.get("params"), dict)):
+    if not isinstance(settings, dict):
         return settings
-    params = {k: v for k, v in fuser["params"].items() if k != "weights"}
-    return {**settings, "fuser": {**fuser, "params": params}}
+    for hash_key, path, is_hash in _HASHED_PATHS:
+        if is_hash(settings.get(hash_key)):
+            settings = _without(settings, path)
+    return settings
+
+
+def _without(settings: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """``settings`` with the entry at ``path`` (nested keys) left out, where it is there."""
+    head, *rest = path
+    inner = settings.get(head)
+    if not isinstance(inner, dict) or (not rest and head not in settings):
+        return settings
+    if not rest:
+        return {k: v for k, v in settings.items() if k != head}
+    if rest[0] not in inner:
+        return settings
+    return {**settings, head: _without(inner, tuple(rest)) if len(rest) > 1 else
+            {k: v for k, v in inner.items() if k != rest[0]}}
 
 
 def same_settings(a: Any, b: Any) -> bool:
@@ -129,7 +154,6 @@ def same_settings(a: Any, b: Any) -> bool:
 
 
 _MAX_CHANGES = 8  # differences listed before "and N more"
-_HASH = re.compile(r"^[0-9a-f]{32,}$")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

@@ -241,7 +241,8 @@ class Task:
         request, stored = plan.request, plan.stored
         plan.data_settings = self.data_settings(plan, prepared)
         if stored is not None and plan.data_settings is not None:
-            same_data = stored.data_key in (None, fingerprint(plan.data_settings))
+            same_data = (same_settings(stored.data_settings, plan.data_settings) if stored.data_settings is not None
+                         else stored.data_key in (None, fingerprint(plan.data_settings)))
             if not same_data and not request.overwrite:
                 why = (describe_changes(stored.data_settings or {}, plan.data_settings) if stored.data_settings
                        else "the data changed")

@@ -151,10 +151,13 @@ class DetectionTask(Task):
         """What the trained model depends on once the data is known: the fused images and the split."""
         from fusion_perception.detection.data import fused_fingerprint, split_digest
 
+        from fusion_perception.record import jsonable
+
         settings = plan.settings
-        return {"method": settings["method"], "seed": settings["seed"], "config": {k: plan.cfg[k] for k in RESULT_KEYS},
-                **{k: settings[k] for k in ("model_sha256", "det_weights_sha256")},
-                "fused": fused_fingerprint(prepared.fused), "split": split_digest(prepared.yolo.split)}
+        return jsonable({"method": settings["method"], "seed": settings["seed"],
+                         "config": {k: plan.cfg[k] for k in RESULT_KEYS},
+                         **{k: settings[k] for k in ("model_sha256", "det_weights_sha256")},
+                         "fused": fused_fingerprint(prepared.fused), "split": split_digest(prepared.yolo.split)})
 
     def record_info(self, plan: DetectionPlan, prepared: PreparedDetection) -> dict[str, Any]:
         """What eval_det.py reads back: the recipe, the classes, the data's folders."""

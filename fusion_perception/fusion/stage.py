@@ -226,8 +226,7 @@ def _run(job: _Job, old: dict | None) -> FusedDataset:
     """Fuse what ``old`` (the earlier run's manifest) lacks, or reuse a finished output as is."""
     plan = _plan(job, old)
     names = [r.name for r in plan.records]
-    if (not plan.todo and old and old.get("complete")
-            and old.get("records") == jsonable([plan.entries[n] for n in names])):
+    if not plan.todo and old and old.get("complete") and _same_entries(old.get("records"), [plan.entries[n] for n in names]):
         fused = load_fused_dataset(job.out)  # a finished cache of exactly this: reuse it untouched
         fused.manifest["counts"] = {**fused.manifest.get("counts", {}), "fused": 0, "stale": 0,
                                     "skipped": len(fused.records)}  # what this run did: nothing
@@ -246,6 +245,16 @@ def _run(job: _Job, old: dict | None) -> FusedDataset:
     per_rank = _fuse_share(job, share, plan.entries, manifest["label"])
     job.ranks.from_leader(lambda: finish_manifest(job.out, manifest, per_rank))
     return load_fused_dataset(job.out)
+
+
+def _same_entries(recorded: Any, entries: list[dict]) -> bool:
+    """Whether a manifest's entries describe these pairs; a field this version adds that says
+    nothing about a pair (``None``: no condition) is not a difference, so a cache made by an earlier
+    version is kept as it is (its manifest, and what downstream runs fingerprinted of it)."""
+    if not isinstance(recorded, list) or len(recorded) != len(entries):
+        return False
+    return all(isinstance(old, dict) and {k: v for k, v in new.items() if k in old or v is not None} == old
+               for old, new in zip(recorded, jsonable(entries)))
 
 
 def _plan(job: _Job, old: dict | None) -> _Plan:
