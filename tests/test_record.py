@@ -58,9 +58,13 @@ def test_a_fused_cache_of_the_version_before_is_reused(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     for record in (manifest, manifest["fingerprint"]):
         record["checkpoint_sha256"] = record.pop(WEIGHTS_SHA256)
+    for entry in manifest["records"]:
+        assert entry.pop("condition") is None  # a field the version before did not write
     (out / "manifest.json").write_text(json.dumps(manifest))
+    before = (out / "manifest.json").read_bytes()
     again = fuse_dataset(src, "laplacian", out, progress=False)
     assert again.manifest["counts"]["fused"] == 0 and again.manifest["counts"]["skipped"] == 4
+    assert (out / "manifest.json").read_bytes() == before  # kept as it is: runs fingerprinted it
     with pytest.raises(OutputError, match=r"levels 4 → 5"):  # other settings are still refused in words
         fuse_dataset(src, "laplacian", out, progress=False, fuser_params={"levels": 5})
 
