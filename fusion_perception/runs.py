@@ -212,15 +212,15 @@ class Task:
     def check_folder(self, plan: RunPlan) -> dict[str, Any] | None:
         """Before any work: a finished run with the same settings (returned as it is); a run with
         other settings (refused unless ``overwrite``); else what to do with what is there."""
-        request = plan.request
-        stored = plan.stored = stored_run(plan.out, has_work=self.has_work(plan.out))
+        request, has_work = plan.request, self.has_work(plan.out)
+        stored = plan.stored = stored_run(plan.out, has_work=has_work)
         if stored is None:
             return None
         same = stored.settings is not None and same_settings(stored.settings, plan.settings)
         unrecorded_resume = stored.settings is None and not stored.finished and self.resume_asked(plan)
         # an unfinished run that trained nothing yet (it failed at once: a typo, too little memory)
         # holds nothing to keep: the corrected command replaces it
-        nothing_trained = not stored.finished and not self.has_work(plan.out)
+        nothing_trained = not stored.finished and not has_work
         if same and stored.finished and not request.force and not self._data_dependent():
             self.say_reused(plan)
             return stored.results
