@@ -197,12 +197,12 @@ def test_real_data_trains_on_the_train_part_and_selects_on_val(sensing_dir: Path
         (lists / f"{part}.txt").write_text(names)
     layout = f"msrs_det:split_lists={lists}"
     work = tmp_path / "emma_real"
-    hooks = [dict(type="RetentionSelectionHook", interval=1, data="training", split="val", targets="labels")]
+    hooks = [dict(type="RetentionSelectionHook", interval=1, data="training", split="val")]
     opts = {**EMMA_OPTS, "custom_hooks": hooks, "train_dataloader.dataset.stride": 16}  # 64x48 images
     train_emma(data_root=root, layout=layout, sensing_dir=sensing_dir, work_dir=work, epochs=2, cfg_options=opts)
     patches = build_patches(root, options=PatchOptions(patch_size=32, stride=16, cache_dir=work, layout=layout))
     assert set(patches.names) == {"00001D", "00002N"}  # the train part, never val or test
     record = json.loads((work / "emma_fuser_best.json").read_text())
-    assert record["scenes"] == {"data": str(root), "layout": layout, "split": "val", "targets": "labels", "pairs": 1}
+    assert record["scenes"] == {"data": str(root), "layout": layout, "split": "val", "targets": "auto", "pairs": 1}
     assert record["iteration"] in (1, 2) and record["min"] == min(record["ir_only"], record["vi_only"])
     assert not (work / "selection_scenes").exists()

@@ -113,8 +113,9 @@ class RetentionSelectionHook(Hook):
     never sees, their objects judged by the generator's tags; ``"training"``, the ``split`` part
     (default ``val``) of the dataset the run trains on (its ``data_root`` and layout spec, e.g.
     ``msrs_det:split_lists=DIR``: the patches come from its train part only); or a dataset root read
-    with ``layout``. On real data the objects are judged by ``targets`` (``auto``: the labels drawn
-    per modality where the dataset has them, :class:`~fusion_perception.metrics.retention_targets.TargetRule`).
+    with ``layout``. On real data the objects are judged by the ``auto`` rule: the labels drawn per
+    modality where the dataset has them (``msrs_det``), else their contrast in the two sources
+    (:class:`~fusion_perception.metrics.retention_targets.TargetRule`).
 
     EMMA's loss reaches the fuser only through the sensing nets, and on a short CPU schedule the
     balance between the IR and the visible term swings from one evaluation to the next (measured:
@@ -128,11 +129,10 @@ class RetentionSelectionHook(Hook):
     priority = "LOW"
 
     def __init__(self, interval: int = 100, seed: int = 1, count: int = 40, size: tuple[int, int] = (320, 256),
-                 begin: int = 0, data: str = "synthetic", layout: str = "auto", split: str = "val",
-                 targets: str = "auto"):
+                 begin: int = 0, data: str = "synthetic", layout: str = "auto", split: str = "val"):
         self.interval, self.begin = int(interval), int(begin)
         self.seed, self.count, self.size = int(seed), int(count), tuple(size)
-        self.data, self.layout, self.split, self.targets = str(data), str(layout), str(split), str(targets)
+        self.data, self.layout, self.split = str(data), str(layout), str(split)
         self._probe = None
 
     def before_train(self, runner) -> None:
@@ -172,9 +172,9 @@ class RetentionSelectionHook(Hook):
         if not records:
             raise DatasetError(ds.root, f"no pairs in its {self.split} part to select the fuser on (layout {layout}; "
                                         "a split is given with --split-lists)")
-        return records, TargetRule.parse(self.targets), {"data": str(ds.root), "layout": layout,
-                                                         "split": self.split, "targets": self.targets,
-                                                         "pairs": len(records)}
+        rule = TargetRule()
+        return records, rule, {"data": str(ds.root), "layout": layout, "split": self.split, "targets": rule.mode,
+                               "pairs": len(records)}
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         it = runner.iter + 1
