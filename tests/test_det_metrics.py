@@ -15,6 +15,7 @@ from fusion_perception.metrics.detection import (
     coco_ground_truth,
     evaluate_coco,
     evaluate_detections,
+    evaluate_groups,
 )
 from fusion_perception.detection.report import table3_header, table3_row
 
@@ -119,3 +120,28 @@ def test_map50_is_decided_at_iou_one_half(width: float, hit: bool) -> None:
     assert r["mAP50"] == pytest.approx(1.0 if hit else 0.0)
     assert r["per_class_AP50"]["A"] == pytest.approx(1.0 if hit else 0.0)
     assert r["mAP50_95"] == pytest.approx(0.1 if hit else 0.0)  # a hit at 0.50 only, of the ten thresholds
+
+
+def test_groups_of_images_are_scored_on_their_own() -> None:
+    # image 1 (day): both A boxes found; image 2 (night): its B box missed, a wrong A box instead
+    images = _images()
+    dets = [Detection(1, 0, 0.9, 0, 0, 10, 10), Detection(1, 0, 0.8, 50, 50, 70, 70),
+            Detection(2, 0, 0.7, 20, 20, 40, 40)]
+    gt, dt = coco_ground_truth(images, CLASSES), coco_detections(dets)
+    groups = evaluate_groups(gt, dt, CLASSES, {1: "day", 2: "night"})
+    assert groups["day"]["mAP50"] == pytest.approx(1.0) and groups["day"]["per_class_AP50"]["B"] is None
+    assert groups["night"]["mAP50"] == pytest.approx(0.0) and groups["night"]["num_images"] == 1
+    assert groups["night"]["per_class_AP50"] == {"A": None, "B": 0.0, "C": None}
+    assert list(evaluate_groups(gt, dt, CLASSES, {1: "day"})) == ["day"]  # ungrouped images left out
+
+
+def test_table_columns_per_condition() -> None:
+    from fusion_perception.detection.task import DetectionTask
+
+    result = {"classes": list(CLASSES), "per_class_AP50": {"A": 0.5, "B": None, "C": 1.0}, "mAP50": 0.75,
+              "by_condition": {"night": {"mAP50": 0.5}, "day": {"mAP50": 1.0}}}
+    task = DetectionTask()
+    assert task.table_columns([result]) == ("A", "B", "C", "mAP@0.5 day", "mAP@0.5 night", "mAP@0.5")
+    values = task.table_values(result)
+    assert values["mAP@0.5 night"] == 0.5 and values["mAP@0.5"] == 0.75 and math.isnan(values["B"])
+    assert task.table_columns([{**result, "by_condition": {}}]) == ("A", "B", "C", "mAP@0.5")

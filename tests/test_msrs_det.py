@@ -328,3 +328,36 @@ def test_the_real_msrs_det_set(shared_data):
     assert sum(r.split == "test" for r in split.records) == 105
     fusion = load_dataset(root, "msrs_det:label_view=fusion")
     assert sum(len(r.boxes) for r in fusion.records) == 1248
+
+
+# --------------------------------------------------------------------------- detection per condition
+@pytest.mark.slow
+def test_the_comparison_breaks_detection_down_by_condition(tmp_path):
+    """A detector trained on a split of the published arrangement is scored per condition (day / night)
+    in its results and in the comparison's table, which the benchmark's metric correlations read."""
+    from fusion_perception.comparison.compare import compare_methods
+    from fusion_perception.comparison.metric_correlation import method_scores
+
+    names = ("00001D", "00002N", "00003D", "00004N", "00005D", "00006N")
+    root = published(tmp_path / "msrs_det", names=names)
+    lists = tmp_path / "split"
+    lists.mkdir()
+    for part, members in (("train", names[:2]), ("val", names[2:4]), ("test", names[4:])):
+        (lists / f"{part}.txt").write_text("".join(f"{n}\n" for n in members))
+    config = tmp_path / "tiny_det.py"
+    config.write_text(f"model = {str(REPO / 'configs' / 'det' / 'yolo_tiny.yaml')!r}\nepochs = 1\nimgsz = 64\n"
+                      "batch = 2\nworkers = 0\ntrain_args = dict(mosaic=0.0, plots=False)\n")
+    out = tmp_path / "cmp"
+    compare_methods("ir,max", out, task="det", det_data=root, det_layout=f"msrs_det:split_lists={lists}",
+                    det_config=config, fused_root=tmp_path / "fused", progress=False)
+    results = json.loads((out / "det" / "ir" / "seed0" / "results.json").read_text())
+    assert results["num_images"] == 2 and {c: m["num_images"] for c, m in results["by_condition"].items()} == {
+        "day": 1, "night": 1}
+    header = (out / "tables" / "det.md").read_text().splitlines()[0]
+    assert header == "| Method | cart | sign | walker | mAP@0.5 day | mAP@0.5 night | mAP@0.5 |"
+    tables = {s: json.loads((out / "tables" / f"{s}.json").read_text()) for s in ("fusion_quality", "target_retention")}
+    scores = method_scores(tables["fusion_quality"], tables["target_retention"])
+    assert scores["ir"]["IR-only retention"] == pytest.approx(1.0) and "Qabf" in scores["max"]
+    # the test part's objects only (00006N's label files are empty)
+    assert [(o["image"], o["source"]) for o in tables["target_retention"]["objects"]] == [("00005D", "ir"),
+                                                                                          ("00005D", "vi")]

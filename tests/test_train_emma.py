@@ -183,3 +183,26 @@ def test_a_run_inside_its_warm_start_says_so(msrs_root: Path, sensing_dir: Path,
                max_patches=TINY["max_patches"], cfg_options=opts, progress=False)
     err = capfd.readouterr().err
     assert "ended within its 5-step warm start" in err and "imitates laplacian" in err
+
+
+def test_real_data_trains_on_the_train_part_and_selects_on_val(sensing_dir: Path, tmp_path: Path):
+    """On a dataset with labels per modality and a split: patches from the train part only, the fuser
+    selected on the val part's retention from the human labels (RetentionSelectionHook data='training')."""
+    from test_msrs_det import published
+
+    root = published(tmp_path / "msrs_det", names=("00001D", "00002N", "00003D", "00004N"))
+    lists = tmp_path / "split"
+    lists.mkdir()
+    for part, names in (("train", "00001D\n00002N\n"), ("val", "00003D\n"), ("test", "00004N\n")):
+        (lists / f"{part}.txt").write_text(names)
+    layout = f"msrs_det:split_lists={lists}"
+    work = tmp_path / "emma_real"
+    hooks = [dict(type="RetentionSelectionHook", interval=1, data="training", split="val")]
+    opts = {**EMMA_OPTS, "custom_hooks": hooks, "train_dataloader.dataset.stride": 16}  # 64x48 images
+    train_emma(data_root=root, layout=layout, sensing_dir=sensing_dir, work_dir=work, epochs=2, cfg_options=opts)
+    patches = build_patches(root, options=PatchOptions(patch_size=32, stride=16, cache_dir=work, layout=layout))
+    assert set(patches.names) == {"00001D", "00002N"}  # the train part, never val or test
+    record = json.loads((work / "emma_fuser_best.json").read_text())
+    assert record["scenes"] == {"data": str(root), "layout": layout, "split": "val", "targets": "auto", "pairs": 1}
+    assert record["iteration"] in (1, 2) and record["min"] == min(record["ir_only"], record["vi_only"])
+    assert not (work / "selection_scenes").exists()

@@ -25,6 +25,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_config(p, "mmengine config file, or a name in configs/emma/ (small_cpu, paper)", "small_cpu")
     cli.add_data(p, "training pairs: MSRS (its train split) or any ir/vi pair folder "
                     "(default: the synthetic default set)")
+    cli.add_layout(p, "--data (--split-lists: train on its train part only)")
     p.add_argument("--sensing-dir", default=None, help="--out of tools/train_sensing.py "
                                                        "(holds sensing_ir.pth and sensing_vi.pth)")
     p.add_argument("--sensing-ir", default=None, help="A_i checkpoint (official Ai.pth or trained here)")
@@ -41,8 +42,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fusion_perception.emma.training.runner import train_emma
 
-    out = train_emma(args.config, data_root=args.data, sensing_dir=args.sensing_dir, sensing_ir=args.sensing_ir,
-                     sensing_vi=args.sensing_vi, work_dir=args.out,
+    out = train_emma(args.config, data_root=args.data, layout=cli.layout_spec(args), sensing_dir=args.sensing_dir,
+                     sensing_ir=args.sensing_ir, sensing_vi=args.sensing_vi, work_dir=args.out,
                      loss=dict(equivariance=not args.no_equivariance, a1=args.a1, a2=args.a2), resume=args.resume, launcher=args.launcher, amp=args.amp,
                      epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                      overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)

@@ -28,6 +28,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "small_cpu")
     cli.add_data(p, "training pairs: MSRS (its train split), TarDAL M3FD, or any ir/vi pair folder "
                     "(default: the synthetic default set)")
+    cli.add_layout(p, "--data (--split-lists: train on its train part only)")
     p.add_argument("--pseudo-gt", default=None,
                    help="comma-separated fusion methods giving the pseudo ground truth, e.g. "
                         "mean,max,laplacian,folder:CDDFuse=/results or didfuse,tardal with --weights "
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion_perception.emma.training.runner import train_sensing
 
     pseudo_gt = pseudo_gt_entries(args.pseudo_gt, args.weights)
-    out = train_sensing(args.config, data_root=args.data, pseudo_gt=pseudo_gt, target=args.target,
-                        work_dir=args.out, resume=args.resume, launcher=args.launcher, amp=args.amp,
+    out = train_sensing(args.config, data_root=args.data, layout=cli.layout_spec(args), pseudo_gt=pseudo_gt,
+                        target=args.target, work_dir=args.out, resume=args.resume, launcher=args.launcher, amp=args.amp,
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                         overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     for tgt, path in out.items():

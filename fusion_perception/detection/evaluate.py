@@ -23,6 +23,7 @@ from fusion_perception.metrics.detection import (
     coco_detections,
     coco_ground_truth,
     evaluate_coco,
+    evaluate_groups,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
     write_results = (split == "test") if write_results is None else write_results
     t0 = time.time()
     fused = _same_data(run_dir, run)
-    entries, paths = _ground_truth(run, split, fused)
+    entries, paths, conditions = _ground_truth(run, split, fused)
     cfg, classes = run["config"], tuple(run["classes"])
     ev = cfg["eval_args"]
     preds = predict_images(weights, paths, imgsz=int(cfg["imgsz"]), device=device, conf=ev["conf"],
@@ -84,6 +85,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, device: str | None
     gt = coco_ground_truth(entries, classes)
     dt = coco_detections(to_detections(entries, preds))
     metrics = evaluate_coco(gt, dt, classes)
+    groups = {e.image_id: c for e, c in zip(entries, conditions) if c}
+    if groups:  # the pairs' capture conditions (day / night): the tables' per-condition columns
+        metrics["by_condition"] = evaluate_groups(gt, dt, classes, groups)
 
     eval_dir = run_dir / "eval" / split
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -140,8 +144,10 @@ def _same_data(run_dir: Path, run: dict[str, Any]) -> Any:
     return fused
 
 
-def _ground_truth(run: dict[str, Any], split: str, fused: Any) -> tuple[list[ImageEntry], list[Path]]:
-    """The split's images (in the split file's order) with their boxes clipped to the image."""
+def _ground_truth(run: dict[str, Any], split: str,
+                  fused: Any) -> tuple[list[ImageEntry], list[Path], list[str | None]]:
+    """The split's images (in the split file's order) with their boxes clipped to the image, and
+    each pair's condition (``None`` where the dataset has none)."""
     split_names = read_names(Path(run["split_dir"]) / f"{split}.txt")
     classes = tuple(run["classes"])
     by_name = {r.name: r for r in fused.records}
@@ -154,7 +160,7 @@ def _ground_truth(run: dict[str, Any], split: str, fused: Any) -> tuple[list[Ima
         w, h = image_size(rec.image_path)
         entries.append(ImageEntry(i, Path(rec.image_path).name, w, h, clean_boxes(rec, w, h, classes)))
         paths.append(Path(rec.image_path))
-    return entries, paths
+    return entries, paths, [by_name[n].condition for n in split_names]
 
 
 __all__ = ["evaluate_run", "predict_images", "result_boxes", "to_detections"]

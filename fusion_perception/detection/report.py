@@ -70,6 +70,9 @@ def results_record(run_dir: Path, run: Mapping[str, Any], split: str, metrics: M
         "num_images": metrics["num_images"],
         "num_instances": metrics["num_instances"],
         "num_detections": metrics["num_detections"],
+        # per condition of the pairs (day / night), where the dataset has conditions
+        "by_condition": {c: {k: m[k] for k in ("mAP50", "mAP50_95", "per_class_AP50", "num_images", "num_instances")}
+                         for c, m in (metrics.get("by_condition") or {}).items()},
         "markdown_row": table3_row(run["label"], dict(metrics), run["classes"]),
         "model": cfg["model"],
         "epochs": cfg["epochs"],

@@ -25,6 +25,7 @@ Run directory layout (``out``)::
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,16 +197,18 @@ class DetectionTask(Task):
         return {"split_dir": out / self.name / "splits" / f"seed{seed}"}  # every method: the same split
 
     def table_columns(self, results: list[dict[str, Any]]) -> tuple[str, ...]:
-        """The classes alphabetically (the paper's Table 3 order), then mAP@0.5."""
+        """The classes alphabetically (the paper's Table 3 order), mAP@0.5 per condition of the
+        pairs where the dataset has conditions (``mAP@0.5 day``, ``mAP@0.5 night``), then mAP@0.5."""
         from fusion_perception.detection.report import table_classes
 
         classes = next((r.get("classes") or list(r.get("per_class_AP50") or ()) for r in results), ())
-        return (*table_classes(classes), self.metric)
+        conditions = sorted({c for r in results for c in r.get("by_condition") or ()})
+        return (*table_classes(classes), *(f"{self.metric} {c}" for c in conditions), self.metric)
 
     def table_values(self, result: dict[str, Any]) -> dict[str, float]:
-        classes = self.table_columns([result])[:-1]
-        values = {c: result["per_class_AP50"].get(c) for c in classes}
-        return super().table_values({**values, "classes": classes, self.metric: result["mAP50"]})
+        by_condition = {f"{self.metric} {c}": m["mAP50"] for c, m in (result.get("by_condition") or {}).items()}
+        values = {**result["per_class_AP50"], **by_condition, self.metric: result["mAP50"]}
+        return {c: math.nan if values.get(c) is None else float(values[c]) for c in self.table_columns([result])}
 
 
 def default_out(label: str, seed: int, config_name: str = DEFAULT_CONFIG) -> Path:

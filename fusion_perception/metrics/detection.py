@@ -15,7 +15,7 @@ import contextlib
 import io
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -155,6 +155,20 @@ def evaluate_coco(
         per_class_AP50_95={name: _nan_to_none(per5095.get(name)) for name in classes},
     )
     return result
+
+
+def evaluate_groups(
+    ground_truth: dict[str, Any], detections: list[dict[str, Any]], classes: Sequence[str], groups: Mapping[int, str]
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_coco` on each group of images (``groups``: image id -> its group, e.g. the
+    pair's condition day / night); images without a group are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(groups.values())):
+        ids = {i for i, g in groups.items() if g == group}
+        gt = {**ground_truth, "images": [im for im in ground_truth["images"] if im["id"] in ids],
+              "annotations": [a for a in ground_truth["annotations"] if a["image_id"] in ids]}
+        out[group] = evaluate_coco(gt, [d for d in detections if d["image_id"] in ids], classes)
+    return out
 
 
 def evaluate_detections(

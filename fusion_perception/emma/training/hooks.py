@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
@@ -17,6 +18,9 @@ from mmengine.registry import HOOKS
 
 from fusion_perception.files import atomic_write_text
 from fusion_perception.runner_progress import ConsoleProgressHook  # noqa: F401  (registered for EMMA's runs)
+
+if TYPE_CHECKING:
+    from fusion_perception.metrics.retention_targets import TargetRule
 
 HISTORY_FILE = "loss_history.json"
 
@@ -99,8 +103,8 @@ def selection_probe(scenes: Path, seed: int, count: int, size: tuple[int, int]):
 
     if not (scenes / "m3fd" / "synthetic.json").is_file():
         generate(scenes, task="det", count=count, size=size, seed=seed, progress=False)
-    records = dataset_target_records(load_dataset(scenes / "m3fd"))
-    return RetentionProbe(target_pairs(records, TargetRule(mode="tags")))
+    records, rule = dataset_target_records(load_dataset(scenes / "m3fd")), TargetRule(mode="tags")
+    return RetentionProbe(target_pairs(records, rule), rule)
 
 
 def deployed_model(runner):
@@ -117,9 +121,16 @@ def deployed_model(runner):
 @HOOKS.register_module()
 class RetentionSelectionHook(Hook):
     """Model selection by what fusion is for: every ``interval`` iterations (and at the end), fuse
-    held-out synthetic scenes of a seed the training never sees and keep the U-Fuser whose worse of
-    IR-only / VI-only target retention is highest, as ``work_dir/emma_fuser_best.pth`` (official
-    format) with its scores in ``emma_fuser_best.json``.
+    held-out pairs and keep the U-Fuser whose worse of IR-only / VI-only target retention is highest,
+    as ``work_dir/emma_fuser_best.pth`` (official format) with its scores in ``emma_fuser_best.json``.
+
+    The held-out pairs (``data``): ``"synthetic"``, ``count`` synthetic scenes of a seed the training
+    never sees, their objects judged by the generator's tags; ``"training"``, the ``split`` part
+    (default ``val``) of the dataset the run trains on (its ``data_root`` and layout spec, e.g.
+    ``msrs_det:split_lists=DIR``: the patches come from its train part only); or a dataset root read
+    with ``layout``. On real data the objects are judged by the ``auto`` rule: the labels drawn per
+    modality where the dataset has them (``msrs_det``), else their contrast in the two sources
+    (:class:`~fusion_perception.metrics.retention_targets.TargetRule`).
 
     EMMA's loss reaches the fuser only through the sensing nets, and on a short CPU schedule the
     balance between the IR and the visible term swings from one evaluation to the next (measured:
@@ -133,17 +144,50 @@ class RetentionSelectionHook(Hook):
     priority = "LOW"
 
     def __init__(self, interval: int = 100, seed: int = 1, count: int = 40, size: tuple[int, int] = (320, 256),
-                 begin: int = 0):
+                 begin: int = 0, data: str = "synthetic", layout: str = "auto", split: str = "val"):
         self.interval, self.begin = int(interval), int(begin)
         self.seed, self.count, self.size = int(seed), int(count), tuple(size)
+        self.data, self.layout, self.split = str(data), str(layout), str(split)
         self._probe = None
 
     def before_train(self, runner) -> None:
         if not is_main_process():
             return
-        self._probe = selection_probe(Path(runner.work_dir) / "selection_scenes", self.seed, self.count, self.size)
+        if self.data == "synthetic":
+            scenes = Path(runner.work_dir) / "selection_scenes"
+            self._probe = selection_probe(scenes, self.seed, self.count, self.size)
+            self._held_out = {"seed": self.seed, "count": self.count}
+        else:
+            from fusion_perception.metrics.retention import RetentionProbe
+            from fusion_perception.metrics.retention_targets import target_pairs
+
+            records, rule, self._held_out = self._held_out_records(runner)
+            self._probe = RetentionProbe(target_pairs(records, rule), rule)
         path = Path(runner.work_dir) / BEST_RECORD
         self._best = json.loads(path.read_text()) if path.is_file() else None  # a resumed run keeps its best
+
+    def _held_out_records(self, runner) -> tuple[list[dict], "TargetRule", dict]:
+        """The held-out pairs of a real dataset (target records), the rule that judges their objects,
+        and what they are."""
+        from fusion_perception.data.readers import load_dataset
+        from fusion_perception.errors import ConfigError, DatasetError
+        from fusion_perception.metrics.retention_targets import TargetRule, dataset_target_records
+
+        root, layout = self.data, self.layout
+        if self.data == "training":
+            dataset = runner.cfg.train_dataloader.dataset
+            root, layout = dataset.get("data_root"), dataset.get("layout", "auto")
+            if root is None:
+                raise ConfigError("RetentionSelectionHook(data='training') selects on the training dataset's "
+                                  f"{self.split} part: give the dataset (--data)")
+        ds = load_dataset(root, layout)
+        records = [r for r in dataset_target_records(ds) if r["split"] == self.split]
+        if not records:
+            raise DatasetError(ds.root, f"no pairs in its {self.split} part to select the fuser on (layout {layout}; "
+                                        "a split is given with --split-lists)")
+        rule = TargetRule()
+        return records, rule, {"data": str(ds.root), "layout": layout, "split": self.split, "targets": rule.mode,
+                               "pairs": len(records)}
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         it = runner.iter + 1
@@ -167,6 +211,6 @@ class RetentionSelectionHook(Hook):
         runner.logger.info(f"held-out retention at iteration {it}: IR-only {scores['ir_only']:.3f}, "
                            f"VI-only {scores['vi_only']:.3f}")
         if self._best is None or scores["min"] > self._best["min"]:
-            self._best = {"iteration": it, **scores, "scenes": {"seed": self.seed, "count": self.count}}
+            self._best = {"iteration": it, **scores, "scenes": self._held_out}
             save_official_state_dict(fuser, Path(runner.work_dir) / BEST_FUSER)
             atomic_write_text(Path(runner.work_dir) / BEST_RECORD, json.dumps(self._best, indent=1))

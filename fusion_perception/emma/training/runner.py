@@ -87,9 +87,11 @@ def load_config(
     run: TrainingRun | None = None,
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    layout: str | None = None,
 ) -> Config:
     """Read a config and apply the command-line overrides of ``run`` (its ``cfg_options`` last, so
-    they win)."""
+    they win). ``layout``: how ``data_root`` is read, a layout spec (``msrs_det:split_lists=DIR``:
+    the patches come from the split's train part)."""
     run = run or TrainingRun()
     launcher, epochs, max_patches = run.launcher, run.epochs, run.max_patches
     cfg = read_config(_config_path(config, default_dir))
@@ -98,6 +100,8 @@ def load_config(
     ds = cfg.train_dataloader.dataset
     if data_root is not None:
         ds.data_root = str(data_root)
+    if layout is not None and layout != "auto":
+        ds.layout = layout
     if ds.get("cache_dir") is None:
         ds.cache_dir = str(cache_dir if cache_dir is not None else work_dir)
     if epochs is not None:
@@ -213,6 +217,7 @@ def train_sensing(
     config: str | Path = DEFAULT_SENSING_CONFIG,
     *,
     data_root: str | Path | None = None,
+    layout: str | None = None,
     pseudo_gt: Sequence[str | Mapping[str, Any]] | None = None,
     target: str = "both",
     run: TrainingRun | None = None,
@@ -222,7 +227,8 @@ def train_sensing(
 
     ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) or
     ``{"method": "didfuse", "weights": PATH, ...}`` entries that make the pseudo ground truth;
-    default: the config's list. Each target trains in
+    default: the config's list. ``layout``: how ``data_root`` is read (a layout spec; its train part
+    is trained on, every pair where it has no split). Each target trains in
     ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared. ``run`` (or its
     fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run is driven.
     """
@@ -235,7 +241,7 @@ def train_sensing(
     out: dict[str, Path] = {}
     for tgt in targets:
         cfg = load_config(config, default_dir="sensing", work_dir=work_dir / tgt, run=run, data_root=data_root,
-                          cache_dir=work_dir)
+                          cache_dir=work_dir, layout=layout)
         cfg.model.target = tgt
         cfg.train_dataloader.dataset.target = tgt
         if pseudo_gt is not None:
@@ -274,6 +280,7 @@ def train_emma(
     config: str | Path = DEFAULT_EMMA_CONFIG,
     *,
     data_root: str | Path | None = None,
+    layout: str | None = None,
     sensing_dir: str | Path | None = None,
     sensing_ir: str | Path | None = None,
     sensing_vi: str | Path | None = None,
@@ -284,7 +291,8 @@ def train_emma(
     """Train the U-Fuser through the frozen sensing nets; returns ``work_dir/emma_fuser.pth``.
 
     ``loss``: overrides of the config's loss, ``dict(a1=..., a2=..., equivariance=False)`` (the
-    ablation). ``run`` (or its fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run
+    ablation). ``layout``: how ``data_root`` is read (a layout spec, as for :func:`train_sensing`).
+    ``run`` (or its fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run
     is driven.
     """
     run = TrainingRun.of(run, run_options)
@@ -296,7 +304,7 @@ def train_emma(
     ir_path, vi_path = resolve_sensing_paths(sensing_dir, sensing_ir, sensing_vi)
     work_dir = check_output_dir(run.work_dir or REPO_ROOT / "work_dirs" / f"emma_{Path(str(config)).stem}",
                                 "--work-dir")
-    cfg = load_config(config, default_dir="emma", work_dir=work_dir, run=run, data_root=data_root)
+    cfg = load_config(config, default_dir="emma", work_dir=work_dir, run=run, data_root=data_root, layout=layout)
     cfg.model.sensing_ir = str(ir_path)
     cfg.model.sensing_vi = str(vi_path)
     equivariance = bool(loss.get("equivariance", True))

@@ -1,0 +1,51 @@
+"""Spearman's rank correlation between fusion metrics and the downstream score, across methods."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fusion_perception.comparison.metric_correlation import (
+    markdown_table, method_scores, rank_correlations, retention_columns, table_column)
+
+MAP = {"ir": 0.40, "vi": 0.20, "mean": 0.30, "max": 0.35}
+
+
+def test_rank_correlations_by_hand():
+    scores = {"ir": {"EN": 7.0, "SD": 1.0, "flat": 1.0}, "vi": {"EN": 5.0, "SD": 4.0, "flat": 1.0},
+              "mean": {"EN": 6.0, "SD": 3.0, "flat": 1.0}, "max": {"EN": 6.5, "SD": 2.0, "flat": 1.0}}
+    r = rank_correlations(scores, MAP)
+    assert r["EN"].rho == pytest.approx(1.0) and r["EN"].n == 4  # the same order as mAP
+    assert r["SD"].rho == pytest.approx(-1.0)  # the reverse order
+    assert math.isnan(r["flat"].rho)  # a constant metric ranks nothing
+    # one tie: ranks 1.5 / 1.5 / 3 / 4 against 4 / 1 / 2 / 3 -> Pearson's r of the ranks, by hand
+    scores["vi"]["EN"] = 6.0
+    x, y = [4, 1.5, 1.5, 3], [4, 1, 2, 3]
+    mx, my = sum(x) / 4, sum(y) / 4
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    expected = cov / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+    assert rank_correlations(scores, MAP)["EN"].rho == pytest.approx(expected)
+    assert rank_correlations({"ir": {"EN": 1.0}, "vi": {"EN": 2.0}}, MAP)["EN"].n == 2  # too few: undefined
+
+
+def test_retention_combinations():
+    c = retention_columns(0.9, 0.5, 30, 10)
+    assert c == {"IR-only retention": 0.9, "VI-only retention": 0.5, "retention min": 0.5,
+                 "retention mean": pytest.approx(0.7), "retention all": pytest.approx(0.8)}
+
+
+def test_scores_from_the_comparison_tables(tmp_path: Path):
+    quality = {"methods": {m: {"mean": {"EN": v, "SCD": None}} for m, v in zip(MAP, (7.0, 5.0, 6.0, 6.5))}}
+    retention = {"methods": {m: {"summary": {"ir": {"mean": v, "n": 3}, "vi": {"mean": 1 - v, "n": 1}}}
+                             for m, v in zip(MAP, (1.0, 0.1, 0.5, 0.9))}}
+    table = {m: {"mAP@0.5": {"mean": v, "std": 0.0, "n": 3}} for m, v in MAP.items()}
+    scores = method_scores(json.loads(json.dumps(quality)), retention)
+    assert set(scores["ir"]) == {"EN", "IR-only retention", "VI-only retention", "retention min", "retention mean",
+                                 "retention all"}
+    r = rank_correlations(scores, table_column(table, "mAP@0.5"))
+    assert r["IR-only retention"].rho == pytest.approx(1.0) and r["VI-only retention"].rho == pytest.approx(-1.0)
+    md = markdown_table({"real mAP@0.5": r})
+    assert "| IR-only retention | +1.00 (p 0.00) |" in md and "n = 4" in md
