@@ -16,9 +16,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from fusion_perception.comparison.compare import Comparison, ComparisonSettings, compare_methods
+from fusion_perception.fusion.base import method_label
+from fusion_perception.errors import ConfigError
 from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
@@ -42,19 +44,24 @@ def train_demo_emma(out: Path, verbose: bool = False, progress: bool = True) -> 
 def run_demo(
     out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str = "cpu",
     seeds: Sequence[int] = (0,), overwrite: bool = False, train_emma: bool = False, verbose: bool = False,
-    progress: bool = True,
+    progress: bool = True, **comparison: Any,
 ) -> Comparison:
     """The demo's comparison on the synthetic default; ``Comparison.timings`` says where the time went.
 
     EMMA fuses with the toolkit's checkpoint, or (``train_emma``) with one trained here by the same
     recipe. ``overwrite`` replaces runs in ``out`` made with other settings (by an older version,
-    say), which are refused otherwise.
+    say), which are refused otherwise. ``comparison``: more fields of
+    :class:`~fusion_perception.comparison.compare.ComparisonSettings`, such as the tables' paired
+    difference column (``reference``, default the better of IR and VI; ``resamples``; ``bootstrap_seed``).
     """
     from fusion_perception.console import stage
     from fusion_perception.synthetic.dataset import ensure_default
     from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     out = check_output_dir(out)
+    reference = comparison.get("reference")
+    if reference is not None and reference not in [method_label(m) for m in methods]:  # before any work
+        raise ConfigError(f"--reference {reference}: not one of the compared methods ({', '.join(methods)})")
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
     root = ensure_default("both")
@@ -77,6 +84,6 @@ def run_demo(
     stage(f"{len(methods)} methods x 2 tasks x {len(seeds)} seed(s) on {jobs} worker(s); each run's log is its run.log")
     result = compare_methods(list(methods), out, ComparisonSettings(
         task="both", configs={"det": "small_cpu", "seg": "small_cpu.py"}, seeds=seeds, weights=weights,
-        device=device, jobs=jobs, overwrite=overwrite, verbose=verbose, progress=progress))
+        device=device, jobs=jobs, overwrite=overwrite, verbose=verbose, progress=progress, **comparison))
     result.timings = {**steps, **result.timings, "total": time.perf_counter() - t0}
     return result

@@ -244,6 +244,11 @@ class DetectionTask(Task):
         values = {c: result["per_class_AP50"].get(c) for c in self.columns[:-1]}
         return super().table_values({**values, self.metric: result["mAP50"]})
 
+    def image_scores(self, result: dict[str, Any]) -> Any:
+        from fusion_perception.detection.evaluate import image_scores
+
+        return image_scores(result)
+
 
 def check_fusion_method(spec: str) -> str:
     """The method's label; an unknown name is a ConfigError listing the registered ones."""

@@ -253,6 +253,11 @@ class SegmentationTask(Task):
     def table_values(self, result: dict[str, Any]) -> dict[str, float]:
         return super().table_values({**result["per_class_IoU"], self.metric: result["mIoU"]})
 
+    def image_scores(self, result: dict[str, Any]) -> Any:
+        from fusion_perception.segmentation.evaluate import image_scores
+
+        return image_scores(result)
+
 
 def _settings(request: RunRequest, label: str, source: Path, fuser: Any, cfg: Any, cfg_name: str) -> dict[str, Any]:
     """What the run depends on (a finished run is reused only when they match)."""
