@@ -146,8 +146,10 @@ def column_note(column: PairedColumn, seeds: int) -> list[str]:
              f"[{100 * _confidence(column):.0f}% interval] of a paired bootstrap over the "
              f"{column.images} test images, resampled {_resamples(column)} times"
              f"{' per seed, pooled' if seeds > 1 else ''}); † the interval excludes 0."]
-    for label, why in column.notes.items():
-        lines.append(f"No interval for {label}: {why}")
+    reasons: dict[str, list[str]] = {}
+    for label, why in column.notes.items():  # the reference's own problem is every method's: said once
+        reasons.setdefault(why, []).append(label)
+    lines += [f"No interval for {', '.join(labels)}: {why}" for why, labels in reasons.items()]
     return lines
 
 
