@@ -329,6 +329,10 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     ev = json.loads((out / "eval" / Path(res["checkpoint"]).stem / "results.json").read_text())
     assert ev["confusion_matrix"] == res["confusion_matrix"]
     assert ev["checkpoint"] == res["checkpoint"]
+    # a run scored before the per-image matrices were kept finds eval_seg's (same checkpoint, same sum)
+    (out / PER_IMAGE_FILE).unlink()
+    assert (out / "eval" / Path(res["checkpoint"]).stem / PER_IMAGE_FILE).is_file()
+    assert image_scores(res).resampled(whole_split(n_test))[0] == pytest.approx(res["mIoU"], abs=1e-6)
 
     # other settings (here the number of epochs): refused in words, the finished run left as it was
     with pytest.raises(OutputError, match=r"finished segmentation run .*epochs 1 → 2.*--overwrite.*another --out"):
