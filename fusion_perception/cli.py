@@ -324,6 +324,17 @@ def add_seeds(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", action=SeedsAction, default=[0], help="comma-separated training seeds (default: 0)")
 
 
+def add_paired(p: argparse.ArgumentParser, reference: bool = True) -> None:
+    """The paired bootstrap over test images: ``--reference NAME``, ``--resamples N``, ``--bootstrap-seed N``."""
+    if reference:
+        p.add_argument("--reference", default=None, metavar="NAME",
+                       help="the method every other is compared with, paired over the test images "
+                            "(default: the better of ir and vi on the headline metric)")
+    p.add_argument("--resamples", type=count(0), default=1000,
+                   help="bootstrap resamples of the test images per seed (default: 1000; 0: no intervals)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling (default: 0)")
+
+
 def add_epochs(p: argparse.ArgumentParser, help: str, type: Callable[[str], int] = int) -> None:
     """``--epochs N``: overrides the config's epoch count."""
     p.add_argument("--epochs", type=type, default=None, metavar="N", help=help)

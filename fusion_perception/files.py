@@ -9,6 +9,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -97,3 +98,14 @@ def is_image_file(path: str | Path) -> bool:
 
 
 __all__ = ["IMAGE_EXTENSIONS", "is_image_file", "file_sha256", "atomic_write_bytes", "atomic_write_text", "atomic_writer", "new_file_mode"]
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished folder into place; an existing one is moved aside first, then deleted."""
+    old = None
+    if dst.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+        os.replace(dst, old / dst.name)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

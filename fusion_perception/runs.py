@@ -330,6 +330,11 @@ class Task:
         """The table's columns of one run's results (fractions; NaN where undefined)."""
         return {c: math.nan if result.get(c) is None else float(result[c]) for c in self.table_columns([result])}
 
+    def image_scores(self, result: Mapping[str, Any]) -> Any:
+        """A finished run's per-image results, which a comparison's paired bootstrap resamples
+        (a :class:`fusion_perception.metrics.bootstrap.ImageScores`); a task that keeps none says so."""
+        raise NotImplementedError(f"the {self.name} task keeps no per-image results")
+
     def summary(self, result: Mapping[str, Any]) -> str:
         """``"mAP@0.5 42.3"``: the headline of one run, in percent."""
         from fusion_perception.console import percent

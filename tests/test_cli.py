@@ -49,7 +49,8 @@ VOCABULARY = {
 OLD = [old for _, _, aliases in VOCABULARY.values() for old in aliases]
 # what each tool needs besides the flag under test, to parse at all
 REQUIRED = {"describe": ["--data", "d"], "eval-fusion": ["--fused", "f", "--out", "o"], "eval-det": ["--run", "r"],
-            "eval-seg": ["--run", "r"], "compare": ["--methods", "ir,vi"], "make-synthetic": ["--out", "o"]}
+            "eval-seg": ["--run", "r"], "compare": ["--methods", "ir,vi"], "make-synthetic": ["--out", "o"],
+            "compare-runs": ["a", "b"]}
 SCRIPTS = {name: REPO / "tools" / f"{c.module}.py" for name, c in commands.COMMANDS.items()}
 
 

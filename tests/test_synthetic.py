@@ -187,6 +187,36 @@ def test_m3fd_recorded_visibility(synthetic_root: Path) -> None:
     assert np.median(r[~low_vi, 5]) > 2 * np.median(r[low_vi, 5])
 
 
+def test_held_out_scenes_leave_the_first_count_as_they_are(tmp_path: Path) -> None:
+    base = _images(_files(Path(generate(tmp_path / "a", "both", count=8, size=SMALL, seed=0)["m3fd"]).parent))
+    more = _images(_files(Path(generate(tmp_path / "b", "both", count=8, size=SMALL, seed=0, held_out=4)["m3fd"]).parent))
+    assert all(more[k] == v for k, v in base.items())  # training scenes untouched
+    extra = sorted(set(more) - set(base))
+    assert [k for k in extra if k.startswith("m3fd/Ir/")] == [f"m3fd/Ir/{i:05d}.png" for i in range(8, 12)]
+    assert {k.split("/")[1] for k in extra if k.startswith("msrs/")} == {"test"}  # MSRS: test split only
+    assert len([k for k in extra if k.startswith("msrs/test/ir/")]) == 4
+    with pytest.raises(OutputError, match=r"held_out 4 → 0"):  # never taken for the plain set
+        generate(tmp_path / "b", "det", count=8, size=SMALL, seed=0)
+
+
+def test_demo_data_tests_on_more_images_and_trains_on_the_defaults(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion_perception.comparison import demo
+    from fusion_perception.detection.data import make_split, read_split
+
+    monkeypatch.setattr(synthetic, "DEFAULT_COUNT", 20)
+    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", SMALL)
+    monkeypatch.setattr(demo, "DEMO_HELD_OUT", 6)
+    data = demo.demo_data(tmp_path / "out", seeds=(0, 1))
+    for seed in (0, 1):
+        split = read_split(tmp_path / "out" / "det" / "splits" / f"seed{seed}")
+        default = make_split([f"{i:05d}" for i in range(20)], seed)  # what train_det.py makes of the default
+        assert split["train"] == default["train"] and split["val"] == default["val"]
+        assert split["test"] == sorted(default["test"] + [f"{i:05d}" for i in range(20, 26)])
+    assert len(list((data["seg"] / "train" / "ir").iterdir())) == 15
+    assert len(list((data["seg"] / "test" / "ir").iterdir())) == 5 + 6
+
+
 # ----------------------------------------------------------------------------- default set and CLI
 def test_ensure_default_generates_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUSION_PERCEPTION_DATA", str(tmp_path / "default"))

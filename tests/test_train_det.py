@@ -332,6 +332,13 @@ def test_end_to_end_offline_then_reused(synthetic_root: Path, tmp_path: Path) ->
     assert "| Bus | Car | Lamp | Motorcycle | People | Truck | mAP@0.5 |" in (out / "results.md").read_text()
     gt = json.loads(Path(res["files"]["ground_truth"]).read_text())
     assert len(gt["images"]) == res["num_images"] == len((out / "splits" / "seed3" / "test.txt").read_text().split())
+    # the paired bootstrap's mAP@0.5 of the unresampled test images is pycocotools' for the run
+    from fusion_perception.detection.evaluate import image_scores
+    from fusion_perception.metrics.bootstrap import whole_split
+
+    scores = image_scores(res)
+    assert len(scores.images) == res["num_images"]
+    assert scores.resampled(whole_split(res["num_images"]))[0] == pytest.approx(res["mAP50"], abs=1e-6)
     import cv2
 
     vis = cv2.imread(res["files"]["visualisation"])

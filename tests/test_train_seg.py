@@ -328,6 +328,15 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     assert res["pixels_scored"] == n_test * h * w
     per, miou = iou_from_confusion(torch.tensor(res["confusion_matrix"]))
     assert res["mIoU"] == pytest.approx(float(miou)) and 0.0 <= res["mIoU"] <= 1.0
+    # each test image's confusion matrix is kept: the paired bootstrap's mIoU of them all is the run's
+    from fusion_perception.metrics.bootstrap import whole_split
+    from fusion_perception.segmentation.evaluate import image_scores
+    from fusion_perception.segmentation.metric import PER_IMAGE_FILE
+
+    assert (out / PER_IMAGE_FILE).is_file()
+    scores = image_scores(res)
+    assert len(scores.images) == n_test
+    assert scores.resampled(whole_split(n_test))[0] == pytest.approx(res["mIoU"], abs=1e-6)
     assert (out / "results.md").read_text().splitlines()[-1] == res["markdown_row"]
     assert res["markdown_row"].startswith("| mean | ")
     pngs = sorted((out / "predictions").glob("*_pred.png"))
@@ -348,6 +357,10 @@ def test_end_to_end_on_synthetic_msrs(tmp_path, synthetic_root):
     ev = json.loads((out / "eval" / Path(res["checkpoint"]).stem / "results.json").read_text())
     assert ev["confusion_matrix"] == res["confusion_matrix"]
     assert ev["checkpoint"] == res["checkpoint"]
+    # a run scored before the per-image matrices were kept finds eval_seg's (same checkpoint, same sum)
+    (out / PER_IMAGE_FILE).unlink()
+    assert (out / "eval" / Path(res["checkpoint"]).stem / PER_IMAGE_FILE).is_file()
+    assert image_scores(res).resampled(whole_split(n_test))[0] == pytest.approx(res["mIoU"], abs=1e-6)
 
     # other settings (here the number of epochs): refused in words, the finished run left as it was
     with pytest.raises(OutputError, match=r"finished segmentation run .*epochs 1 → 2.*--overwrite.*another --out"):

@@ -51,6 +51,7 @@ COMMANDS: dict[str, Command] = {
                          passive_openmp=True),
     "eval-seg": Command("eval_seg", "re-evaluate a segmentation checkpoint", passive_openmp=True),
     "compare": Command("compare_methods", "method against method: detection and segmentation, every seed"),
+    "compare-runs": Command("compare_runs", "two runs (or two sets of seeds) paired over their test images"),
     "demo": Command("demo", "the whole comparison on the built-in synthetic scenes (about 5 minutes)"),
 }
 

@@ -3,7 +3,9 @@
 Runs the detection (YOLO on M3FD) and segmentation (DeepLabV3+ on MSRS) protocols for every method
 and seed, reusing every fused cache and finished run (an interrupted comparison resumes), then
 writes the paper's Table 3 / Table 4 layouts with mean ± std over seeds (best bold, second
-italic), the fusion-quality table, bar charts and a qualitative grid under --out.
+italic) and each method's difference to a reference method with its 95% interval from a paired
+bootstrap over the test images (--reference; † where the interval excludes 0), the fusion-quality
+table, bar charts and a qualitative grid under --out.
 
 Examples:
   python tools/compare_methods.py --task both --methods ir,vi,mean,max,laplacian --out outputs/cmp
@@ -52,6 +54,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fused-root", default=None, metavar="DIR",
                    help="where fused datasets are cached (default: work_dirs/fused, shared with fuse_dataset.py, "
                         "train_det.py and train_seg.py)")
+    cli.add_paired(p)
     cli.add_no_progress(p)
     cli.add_verbose(p)
     return p
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         configs={name: getattr(args, f"{name}_config", None) for name in TASKS.names()},
         samples=args.samples.split(",") if args.samples else None, quality=not args.no_quality,
         jobs=args.jobs, overwrite=args.overwrite, fused_root=args.fused_root, verbose=args.verbose,
-        progress=not args.no_progress,
+        progress=not args.no_progress, reference=args.reference, resamples=args.resamples,
+        bootstrap_seed=args.bootstrap_seed,
     )
     result = compare_methods(args.methods, args.out, settings)
     for name, md in result.tables.items():

@@ -37,6 +37,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_seed(p, "random seed (default 0)")
     p.add_argument("--count", type=int, default=200, help="pairs per task (default 200)")
     p.add_argument("--size", type=_size, default=(320, 256), help="WIDTHxHEIGHT (default 320x256)")
+    p.add_argument("--held-out", type=cli.count(0), default=0,
+                   help="further scenes for testing only, the first --count left as they are: MSRS puts them in "
+                        "test/, M3FD holds them as further pairs (default 0)")
     cli.add_task(p, "det: M3FD layout, seg: MSRS layout, both (default)", tasks=("det", "seg"))  # the sets it writes
     cli.add_overwrite(p, "sets in --out")
     return p
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     written = generate(args.out, task=args.task, count=args.count, size=args.size, seed=args.seed, progress=True,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, held_out=args.held_out)
     print(summarize(written))
-    print(f"wrote {args.count} pairs per task ({', '.join(written)}) in {time.perf_counter() - start:.1f} s")
+    held_out = f" + {args.held_out} held-out test pairs" if args.held_out else ""
+    print(f"wrote {args.count}{held_out} pairs per task ({', '.join(written)}) in {time.perf_counter() - start:.1f} s")
     return 0

@@ -12,7 +12,8 @@ Layout of ``out`` (the fused datasets live in the shared cache, ``work_dirs/fuse
 
     det/splits/seed<S>/           the detection split every method shares for seed S
     <task>/<method>/seed<S>/      one run (results.json when finished): det/, seg/
-    tables/                       <task>.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON)
+    tables/                       <task>.*, fusion_quality.*, target_retention.* (Markdown, CSV, JSON); each
+                                  task's table ends with every method's paired difference to a reference
     logs/compare.log              the libraries' output that reached this process (each run has its run.log)
     plots/                        <task>_<metric>.png (det_map50, seg_miou), qualitative.png
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fusion_perception.comparison.jobs import Jobs
+from fusion_perception.comparison.paired import BootstrapSettings, paired_column, pooled_means
 from fusion_perception.comparison.plots import bar_chart, qualitative_grid
 from fusion_perception.comparison.tables import aggregate, csv_table, json_table, markdown_table
 from fusion_perception.data.layouts import merge_layout_spec
@@ -48,7 +50,7 @@ class Comparison:
     results: dict[str, list[dict]] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)  # task or "fusion_quality" -> Markdown
     files: list[Path] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # fusion, training, scoring (seconds)
+    timings: dict[str, float] = field(default_factory=dict)  # fusion, training, scoring, bootstrap (seconds)
 
 
 @dataclass
@@ -71,6 +73,10 @@ class ComparisonSettings:
     overwrite: bool = False
     fused_root: str | Path | None = None
     verbose: bool = False
+    # the paired bootstrap: every method against ``reference`` (None: the better of ir and vi)
+    reference: str | None = None
+    resamples: int = 1000  # per seed pair; 0: no difference column
+    bootstrap_seed: int = 0
 
     @classmethod
     def from_options(cls, **options: Any) -> "ComparisonSettings":
@@ -179,11 +185,12 @@ def compare_methods(methods: str | Sequence[str], out: str | Path, settings: Com
                             "train + test", "run", settings.progress, _unit_line)
             comparison.timings["training"] = time.perf_counter() - t1
         t2 = time.perf_counter()
+        comparison.timings["bootstrap"] = 0.0
         for task in tasks:
             _task_tables(comparison, task, [done[(task.name, s, seed)] for s in specs for seed in units.seeds],
-                         units.out)
+                         units)
         _figures(comparison, tasks[-1], units)
-        comparison.timings["scoring"] = time.perf_counter() - t2
+        comparison.timings["scoring"] = time.perf_counter() - t2 - comparison.timings["bootstrap"]
     return comparison
 
 
@@ -200,6 +207,9 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
                           "run twice is the same run: counted twice, it would shrink the spread)")
     tasks = settings.tasks()
     specs = parse_methods(methods)
+    if settings.reference is not None and settings.reference not in [method_label(s) for s in specs]:
+        raise ConfigError(f"--reference {settings.reference}: not one of the compared methods "
+                          f"({', '.join(method_label(s) for s in specs)})")
     weights = method_weights(specs, settings.weights)
     resolved = check_methods(specs, weights, [settings.data.get(t.name) for t in tasks])
     settings.device = resolve_device(settings.device)
@@ -215,13 +225,18 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
     return tasks, _Units(out, settings, sources, fused_dirs, weights, tuple(seeds))
 
 
-def _task_tables(comparison: Comparison, task: Task, results: list[dict], out: Path) -> None:
-    """The task's table (mean ± std over seeds) in Markdown, CSV and JSON, and its bar chart."""
+def _task_tables(comparison: Comparison, task: Task, results: list[dict], units: _Units) -> None:
+    """The task's table (mean ± std over seeds, each method's paired difference to the reference) in
+    Markdown, CSV and JSON, and its bar chart."""
+    out, s = units.out, units.settings
     comparison.results[task.name] = results
     columns = task.table_columns(results)
     table = aggregate(results, columns)
-    comparison.tables[task.name] = markdown_table(table, columns)
-    comparison.files += _write_table(out / "tables" / task.name, table, columns, comparison.tables[task.name])
+    paired = paired_column(task, results, pooled_means(table, task.metric),
+                           BootstrapSettings(s.reference, s.resamples, s.bootstrap_seed))
+    comparison.timings["bootstrap"] += paired.seconds if paired is not None else 0.0
+    comparison.tables[task.name] = markdown_table(table, columns, paired=paired)
+    comparison.files += _write_table(out / "tables" / task.name, table, columns, comparison.tables[task.name], paired)
     comparison.files.append(bar_chart(table, task.metric, out / "plots" / f"{task.name}_{task.plot_stem}.png",
                                       task.title))
 
@@ -276,9 +291,9 @@ def _unit_line(key: tuple[str, str, int], r: dict) -> str:
     return f"{name} {method_label(spec)} seed {seed}: {get_task(name).summary(r)}"
 
 
-def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str) -> list[Path]:
-    files = {stem.with_suffix(".md"): md + "\n", stem.with_suffix(".csv"): csv_table(table, columns),
-             stem.with_suffix(".json"): json_table(table, columns)}
+def _write_table(stem: Path, table: dict, columns: Sequence[str], md: str, paired: Any = None) -> list[Path]:
+    files = {stem.with_suffix(".md"): md + "\n", stem.with_suffix(".csv"): csv_table(table, columns, paired),
+             stem.with_suffix(".json"): json_table(table, columns, paired)}
     for path, text in files.items():
         atomic_write_text(path, text)
     return list(files)

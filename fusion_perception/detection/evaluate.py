@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from fusion_perception.files import atomic_write_text
 from fusion_perception.detection.data import SPLITS, clean_boxes, image_size, read_names
@@ -25,6 +25,9 @@ from fusion_perception.metrics.detection import (
     evaluate_coco,
     evaluate_groups,
 )
+
+if TYPE_CHECKING:
+    from fusion_perception.metrics.detection_resampling import DetectionScores
 
 _LOG = logging.getLogger(__name__)
 Boxes = list[tuple[int, float, float, float, float, float]]  # (class, score, x1, y1, x2, y2) per box
@@ -163,4 +166,23 @@ def _ground_truth(run: dict[str, Any], split: str,
     return entries, paths, [by_name[n].condition for n in split_names]
 
 
-__all__ = ["evaluate_run", "predict_images", "result_boxes", "to_detections"]
+def image_scores(result: dict[str, Any]) -> "DetectionScores":
+    """A scored run's per-image matching (its stored ``ground_truth.json`` and ``predictions.json``),
+    checked against the run's mAP@0.5: what the paired bootstrap of a comparison resamples."""
+    from fusion_perception.metrics.bootstrap import whole_split
+    from fusion_perception.metrics.detection_resampling import DetectionScores
+
+    files = result.get("files") or {}
+    for key in ("ground_truth", "predictions"):
+        if not files.get(key) or not Path(files[key]).is_file():
+            raise DatasetError(Path(files.get(key) or result.get("run_dir", ".")),
+                               f"the run's {key.replace('_', ' ')} file is missing (tools/eval_det.py --run RUN writes it)")
+    scores = DetectionScores.from_files(files["ground_truth"], files["predictions"])
+    whole = float(scores.resampled(whole_split(len(scores.images)))[0])
+    if abs(whole - float(result["mAP50"])) > 1e-6:
+        raise DatasetError(Path(files["predictions"]), f"scores mAP@0.5 {100 * whole:.2f}, the run's results "
+                                                       f"{100 * float(result['mAP50']):.2f} (evaluated again since?)")
+    return scores
+
+
+__all__ = ["evaluate_run", "image_scores", "predict_images", "result_boxes", "to_detections"]

@@ -210,6 +210,11 @@ class DetectionTask(Task):
         values = {**result["per_class_AP50"], **by_condition, self.metric: result["mAP50"]}
         return {c: math.nan if values.get(c) is None else float(values[c]) for c in self.table_columns([result])}
 
+    def image_scores(self, result: dict[str, Any]) -> Any:
+        from fusion_perception.detection.evaluate import image_scores
+
+        return image_scores(result)
+
 
 def default_out(label: str, seed: int, config_name: str = DEFAULT_CONFIG) -> Path:
     """``work_dirs/det/<config>/<method>_seed<S>``: runs of other configs do not share a folder."""

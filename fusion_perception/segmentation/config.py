@@ -123,7 +123,10 @@ def fill_config(cfg: Any, plan: Any) -> None:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if cfg.get("test_evaluator"):
+        from fusion_perception.segmentation.metric import PER_IMAGE_FILE
+
         cfg.test_evaluator.pred_dir = str(out / "predictions")
+        cfg.test_evaluator.per_image_file = str(out / PER_IMAGE_FILE)  # what a comparison's bootstrap resamples
         if plan.options.num_pred_images is not None:
             cfg.test_evaluator.num_pred_images = int(plan.options.num_pred_images)
     # param schedulers with no end run to the last epoch

@@ -7,13 +7,40 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from fusion_perception.errors import DatasetError, OutputError, check_input_file
+from fusion_perception.segmentation.metric import PER_IMAGE_FILE
 
-__all__ = ["evaluate_segmentation", "test_runner", "test_scores"]
+if TYPE_CHECKING:
+    from fusion_perception.metrics.bootstrap import SegmentationScores
+
+__all__ = ["evaluate_segmentation", "image_scores", "test_runner", "test_scores"]
+
+
+def image_scores(result: dict[str, Any]) -> "SegmentationScores":
+    """A finished run's per-image confusion matrices (``PER_IMAGE_FILE`` beside its results.json),
+    checked against the run's own matrix. Runs scored before the file existed lack it: ``DatasetError``
+    (``tools/eval_seg.py --run RUN`` writes one under ``RUN/eval/<checkpoint>``)."""
+    from fusion_perception.metrics.bootstrap import SegmentationScores
+
+    folder = Path(result.get("results_dir") or result.get("run_dir") or ".")
+    path = folder / PER_IMAGE_FILE
+    if not path.is_file():
+        ckpt = Path(result["checkpoint"]).stem if result.get("checkpoint") else None
+        again = folder / "eval" / ckpt / PER_IMAGE_FILE if ckpt else None
+        if again is None or not again.is_file():
+            raise DatasetError(path, "no per-image confusion matrices (a run scored before they were kept; "
+                                     f"tools/eval_seg.py --run {folder} writes them)")
+        path = again
+    with np.load(path, allow_pickle=False) as data:
+        names, confusion = tuple(str(n) for n in data["names"]), data["confusion"]
+    if confusion.sum(axis=0).tolist() != result.get("confusion_matrix"):
+        raise DatasetError(path, "its per-image matrices do not add up to the run's confusion matrix")
+    return SegmentationScores(names, confusion)
 
 
 def test_runner(runner: Any, device: str) -> tuple[dict[str, Any], float]:
@@ -101,6 +128,7 @@ def _test_config(config: Path, ckpt: Path, out: Path, num_pred_images: int | Non
     cfg.resume = False
     cfg.load_from = str(ckpt)
     cfg.test_evaluator.pred_dir = str(out / "predictions")
+    cfg.test_evaluator.per_image_file = str(out / PER_IMAGE_FILE)
     if num_pred_images is not None:
         cfg.test_evaluator.num_pred_images = int(num_pred_images)
     # Evaluation needs no training parts (and must not build them).

@@ -16,7 +16,10 @@ from fusion_perception.data.image_io import write_image
 from fusion_perception.metrics.segmentation import confusion_matrix, iou_from_confusion
 from fusion_perception.segmentation.report import colorize, palette_legend, prediction_panel
 
-__all__ = ["SegIoUMetric"]
+__all__ = ["PER_IMAGE_FILE", "SegIoUMetric", "write_per_image"]
+
+# Beside a run's results.json: each test image's confusion matrix (what the paired bootstrap resamples).
+PER_IMAGE_FILE = "per_image_confusion.npz"
 
 
 @METRICS.register_module()
@@ -29,6 +32,8 @@ class SegIoUMetric(BaseMetric):
     and are excluded from mIoU (see :mod:`fusion_perception.metrics.segmentation`).
 
     Returned keys: ``mIoU`` and ``IoU.<class>``; the summed matrix stays in ``last_confusion``.
+    With ``per_image_file`` set, the per-image matrices are written there (:func:`write_per_image`:
+    what the paired bootstrap of a comparison resamples).
     With ``pred_dir`` set, the first ``num_pred_images`` samples are also written as PNGs in the
     dataset's palette (``<name>_pred.png``) and panels (``<name>_panel.png``: fused | ground truth |
     prediction).
@@ -45,6 +50,7 @@ class SegIoUMetric(BaseMetric):
         num_pred_images: int = 0,
         collect_device: str = "cpu",
         prefix: str | None = None,
+        per_image_file: str | None = None,
     ):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.num_classes = int(num_classes)
@@ -52,6 +58,7 @@ class SegIoUMetric(BaseMetric):
         self.class_names = tuple(class_names) if class_names else None
         self.pred_dir = Path(pred_dir) if pred_dir else None
         self.num_pred_images = int(num_pred_images)
+        self.per_image_file = Path(per_image_file) if per_image_file else None
         self._saved = 0
         self.last_confusion: torch.Tensor | None = None
 
@@ -71,7 +78,7 @@ class SegIoUMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             cm = confusion_matrix(s["pred"], s["gt"], self.num_classes, self.ignore_index)
-            self.results.append(cm.cpu())
+            self.results.append((str(s.get("name", len(self.results))), cm.cpu()))
             if self.pred_dir is not None and self._saved < self.num_pred_images:
                 self._save_picture(s)
                 self._saved += 1
@@ -91,11 +98,27 @@ class SegIoUMetric(BaseMetric):
             write_image(legend, palette_legend(self._names(), palette))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
-        cm = torch.stack(results).sum(0) if results else torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+        per_image = torch.stack([cm for _, cm in results]) if results else \
+            torch.zeros(0, self.num_classes, self.num_classes, dtype=torch.long)
+        cm = per_image.sum(0)
         self.last_confusion = cm
+        if self.per_image_file is not None:
+            write_per_image(self.per_image_file, [name for name, _ in results], per_image)
         per_class, miou = iou_from_confusion(cm)
         out = {"mIoU": float(miou)}
         for name, v in zip(self._names(), per_class.tolist()):
             out[f"IoU.{name}"] = float(v)
         self._saved = 0  # the next evaluation writes its pictures again
         return out
+
+
+def write_per_image(path: str | Path, names: Sequence[str], confusion: torch.Tensor) -> Path:
+    """``names`` (one per test image) and their ``(N, C, C)`` confusion matrices, compressed, atomically."""
+    import io
+
+    from fusion_perception.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, names=np.array(list(names), dtype=str), confusion=confusion.cpu().numpy().astype(np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

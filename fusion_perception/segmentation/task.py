@@ -223,6 +223,11 @@ class SegmentationTask(Task):
         return super().table_values({**result["per_class_IoU"], "classes": self.table_columns([result])[:-1],
                                      self.metric: result["mIoU"]})
 
+    def image_scores(self, result: dict[str, Any]) -> Any:
+        from fusion_perception.segmentation.evaluate import image_scores
+
+        return image_scores(result)
+
 
 def _settings(request: RunRequest, label: str, source: Path, method: Any, cfg: Any, cfg_name: str) -> dict[str, Any]:
     """What the run depends on (a finished run is reused only when they match)."""

@@ -29,6 +29,11 @@ extra fields that readers ignore::
 and in the MSRS sidecar JSON (class, box, thermal, lit, visibility). Image ``i`` depends only on
 ``(seed, task, i)``, so a smaller ``count`` gives a prefix of a larger one, byte for byte.
 
+``held_out``: that many further scenes (indices ``count`` on) for testing only, leaving the first
+``count`` as they are: MSRS puts them in ``test/``; M3FD, which has no split of its own, holds them
+as further pairs (names ``count`` on), which the user's split puts in its test list (the demo's
+larger test sets).
+
 :func:`default_root` / :func:`ensure_default` give the synthetic default (200 pairs per task at
 320x256, seed 0) under ``./data/synthetic`` (or ``$FUSION_PERCEPTION_DATA``), generated once.
 """
@@ -54,6 +59,7 @@ from fusion_perception.synthetic.objects import (
 )
 from fusion_perception.synthetic.render import clip_box, render_scene
 from fusion_perception.errors import ConfigError, OutputError
+from fusion_perception.files import replace_dir
 from fusion_perception.outputs import check_output_dir
 from fusion_perception.record import describe_changes, refuse_to_replace
 
@@ -146,13 +152,13 @@ def _objects_json(scene: Scene) -> list[dict]:
     return out
 
 
-def _write_det(root: Path, count: int, size: tuple[int, int], seed: int, progress: bool) -> dict:
+def _write_det(root: Path, count: int, size: tuple[int, int], seed: int, progress: bool, held_out: int = 0) -> dict:
     for d in ("Ir", "Vis", "Annotation"):
         (root / d).mkdir(parents=True)
     classes: Counter = Counter()
     times: Counter = Counter()
     seen: Counter = Counter()
-    for i in tqdm(range(count), desc="synthetic M3FD", disable=not progress, leave=False):
+    for i in tqdm(range(count + held_out), desc="synthetic M3FD", disable=not progress, leave=False):
         scene = _scene(seed, "det", i, size)
         name = f"{i:05d}"
         (root / "Ir" / f"{name}.png").write_bytes(_png(np.repeat(scene.ir[..., None], 3, axis=2), _PNG_GRAY3))
@@ -161,11 +167,11 @@ def _write_det(root: Path, count: int, size: tuple[int, int], seed: int, progres
         times["night" if scene.night else "day"] += 1
         classes.update(o.label for o in scene.objects if o.label is not None)
         seen.update(_visibility_class(o) for o in scene.objects if o.label is not None)
-    return {"pairs": count, "time": dict(sorted(times.items())),
+    return {"pairs": count + held_out, "time": dict(sorted(times.items())),
             "objects": {c: classes[c] for c in M3FD_CLASSES}, "visible_in": _seen(seen)}
 
 
-def _write_seg(root: Path, count: int, size: tuple[int, int], seed: int, progress: bool) -> dict:
+def _write_seg(root: Path, count: int, size: tuple[int, int], seed: int, progress: bool, held_out: int = 0) -> dict:
     splits = {"train": {}, "test": {}}
     for s in splits:
         for d in ("ir", "vi", "Segmentation_labels"):
@@ -174,9 +180,9 @@ def _write_seg(root: Path, count: int, size: tuple[int, int], seed: int, progres
     classes: Counter = Counter()
     seen: Counter = Counter()
     times: dict[str, Counter] = {s: Counter() for s in splits}
-    for i in tqdm(range(count), desc="synthetic MSRS", disable=not progress, leave=False):
+    for i in tqdm(range(count + held_out), desc="synthetic MSRS", disable=not progress, leave=False):
         scene = _scene(seed, "seg", i, size)
-        split = "test" if i % 4 == 3 else "train"
+        split = "test" if i % 4 == 3 or i >= count else "train"
         name = f"{i:05d}{'N' if scene.night else 'D'}"
         lut = np.zeros(len(scene.objects) + 1, np.uint8)  # owner index + 1 -> class id
         for j, obj in enumerate(scene.objects):
@@ -216,7 +222,7 @@ def _check_args(task: str, count: int, size: tuple[int, int]) -> tuple[list[str]
 
 def generate(out: str | Path, task: str = "both", count: int = DEFAULT_COUNT,
              size: tuple[int, int] = DEFAULT_SIZE, seed: int = DEFAULT_SEED, *,
-             progress: bool = False, overwrite: bool = False) -> dict[str, Path]:
+             progress: bool = False, overwrite: bool = False, held_out: int = 0) -> dict[str, Path]:
     """Write ``count`` synthetic pairs per task under ``out``; return ``{"m3fd": path, "msrs": path}``.
 
     ``task``: ``"det"`` (``out/m3fd``, M3FD layout), ``"seg"`` (``out/msrs``, MSRS layout) or
@@ -224,11 +230,14 @@ def generate(out: str | Path, task: str = "both", count: int = DEFAULT_COUNT,
     Each task's folder is written into a hidden temporary folder and renamed into place when
     complete, so an interrupted run never leaves a half-written set. A folder already there is
     kept when it was made with the same arguments; one made otherwise (or not by this generator)
-    is replaced only with ``overwrite``.
+    is replaced only with ``overwrite``. ``held_out``: further scenes for testing only (see above).
     """
     tasks, size = _check_args(task, count, size)
+    if int(held_out) < 0:
+        raise ConfigError(f"held_out must be at least 0, not {held_out}")
     out = check_output_dir(out)
-    wanted = {"version": GENERATOR_VERSION, "count": int(count), "size": list(size), "seed": int(seed)}
+    wanted = {"version": GENERATOR_VERSION, "count": int(count), "size": list(size), "seed": int(seed),
+              **({"held_out": int(held_out)} if held_out else {})}  # absent from sets without any
     for t in tasks:
         _check_replace(out / _SUBDIR[t], {**wanted, "task": t}, overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,12 +251,13 @@ def generate(out: str | Path, task: str = "both", count: int = DEFAULT_COUNT,
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
             writer = _write_det if t == "det" else _write_seg
-            summary = writer(tmp, int(count), size, int(seed), progress)
+            summary = writer(tmp, int(count), size, int(seed), progress, int(held_out))
             marker = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION,
                       "task": t, "layout": sub, "count": int(count), "size": list(size), "seed": int(seed),
+                      **({"held_out": int(held_out)} if held_out else {}),
                       "low_visibility": LOW_VISIBILITY, **summary}
             (tmp / _MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-            _replace_dir(tmp, out / sub)
+            replace_dir(tmp, out / sub)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -264,7 +274,7 @@ def _marker(folder: Path) -> dict | None:
 
 
 def _same_set(marker: dict, wanted: dict) -> bool:
-    return all(marker.get(k) == v for k, v in wanted.items())
+    return all(marker.get(k) == v for k, v in wanted.items()) and marker.get("held_out", 0) == wanted.get("held_out", 0)
 
 
 def _check_replace(folder: Path, wanted: dict, overwrite: bool) -> None:
@@ -276,19 +286,9 @@ def _check_replace(folder: Path, wanted: dict, overwrite: bool) -> None:
         raise OutputError(folder, "exists and is not a synthetic set made here (no synthetic.json); pass "
                                   "--overwrite to replace it, or give another --out to keep it")
     if not _same_set(marker, wanted):
-        before = {k: marker.get(k) for k in wanted}
+        wanted = {**wanted, "held_out": wanted.get("held_out", 0)}
+        before = {k: marker.get(k, 0 if k == "held_out" else None) for k in wanted}
         raise refuse_to_replace(folder, "a synthetic set", describe_changes(before, wanted))
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished folder into place; an existing one is moved aside first, then deleted."""
-    old = None
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
-        os.replace(dst, old / dst.name)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def default_root() -> Path:
@@ -316,7 +316,7 @@ def _is_default(folder: Path, task: str) -> bool:
     except (OSError, ValueError):
         return False
     return (m.get("version") == GENERATOR_VERSION and m.get("task") == task and m.get("count") == DEFAULT_COUNT
-            and tuple(m.get("size", ())) == DEFAULT_SIZE and m.get("seed") == DEFAULT_SEED)
+            and tuple(m.get("size", ())) == DEFAULT_SIZE and m.get("seed") == DEFAULT_SEED and not m.get("held_out"))
 
 
 def ensure_default(task: str = "both") -> Path:
