@@ -67,12 +67,26 @@ def test_a_wrong_or_missing_checkpoint_stops_every_tool_in_one_line(weights, tmp
          "error: seafusion needs its authors' weights, which the toolkit does not ship: pass --weights PATH"),
         ("compare_methods", ["--task", "seg", "--methods", "ir,tardal", "--weights", f"tardal={weights['seafusion']}",
                              "--out", out], f"error: {weights['seafusion']}: not TarDAL weights"),
+        ("demo", ["--weights", f"didfuse={weights['seafusion']}", "--out", out],
+         f"error: {weights['seafusion']}: names neither an encoder"),
     ]
     for tool, args, words in cases:
         r = _tool(tool, *args)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(words), (tool, r.stderr[-2000:])
         assert not out.exists()  # nothing run, nothing written
+
+
+def test_the_demo_gains_the_rows_of_the_methods_given_weights(weights):
+    from fusion_perception.comparison.demo import DEMO_METHODS, demo_methods
+    from fusion_perception.errors import ConfigError
+
+    given = {"tardal": str(weights["tardal"]), "didfuse": str(weights["didfuse"])}
+    assert demo_methods(DEMO_METHODS, given) == ([*DEMO_METHODS, "tardal", "didfuse"], given)
+    assert demo_methods(DEMO_METHODS, None) == (list(DEMO_METHODS), {})  # runnable without them
+    assert demo_methods(["ir", "tardal"], given)[0] == ["ir", "tardal", "didfuse"]  # each row once
+    with pytest.raises(ConfigError, match="choose one"):
+        demo_methods(DEMO_METHODS, {"emma": "EMMA.pth"}, train_emma=True)
 
 
 def test_weights_of_several_methods_in_one_flag():

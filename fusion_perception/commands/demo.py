@@ -2,7 +2,8 @@
 
 Generates the synthetic IR/visible scenes, fuses them with EMMA (the toolkit's checkpoint; --train-emma
 trains one), the classical methods, IR and VI, trains a small YOLO detector and a small DeepLabV3+
-segmenter on each method's fused images, and prints the detection (mAP@0.5), segmentation (mIoU) and
+segmenter on each method's fused images (and DIDFuse, TarDAL or SeAFusion when --weights gives their
+authors' weights), and prints the detection (mAP@0.5), segmentation (mIoU) and
 fusion-quality tables (target retention included), each method with its difference to the better
 single modality (--reference) and the 95% interval of a paired bootstrap over the test images. On a
 CPU, as many runs train at once as there are cores (up to 4), one thread each. The terminal shows a
@@ -32,6 +33,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--train-emma", action="store_true",
                    help="train EMMA here (sensing nets, then the U-Fuser; the recipe of the toolkit's checkpoint, "
                         "about 35 minutes on 2 cores) instead of using the committed checkpoint")
+    cli.add_method_weights(p)  # the learned fusers' rows appear when their weights are given
     cli.add_overwrite(p, "runs in --out")
     cli.add_paired(p)
     cli.add_no_progress(p)
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_demo(args.out, args.methods.split(","), args.device, seeds=args.seeds, overwrite=args.overwrite,
                       train_emma=args.train_emma, verbose=args.verbose, progress=not args.no_progress,
+                      weights=args.weights,
                       reference=args.reference, resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
     for key, md in result.tables.items():
         print(f"\n## {TITLES.get(key, key)}\n\n{md}")

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from fusion_perception.comparison.compare import Comparison, ComparisonSettings, compare_methods
 from fusion_perception.devices import resolve_device
@@ -51,7 +51,7 @@ def train_demo_emma(out: Path, verbose: bool = False, progress: bool = True) -> 
 def run_demo(
     out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str | None = None,
     seeds: Sequence[int] = (0,), overwrite: bool = False, train_emma: bool = False, verbose: bool = False,
-    progress: bool = True, **comparison: Any,
+    progress: bool = True, weights: Mapping[str, str] | None = None, **comparison: Any,
 ) -> Comparison:
     """The demo's comparison on the synthetic default; ``Comparison.timings`` says where the time went.
 
@@ -60,11 +60,14 @@ def run_demo(
     say), which are refused otherwise. ``comparison``: more fields of
     :class:`~fusion_perception.comparison.compare.ComparisonSettings`, such as the tables' paired
     difference column (``reference``, default the better of IR and VI; ``resamples``; ``bootstrap_seed``).
+    ``weights``: a method's checkpoint by name (``tardal=PATH``, ``emma=PATH``); a method given weights
+    that ``methods`` lacks gains its rows (the learned fusers, whose weights the toolkit does not ship).
     """
     from fusion_perception.console import stage
     from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     out = check_output_dir(out)
+    methods, weights = demo_methods(methods, weights, train_emma)
     reference = comparison.get("reference")
     if reference is not None and reference not in [method_label(m) for m in methods]:  # before any work
         raise ConfigError(f"--reference {reference}: not one of the compared methods ({', '.join(methods)})")
@@ -74,8 +77,7 @@ def run_demo(
     steps["synthetic data"] = time.perf_counter() - t0
     stage(f"synthetic data: {data['det'].parent} (the default's 200 pairs per task + {DEMO_HELD_OUT} held-out "
           f"test pairs each, {steps['synthetic data']:.0f} s)")
-    weights = {}
-    if "emma" in methods:
+    if "emma" in methods and "emma" not in weights:
         if train_emma:
             t = time.perf_counter()
             stage("EMMA: training the sensing nets, then the U-Fuser (configs/{sensing,emma}/small_cpu.py)")
@@ -95,6 +97,20 @@ def run_demo(
         device=device, jobs=jobs, overwrite=overwrite, verbose=verbose, progress=progress, **comparison))
     result.timings = {**steps, **result.timings, "total": time.perf_counter() - t0}
     return result
+
+
+def demo_methods(methods: Sequence[str], weights: Mapping[str, str] | None,
+                 train_emma: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The demo's methods and their weights: ``methods`` and, after them, every method given weights
+    that they lack. The given weights are checked here (a wrong checkpoint fails before any work)."""
+    from fusion_perception.comparison.compare import check_methods, parse_methods
+
+    weights = dict(weights or {})
+    if train_emma and "emma" in weights:
+        raise ConfigError("--train-emma trains the demo's EMMA; --weights emma=... gives one: choose one of them")
+    methods = parse_methods([*methods, *(m for m in weights if m not in methods)])
+    check_methods(list(weights), weights)
+    return methods, weights
 
 
 def demo_data(out: Path, seeds: Sequence[int], data_root: Path | None = None) -> dict[str, Path]:
