@@ -212,8 +212,8 @@ def test_both_toy_layouts_run_through_the_comparison(toy_layouts, tmp_path):
                     fused_root=tmp_path / "fused")
     det_md = (out / "tables" / "det.md").read_text().splitlines()
     seg_md = (out / "tables" / "seg.md").read_text().splitlines()
-    assert det_md[0] == "| Method | cart | walker | mAP@0.5 |"
-    assert seg_md[0] == "| Method | ground | lane | post | sign | mIoU |"
+    assert det_md[0] == "| Method | cart | walker | mAP@0.5 | Δ mAP@0.5 vs ir |"  # the paired column
+    assert seg_md[0] == "| Method | ground | lane | post | sign | mIoU | Δ mIoU vs ir |"
     assert [row.split(" |")[0] for row in det_md[2:4]] == [row.split(" |")[0] for row in seg_md[2:4]] == ["| ir", "| max"]
     assert set(json.loads((out / "tables" / "seg.json").read_text())["max"]) == {"ground", "lane", "post", "sign",
                                                                                 "mIoU"}

@@ -354,7 +354,7 @@ def test_the_comparison_breaks_detection_down_by_condition(tmp_path):
     assert results["num_images"] == 2 and {c: m["num_images"] for c, m in results["by_condition"].items()} == {
         "day": 1, "night": 1}
     header = (out / "tables" / "det.md").read_text().splitlines()[0]
-    assert header == "| Method | cart | sign | walker | mAP@0.5 day | mAP@0.5 night | mAP@0.5 |"
+    assert header == "| Method | cart | sign | walker | mAP@0.5 day | mAP@0.5 night | mAP@0.5 | Δ mAP@0.5 vs ir |"
     tables = {s: json.loads((out / "tables" / f"{s}.json").read_text()) for s in ("fusion_quality", "target_retention")}
     scores = method_scores(tables["fusion_quality"], tables["target_retention"])
     assert scores["ir"]["IR-only retention"] == pytest.approx(1.0) and "Qabf" in scores["max"]

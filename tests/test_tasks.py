@@ -101,7 +101,7 @@ def test_a_task_in_one_new_file_runs_through_compare_methods(toy_task, synthetic
     assert ir["label"] == "ir" and vi["label"] == "vi" and 0.0 <= ir["bright"] <= 1.0
     # the comparison's table and bar chart, in the task's columns
     md = (out / "tables" / "toy.md").read_text()
-    assert md.splitlines()[0] == "| Method | bright |" and f"{100 * ir['bright']:.1f}" in md
+    assert md.splitlines()[0] == "| Method | bright | Δ bright vs vi |" and f"{100 * ir['bright']:.1f}" in md
     assert result.tables["toy"] == md.rstrip("\n")
     assert json.loads((out / "tables" / "toy.json").read_text())["vi"]["bright"]["mean"] == vi["bright"]
     for png in ("toy_bright.png", "qualitative.png"):
@@ -131,7 +131,8 @@ def test_the_compare_command_runs_a_task_an_import_registers(toy_task, synthetic
                             "--no-quality", "--out", str(tmp_path / "cmp"), "--fused-root", str(tmp_path / "fused")])
         assert rc == 0
         assert "## toy" in capsys.readouterr().out
-        assert (tmp_path / "cmp" / "tables" / "toy.md").read_text().splitlines()[0] == "| Method | bright |"
+        assert (tmp_path / "cmp" / "tables" / "toy.md").read_text().splitlines()[0] == \
+            "| Method | bright | Δ bright vs vi |"
         assert commands.main(["compare", "--task", "nosuch", "--methods", "ir", "--out", str(tmp_path / "x")]) == 2
         assert capsys.readouterr().err.strip() == "error: --task nosuch: no such task; choose det, seg, toy or both"
     finally:

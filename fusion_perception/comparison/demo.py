@@ -51,7 +51,7 @@ def train_demo_emma(out: Path, verbose: bool = False, progress: bool = True) -> 
 def run_demo(
     out: str | Path = "outputs/demo", methods: Sequence[str] = DEMO_METHODS, device: str | None = None,
     seeds: Sequence[int] = (0,), overwrite: bool = False, train_emma: bool = False, verbose: bool = False,
-    progress: bool = True, weights: Mapping[str, str] | None = None, **comparison: Any,
+    progress: bool = True, **comparison: Any,
 ) -> Comparison:
     """The demo's comparison on the synthetic default; ``Comparison.timings`` says where the time went.
 
@@ -60,14 +60,15 @@ def run_demo(
     say), which are refused otherwise. ``comparison``: more fields of
     :class:`~fusion_perception.comparison.compare.ComparisonSettings`, such as the tables' paired
     difference column (``reference``, default the better of IR and VI; ``resamples``; ``bootstrap_seed``).
-    ``weights``: a method's checkpoint by name (``tardal=PATH``, ``emma=PATH``); a method given weights
-    that ``methods`` lacks gains its rows (the learned fusers, whose weights the toolkit does not ship).
+    ``comparison["weights"]``: a method's checkpoint by name (``tardal=PATH``, ``emma=PATH``); a method
+    given weights that ``methods`` lacks gains its rows (the learned fusers, whose weights the toolkit
+    does not ship).
     """
     from fusion_perception.console import stage
     from fusion_perception.emma.weights import DEFAULT_EMMA_WEIGHTS
 
     out = check_output_dir(out)
-    methods, weights = demo_methods(methods, weights, train_emma)
+    methods, weights = demo_methods(methods, comparison.pop("weights", None), train_emma)
     reference = comparison.get("reference")
     if reference is not None and reference not in [method_label(m) for m in methods]:  # before any work
         raise ConfigError(f"--reference {reference}: not one of the compared methods ({', '.join(methods)})")
