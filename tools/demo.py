@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The pipeline's main job on the built-in synthetic default (about 5 minutes on a 2-core CPU).
+"""The pipeline's main job on the built-in synthetic default (about 11 minutes on a 2-core CPU).
 
 The same as ``fusion-perception demo`` (fusion_perception/commands/demo.py).
 """

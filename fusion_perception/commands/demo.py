@@ -1,4 +1,4 @@
-"""The pipeline's main job on the built-in synthetic default (about 5 minutes on a 2-core CPU).
+"""The pipeline's main job on the built-in synthetic default (about 11 minutes on a 2-core CPU).
 
 Generates the synthetic IR/visible scenes, fuses them with EMMA (the toolkit's checkpoint; --train-emma
 trains one), the classical methods, IR and VI, trains a small YOLO detector and a small DeepLabV3+
