@@ -182,3 +182,18 @@ def test_degenerate_and_bad_inputs():
         fq.compute_fusion_metrics(flat, flat, flat, names=("PSNR",))
     with pytest.raises(ValueError, match="one channel"):
         fq.compute_fusion_metrics(flat, flat, torch.zeros(1, 3, 48, 48))
+
+
+@pytest.mark.parametrize("size", [(480, 640), (256, 320), (77, 100)])
+def test_scd_of_a_source_itself_is_undefined_not_a_rounding_residue(size):
+    """F = VI (or IR) makes F - VI zero, so corr(IR, F - VI) has no value: SCD is undefined. Before, the
+    variance of F - VI, expanded from sums of products, was left as a rounding residue and SCD came
+    out 0.71 on random images and inf on a real MSRS pair (00416D), which made the table's mean inf.
+    A fused image a gray level of noise away from VI still has its SCD."""
+    g = torch.Generator().manual_seed(size[0])
+    for _ in range(5):
+        ir = torch.rand(1, 1, *size, generator=g) * 255
+        vi = (torch.rand(1, 1, *size, generator=g) * 255).round()
+        assert math.isnan(fq.scd(ir, vi, vi).item()) and math.isnan(fq.scd(ir, vi, ir).item())
+        noisy = (vi + torch.rand(1, 1, *size, generator=g) - 0.5).clamp(0, 255)
+        assert math.isfinite(fq.scd(ir, vi, noisy).item()) and math.isfinite(fq.scd(ir, vi, (ir + vi) / 2).item())

@@ -132,6 +132,11 @@ def scd(ir: Tensor, vi: Tensor, fused: Tensor) -> Tensor:
     g_f = fx @ src.transpose(1, 2)  # (B, 1, 2): of f with a and b
     aa, bb, ab = g_src[:, 0, 0], g_src[:, 1, 1], g_src[:, 0, 1]
     af, bf, ff = g_f[:, 0, 0], g_f[:, 0, 1], fx.square().sum((1, 2))
-    corr_a = (af - ab) / (aa * (ff - 2 * bf + bb)).sqrt()  # corr(a, f - b)
-    corr_b = (bf - ab) / (bb * (ff - 2 * af + aa)).sqrt()  # corr(b, f - a)
+    var_fb, var_fa = ff - 2 * bf + bb, ff - 2 * af + aa  # of f - b and f - a, times N
+    # F equal to a source: its difference is 0, left as rounding residue by the expansion above
+    # (measured: 0.71 or inf instead of undefined); below 1e-9 of the images' own variance, undefined.
+    tiny = 1e-9 * (aa + bb + ff)
+    var_fb, var_fa = var_fb.where(var_fb > tiny, torch.nan), var_fa.where(var_fa > tiny, torch.nan)
+    corr_a = (af - ab) / (aa * var_fb).sqrt()  # corr(a, f - b)
+    corr_b = (bf - ab) / (bb * var_fa).sqrt()  # corr(b, f - a)
     return corr_a + corr_b
