@@ -216,4 +216,4 @@ def test_both_toy_layouts_run_through_the_comparison(toy_layouts, tmp_path):
     assert seg_md[0] == "| Method | ground | lane | post | sign | mIoU | Δ mIoU vs ir |"
     assert [row.split(" |")[0] for row in det_md[2:4]] == [row.split(" |")[0] for row in seg_md[2:4]] == ["| ir", "| max"]
     assert set(json.loads((out / "tables" / "seg.json").read_text())["max"]) == {"ground", "lane", "post", "sign",
-                                                                                "mIoU"}
+                                                                                "mIoU", "paired_difference"}
