@@ -118,6 +118,13 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
     return specs
 
 
+def check_reference(reference: str | None, specs: Sequence[str]) -> None:
+    """The paired column's reference (``None``: the better of ir and vi) must be a compared method."""
+    labels = [method_label(s) for s in specs]
+    if reference is not None and reference not in labels:
+        raise ConfigError(f"--reference {reference}: not one of the compared methods ({', '.join(labels)})")
+
+
 def method_weights(specs: Sequence[str], weights: dict[str, str] | None) -> dict[str, str | None]:
     """The fusion checkpoint for each method (``weights`` maps a label to a path)."""
     weights = dict(weights or {})
@@ -207,9 +214,7 @@ def _plan(methods: str | Sequence[str], out: str | Path, settings: ComparisonSet
                           "run twice is the same run: counted twice, it would shrink the spread)")
     tasks = settings.tasks()
     specs = parse_methods(methods)
-    if settings.reference is not None and settings.reference not in [method_label(s) for s in specs]:
-        raise ConfigError(f"--reference {settings.reference}: not one of the compared methods "
-                          f"({', '.join(method_label(s) for s in specs)})")
+    check_reference(settings.reference, specs)
     weights = method_weights(specs, settings.weights)
     resolved = check_methods(specs, weights, [settings.data.get(t.name) for t in tasks])
     settings.device = resolve_device(settings.device)

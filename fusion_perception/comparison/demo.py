@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fusion_perception.comparison.compare import Comparison, ComparisonSettings, compare_methods
+from fusion_perception.comparison.compare import Comparison, ComparisonSettings, check_reference, compare_methods
 from fusion_perception.devices import resolve_device
 from fusion_perception.errors import ConfigError
-from fusion_perception.fusion.base import method_label
 from fusion_perception.outputs import check_output_dir
 
 DEMO_METHODS: tuple[str, ...] = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
@@ -69,9 +68,7 @@ def run_demo(
 
     out = check_output_dir(out)
     methods, weights = demo_methods(methods, comparison.pop("weights", None), train_emma)
-    reference = comparison.get("reference")
-    if reference is not None and reference not in [method_label(m) for m in methods]:  # before any work
-        raise ConfigError(f"--reference {reference}: not one of the compared methods ({', '.join(methods)})")
+    check_reference(comparison.get("reference"), methods)  # before any work
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
     data = demo_data(out, seeds)
