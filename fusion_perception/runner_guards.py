@@ -9,16 +9,20 @@ segmenter's training and its re-evaluation); importing this module registers the
 - :func:`load_or_resume`: a run continues from its own latest checkpoint, and a new run starts from
   the ``load_from`` a user gave (``--cfg-options load_from=FILE``);
 - :class:`FiniteLossHook`: a training stops with one line at the first loss that is NaN or infinite,
-  instead of training on to a model of NaNs.
+  instead of training on to a model of NaNs;
+- :class:`RandomStateHook` (every CheckedRunner has it): a checkpoint carries the random generators'
+  state and a resumed run continues from it, so an interrupted run ends as the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -27,11 +31,16 @@ from mmengine.runner import Runner
 
 from fusion_perception.errors import DatasetError, TrainingDiverged, check_input_file, clean_message
 
-__all__ = ["CheckedRunner", "FiniteLossHook", "check_fits", "load_or_resume"]
+__all__ = ["CheckedRunner", "FiniteLossHook", "RandomStateHook", "check_fits", "load_or_resume"]
 
 
 class CheckedRunner(Runner):
-    """mmengine's Runner whose checkpoints load safely and strictly, or fail in one line naming the file."""
+    """mmengine's Runner whose checkpoints load safely and strictly, or fail in one line naming the file,
+    and carry the random state that a resumed run continues from."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.register_hook(RandomStateHook())
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
                         revise_keys: list = [(r"^module\.", "")]) -> dict:  # noqa: B006 - mmengine's signature
@@ -118,3 +127,51 @@ def _learning_rate(runner: Any) -> float | None:
         return float(next(iter(rates.values()))[0])
     except Exception:  # noqa: BLE001 - only for the message
         return None
+
+
+RANDOM_STATE_KEY = "random_state"
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Save the state of torch's, numpy's and Python's generators in each checkpoint; restore it when a run
+    resumes. mmengine saves only the seed, so a resumed run drew other random transforms than the run
+    it continues (EMMA's equivariance shifts, rotations and flips) and ended as another model. A new
+    run that only loads weights (``load_from``) keeps its own seed's stream."""
+
+    priority = "VERY_LOW"  # after every other hook has saved its part
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        checkpoint[RANDOM_STATE_KEY] = random_state()
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        # mmengine's Runner keeps whether this load is a resume only in a private field
+        if getattr(runner, "_resume", False) and RANDOM_STATE_KEY in checkpoint:
+            set_random_state(checkpoint[RANDOM_STATE_KEY])
+
+
+def random_state() -> dict[str, Any]:
+    """The generators' state in types that ``torch.load(weights_only=True)`` reads back (tensors, ints,
+    floats, tuples): numpy's Mersenne Twister key as a tensor."""
+    _, key, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(), "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`random_state` saved (a checkpoint of a CPU run resumes on a GPU machine, and
+    the other way round, with the CPU generators restored)."""
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
