@@ -14,6 +14,7 @@
 
     python benchmarks/msrs_det_benchmark.py --weights emma=benchmarks/weights/emma_msrs_det.pth
     python benchmarks/msrs_det_benchmark.py --weights emma=...,didfuse=DIR,tardal=tardal.pt   # learned rows too
+    python benchmarks/msrs_det_benchmark.py --out outputs/msrs_det_rerun --earlier outputs/msrs_det   # two folders
 
 Run it from the repository root (the fused images go to the shared cache, ``work_dirs/fused``). An
 interrupted run resumes with the same command without redoing finished runs.
@@ -37,14 +38,36 @@ CONFIG = "msrs_det_cpu"
 METHODS = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
 
 
-def correlations(out: Path, synthetic: Path | None) -> str:
-    """The metric-mAP rank correlations, real and synthetic, as Markdown (also ``tables/metric_correlation.*``)."""
+def read_table(folder: Path, stem: str) -> dict | None:
+    path = folder / "tables" / f"{stem}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def merged_table(folders: list[Path], stem: str) -> dict | None:
+    """``tables/<stem>.json`` of several benchmark outputs, method by method, the first folder's row
+    where several have the method (det: method -> row; the others keep their rows under ``methods``)."""
+    tables = [t for t in (read_table(f, stem) for f in folders) if t is not None]
+    if not tables:
+        return None
+    merged = dict(tables[0])
+    key = None if stem == "det" else "methods"
+    rows = dict(merged if key is None else merged[key])
+    for table in tables[1:]:
+        for method, row in (table if key is None else table[key]).items():
+            rows.setdefault(method, row)
+    return rows if key is None else {**merged, key: rows}
+
+
+def correlations(out: Path, synthetic: Path | None, earlier: list[Path] = ()) -> str:
+    """The metric-mAP rank correlations, real and synthetic, as Markdown (also ``tables/metric_correlation.*``).
+    ``earlier``: finished benchmark outputs whose other methods join the real columns."""
     from fusion_perception.comparison.metric_correlation import (
         markdown_table, method_scores, rank_correlations, table_column)
 
+    folders = [out, *earlier]
+
     def read(folder: Path, stem: str) -> dict | None:
-        path = folder / "tables" / f"{stem}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return merged_table(folders, stem) if folder == out else read_table(folder, stem)
 
     columns = {}
     real = method_scores(read(out, "fusion_quality"), read(out, "target_retention"))
@@ -73,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--synthetic", type=Path, default=None, help="a finished demo's output folder (its tables/)")
+    p.add_argument("--earlier", type=Path, action="append", default=[],
+                   help="a finished benchmark output (--out) whose other methods join the correlation table "
+                        "(this run's rows win); repeatable")
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "msrs_det")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -85,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                              det_layout=f"msrs_det:split_lists={SPLIT_LISTS}", det_config=a.config,
                              seeds=[int(s) for s in a.seeds.split(",")], weights=weights or None, jobs=a.jobs,
                              progress=not a.no_progress)
-    md = correlations(a.out, a.synthetic)
+    md = correlations(a.out, a.synthetic, a.earlier)
     timing = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_cpu() - cpu0, 1),
               **{k: round(v, 1) for k, v in result.timings.items()}, "methods": methods, "seeds": a.seeds}
     (a.out / "timing.json").write_text(json.dumps(timing, indent=1))

@@ -14,7 +14,8 @@
 #   100 CPU s each time, and on these images EMMA drifts to the visible image after step 400;
 # - a1 = 0.3 (the visible term's weight; small_cpu 0.6). Measured on the val part (IR-only / VI-only
 #   retention of the moving average, benchmarks/msrs_det_notes.md): a1 0.6 gave 0.54 / 0.81 at step
-#   400 and 0.40 / 0.93 at step 600; a1 0.3 gives 0.77 / 0.76 at 400 (selected) and 0.55 / 0.78 at 600.
+#   400 and 0.40 / 0.93 at step 600; a1 0.3 gives 0.78 / 0.76 at 400 (selected) and 0.54 / 0.78 at 600
+#   (this command from scratch, one thread: benchmarks/weights/emma_msrs_det.pth, reproduced bit for bit).
 _base_ = ["./small_cpu.py"]
 
 epochs = 2
