@@ -49,3 +49,37 @@ def test_scores_from_the_comparison_tables(tmp_path: Path):
     assert r["IR-only retention"].rho == pytest.approx(1.0) and r["VI-only retention"].rho == pytest.approx(-1.0)
     md = markdown_table({"real mAP@0.5": r})
     assert "| IR-only retention | +1.00 (p 0.00) |" in md and "n = 4" in md
+
+
+def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
+    """The MSRS benchmark's ``--earlier``: a second output folder's rows win, the first adds its other
+    methods, and the correlation is over all of them."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msrs_det_benchmark.py"
+    spec = importlib.util.spec_from_file_location("msrs_det_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def write(folder: Path, maps: dict[str, float], sd: dict[str, float]) -> Path:
+        (folder / "tables").mkdir(parents=True)
+        det = {m: {"mAP@0.5": {"mean": v, "std": 0.0, "n": 3}} for m, v in maps.items()}
+        quality = {"methods": {m: {"mean": {"SD": sd[m]}} for m in maps}}
+        for stem, table in (("det", det), ("fusion_quality", quality)):
+            (folder / "tables" / f"{stem}.json").write_text(json.dumps(table))
+        return folder
+
+    earlier = write(tmp_path / "a", {"ir": 0.3, "vi": 0.1, "mean": 0.2, "emma": 0.9},
+                    {"ir": 1.0, "vi": 3.0, "mean": 2.0, "emma": 0.0})
+    later = write(tmp_path / "b", {"ir": 0.3, "emma": 0.05, "tardal": 0.25},
+                  {"ir": 1.0, "emma": 4.0, "tardal": 1.5})
+    det = bench.merged_table([later, earlier], "det")
+    assert sorted(det) == ["emma", "ir", "mean", "tardal", "vi"] and det["emma"]["mAP@0.5"]["mean"] == 0.05
+    assert bench.merged_table([later, earlier], "fusion_quality")["methods"]["emma"]["mean"]["SD"] == 4.0
+    md = bench.correlations(later, None, [earlier])
+    # five methods (no day / night columns here: n 0); SD falls as mAP rises, exactly in rank: rho -1
+    assert "| SD | -1.00" in md and "(n = 0, 5)" in md
+    alone = bench.correlations(earlier, None)  # the first folder alone: its four methods
+    assert "| SD | -1.00" in alone and "(n = 0, 4)" in alone
