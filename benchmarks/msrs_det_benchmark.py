@@ -65,19 +65,16 @@ def correlations(out: Path, synthetic: Path | None, earlier: list[Path] = ()) ->
         markdown_table, method_scores, rank_correlations, table_column)
 
     folders = [out, *earlier]
-
-    def read(folder: Path, stem: str) -> dict | None:
-        return merged_table(folders, stem) if folder == out else read_table(folder, stem)
-
     columns = {}
-    real = method_scores(read(out, "fusion_quality"), read(out, "target_retention"))
+    real = method_scores(merged_table(folders, "fusion_quality"), merged_table(folders, "target_retention"))
+    det = merged_table(folders, "det")
     for heading, column in (("real mAP@0.5", "mAP@0.5"), ("real mAP@0.5 night", "mAP@0.5 night"),
                             ("real mAP@0.5 day", "mAP@0.5 day")):
-        columns[heading] = rank_correlations(real, table_column(read(out, "det"), column))
+        columns[heading] = rank_correlations(real, table_column(det, column))
     if synthetic is not None:
-        scores = method_scores(read(synthetic, "fusion_quality"), read(synthetic, "target_retention"))
-        columns["synthetic mAP@0.5"] = rank_correlations(scores, table_column(read(synthetic, "det"), "mAP@0.5"))
-        seg = read(synthetic, "seg")
+        scores = method_scores(read_table(synthetic, "fusion_quality"), read_table(synthetic, "target_retention"))
+        columns["synthetic mAP@0.5"] = rank_correlations(scores, table_column(read_table(synthetic, "det"), "mAP@0.5"))
+        seg = read_table(synthetic, "seg")
         if seg is not None:
             columns["synthetic mIoU"] = rank_correlations(scores, table_column(seg, "mIoU"))
     md = markdown_table(columns)
