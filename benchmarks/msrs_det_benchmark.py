@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "msrs_det")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    for folder in a.earlier:  # a mistyped folder would join nothing, silently
+        if read_table(folder, "det") is None:
+            p.error(f"--earlier {folder}: no finished benchmark there ({folder / 'tables' / 'det.json'} not found)")
     from fusion_perception.comparison.compare import compare_methods
 
     weights = dict(item.split("=", 1) for item in a.weights.split(",") if "=" in item)

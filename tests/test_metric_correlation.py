@@ -83,3 +83,7 @@ def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
     assert "| SD | -1.00" in md and "(n = 0, 5)" in md
     alone = bench.correlations(earlier, None)  # the first folder alone: its four methods
     assert "| SD | -1.00" in alone and "(n = 0, 4)" in alone
+    # a mistyped --earlier folder stops before any work, naming what is missing
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--earlier", str(tmp_path / "typo"), "--out", str(tmp_path / "c")])
+    assert stop.value.code == 2 and not (tmp_path / "c").exists()
