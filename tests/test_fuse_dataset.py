@@ -235,6 +235,55 @@ def test_a_same_size_edit_of_a_source_makes_its_fused_image_stale(tmp_path):
     assert (read_image(tmp_path / "out" / "fused" / "a.png") == 255).all()  # max with a white IR image
 
 
+def test_a_dataset_copied_again_keeps_its_fused_images(tmp_path):
+    """A dataset provisioned again (the same bytes, new modification times, as a copy or a sync
+    makes) keeps its fused cache: the stamps differ, the content decides; nothing is fused, the fused
+    images keep their own times (so the detection runs that fingerprinted them are kept), and the
+    manifest takes the new stamps. A pair whose bytes did change is fused again."""
+    rng = np.random.default_rng(1)
+    for modality in ("ir", "vi"):
+        (tmp_path / "src" / modality).mkdir(parents=True)
+        for name in ("a", "b", "c"):
+            cv2.imwrite(str(tmp_path / "src" / modality / f"{name}.png"), rng.integers(0, 256, (16, 24), np.uint8))
+    first = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert all(set(e["source_sha256"]) == {"ir", "vi"} for e in first.manifest["records"])
+    fused_times = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "fused").iterdir()}
+    for src in (tmp_path / "src").rglob("*.png"):
+        data = src.read_bytes()
+        src.unlink()
+        src.write_bytes(data)  # a fresh copy: same bytes, a new inode and new times
+        os.utime(src, ns=(src.stat().st_mtime_ns + 10**9,) * 2)
+    again = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert again.manifest["counts"]["fused"] == 0 and again.manifest["counts"]["stale"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "fused").iterdir()} == fused_times
+    third = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert third.manifest["counts"]["skipped"] == 3  # the new stamps were kept: reused as is
+    cv2.imwrite(str(tmp_path / "src" / "vi" / "b.png"), np.full((16, 24), 255, np.uint8))
+    edited = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert edited.manifest["counts"]["fused"] == 1 and edited.manifest["counts"]["stale"] == 1
+    assert (read_image(tmp_path / "out" / "fused" / "b.png") == 255).all()
+
+
+def test_a_cache_fused_before_digests_were_kept_is_fused_again_when_its_stamps_change(tmp_path):
+    """A manifest written before the sources' sha256 were kept has only stamps: a changed stamp
+    cannot be told from an edit, so the pair is fused again (and gets its digests)."""
+    rng = np.random.default_rng(2)
+    for modality in ("ir", "vi"):
+        (tmp_path / "src" / modality).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "src" / modality / "a.png"), rng.integers(0, 256, (16, 24), np.uint8))
+    fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    manifest_path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["records"]:
+        del entry["source_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    src = tmp_path / "src" / "ir" / "a.png"
+    os.utime(src, ns=(src.stat().st_mtime_ns + 10**9,) * 2)
+    again = fuse_dataset(tmp_path / "src", "max", tmp_path / "out", progress=False)
+    assert again.manifest["counts"]["fused"] == 1 and again.manifest["counts"]["stale"] == 1
+    assert "source_sha256" in again.manifest["records"][0]
+
+
 def test_folder_method_round_trip(synthetic_root, tmp_path):
     """Fuse with mean, read the results back through folder:, and get the same images and metrics."""
     src = synthetic_root / "m3fd"

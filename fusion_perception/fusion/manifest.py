@@ -3,7 +3,7 @@
 The stage (:mod:`fusion_perception.fusion.stage`) keeps ``out/manifest.json``, the fused dataset's
 run record (:mod:`fusion_perception.record`): the fingerprint of the settings that decide the
 pixels, one entry per pair (where its fused image goes, its labels, its sources' size and
-modification time) and the counts. This module builds, checks and finishes that manifest, clears an
+modification time, and their sha256 once fused) and the counts. This module builds, checks and finishes that manifest, clears an
 output made with other settings, holds the folder's lock, copies the labels atomically, and reads a
 finished output back (:func:`load_fused_dataset`).
 """
@@ -21,7 +21,7 @@ from typing import Any
 from fusion_perception.data.layouts import FUSED_DIR, get_layout
 from fusion_perception.data.records import Box, FusedDataset, FusedRecord, PairDataset, PairRecord
 from fusion_perception.errors import DatasetError
-from fusion_perception.files import atomic_writer
+from fusion_perception.files import atomic_writer, file_sha256
 from fusion_perception.fusion.base import Fuser
 from fusion_perception.fusion.method import FusionMethod
 from fusion_perception.provenance import library_versions
@@ -97,9 +97,31 @@ def record_entry(ds: PairDataset, rec: PairRecord, root: Path) -> dict[str, Any]
 
 
 def _stamp(path: Path) -> list[int]:
-    """``[size, mtime_ns]`` of a source file: a fused image whose sources' stamps changed is stale."""
+    """``[size, mtime_ns]`` of a source file: a fused image whose sources' stamps changed is stale,
+    unless their content is still what it was fused from (:func:`sources_unchanged`)."""
     st = Path(path).stat()
     return [st.st_size, st.st_mtime_ns]
+
+
+def source_digests(rec: PairRecord) -> dict[str, str]:
+    """The sha256 of a pair's two source files, kept in its entry when it is fused."""
+    return {"ir": file_sha256(rec.ir_path), "vi": file_sha256(rec.vi_path)}
+
+
+def sources_unchanged(before: dict | None, entry: dict, rec: PairRecord) -> bool:
+    """Whether a pair's fused image (``before``: its entry in the earlier manifest) still comes
+    from these sources. The stamps decide cheaply; where they differ (a dataset copied or provisioned
+    again: same bytes, new times) the content does, when the earlier entry kept its digests. On
+    ``True`` the entry takes the digests over, so the next run's stamps match again."""
+    before = before or {}
+    if before.get("source_stamp", entry["source_stamp"]) == entry["source_stamp"]:
+        if before.get("source_sha256"):
+            entry["source_sha256"] = before["source_sha256"]
+        return True
+    if not before.get("source_sha256") or before["source_sha256"] != source_digests(rec):
+        return False  # edited, or fused before digests were kept: nothing to tell a copy by
+    entry["source_sha256"] = before["source_sha256"]
+    return True
 
 
 def fused_dirs(out: Path) -> list[Path]:

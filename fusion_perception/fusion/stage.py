@@ -46,6 +46,8 @@ from fusion_perception.fusion.manifest import (
     new_manifest,
     prepare_output,
     record_entry,
+    source_digests,
+    sources_unchanged,
     start_output,
 )
 from fusion_perception.fusion.method import FusionMethod, resolve_method
@@ -266,13 +268,14 @@ def _plan(job: _Job, old: dict | None) -> _Plan:
         raise DatasetError(job.src_root, f"pair names are not unique: {', '.join(dup[:20])}")
     entries = {r.name: record_entry(job.ds, r, job.src_root) for r in records}
     done_before = {e.get("name"): e for e in (old or {}).get("records", []) if isinstance(e, dict)}
-    # a fused image whose sources changed since (size or mtime) is stale: removed, then fused again
-    # (a manifest written before stamps were kept has none to compare: its images are trusted)
+    # a fused image whose sources changed since is stale: removed, then fused again (a manifest
+    # written before stamps were kept has none to compare: its images are trusted)
     out = job.out
     stale = [r for r in records if (out / entries[r.name]["image"]).is_file()
-             and (done_before.get(r.name) or {}).get("source_stamp", entries[r.name]["source_stamp"])
-             != entries[r.name]["source_stamp"]]
+             and not sources_unchanged(done_before.get(r.name), entries[r.name], r)]
     todo = [r for r in records if r in stale or not _whole(out / entries[r.name]["image"])]
+    for r in todo:  # what the image is fused from, by content: a copied dataset keeps its cache
+        entries[r.name]["source_sha256"] = source_digests(r)
     if job.ranks.world > 1:  # one view of what is left, the leader's
         left = set(job.ranks.from_leader(lambda: [r.name for r in todo]))
         todo = [r for r in records if r.name in left]
