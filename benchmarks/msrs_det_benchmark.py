@@ -10,7 +10,8 @@
 2. Spearman's rank correlation across methods between each fusion metric and mAP@0.5 on these
    images, and on the synthetic demo's tables when given (``--synthetic``: a finished demo's
    ``outputs/demo`` folder, whose tables hold detection mAP@0.5 and segmentation mIoU);
-3. the time it took (wall and CPU, this process and its workers) in ``OUT/timing.json``.
+3. the time it took (wall and CPU, this process and its workers), appended to ``OUT/timing.json``
+   (one entry per invocation: a re-print or a resume does not replace the figure of the full run).
 
     python benchmarks/msrs_det_benchmark.py --weights emma=benchmarks/weights/emma_msrs_det.pth
     python benchmarks/msrs_det_benchmark.py --weights emma=...,didfuse=DIR,tardal=tardal.pt   # learned rows too
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     md = correlations(a.out, a.synthetic, a.earlier)
     timing = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_cpu() - cpu0, 1),
               **{k: round(v, 1) for k, v in result.timings.items()}, "methods": methods, "seeds": a.seeds}
-    (a.out / "timing.json").write_text(json.dumps(timing, indent=1))
+    record_timing(a.out, timing)
     for name in ("det", "fusion_quality"):
         print(result.tables[name], end="\n\n")
     print(md + "\n")
@@ -122,6 +123,26 @@ def main(argv: list[str] | None = None) -> int:
           f"(fusion {timing.get('fusion', 0):.0f} s, training {timing.get('training', 0):.0f} s, "
           f"scoring {timing.get('scoring', 0):.0f} s); tables in {a.out / 'tables'}")
     return 0
+
+
+def record_timing(out: Path, timing: dict) -> list[dict]:
+    """Append this invocation's times to ``out/timing.json`` (``{"runs": [...]}``, oldest first, each
+    with the time it finished): a later run that only re-prints the finished tables, or resumes a few
+    runs, adds its own entry instead of replacing the figure of the run that did the work."""
+    from datetime import datetime, timezone
+
+    from fusion_perception.files import atomic_write_text
+
+    path = out / "timing.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        earlier = None
+    runs = earlier.get("runs") if isinstance(earlier, dict) and isinstance(earlier.get("runs"), list) else (
+        [earlier] if isinstance(earlier, dict) else [])  # the one-run file of an earlier version is kept
+    runs.append({**timing, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    atomic_write_text(path, json.dumps({"runs": runs}, indent=1))
+    return runs
 
 
 def _cpu() -> float:

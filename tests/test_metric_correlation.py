@@ -54,14 +54,7 @@ def test_scores_from_the_comparison_tables(tmp_path: Path):
 def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
     """The MSRS benchmark's ``--earlier``: a second output folder's rows win, the first adds its other
     methods, and the correlation is over all of them."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msrs_det_benchmark.py"
-    spec = importlib.util.spec_from_file_location("msrs_det_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark_module()
 
     def write(folder: Path, maps: dict[str, float], sd: dict[str, float]) -> Path:
         (folder / "tables").mkdir(parents=True)
@@ -87,3 +80,26 @@ def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--earlier", str(tmp_path / "typo"), "--out", str(tmp_path / "c")])
     assert stop.value.code == 2 and not (tmp_path / "c").exists()
+
+
+def _benchmark_module():
+    """``benchmarks/msrs_det_benchmark.py``, imported from its path (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msrs_det_benchmark.py"
+    spec = importlib.util.spec_from_file_location("msrs_det_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_timing_keeps_every_invocation(tmp_path):
+    """A re-run that only re-prints the finished tables appends its time; the full run's figure stays
+    (and the one-run file an earlier version wrote is kept as the first entry)."""
+    bench = _benchmark_module()
+    (tmp_path / "timing.json").write_text(json.dumps({"wall_s": 4740.0, "methods": ["ir"]}))  # earlier format
+    bench.record_timing(tmp_path, {"wall_s": 42.0, "methods": ["ir", "emma"]})
+    runs = bench.record_timing(tmp_path, {"wall_s": 40.0, "methods": ["ir", "emma"]})
+    saved = json.loads((tmp_path / "timing.json").read_text())["runs"]
+    assert saved == runs and [r["wall_s"] for r in saved] == [4740.0, 42.0, 40.0]
+    assert all("finished" in r for r in saved[1:])
