@@ -40,8 +40,10 @@ METHODS = ("ir", "vi", "mean", "max", "laplacian", "dwt", "gff", "emma")
 
 
 def read_table(folder: Path, stem: str) -> dict | None:
-    path = folder / "tables" / f"{stem}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A finished benchmark's ``tables/<stem>.json``; ``None`` when it is not there or not readable."""
+    from fusion_perception.record import read_json
+
+    return read_json(folder / "tables" / f"{stem}.json")
 
 
 def merged_table(folders: list[Path], stem: str) -> dict | None:
@@ -131,17 +133,13 @@ def record_timing(out: Path, timing: dict) -> list[dict]:
     runs, adds its own entry instead of replacing the figure of the run that did the work."""
     from datetime import datetime, timezone
 
-    from fusion_perception.files import atomic_write_text
+    from fusion_perception.record import read_json, write_json
 
-    path = out / "timing.json"
-    try:
-        earlier = json.loads(path.read_text())
-    except (OSError, ValueError):
-        earlier = None
-    runs = earlier.get("runs") if isinstance(earlier, dict) and isinstance(earlier.get("runs"), list) else (
-        [earlier] if isinstance(earlier, dict) else [])  # the one-run file of an earlier version is kept
+    earlier = read_json(out / "timing.json") or {}
+    runs = earlier["runs"] if isinstance(earlier.get("runs"), list) else [earlier] if earlier else []
+    # (a file without "runs" is the one-run file of an earlier version: kept as the first entry)
     runs.append({**timing, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    atomic_write_text(path, json.dumps({"runs": runs}, indent=1))
+    write_json(out / "timing.json", {"runs": runs}, indent=1)
     return runs
 
 

@@ -66,6 +66,10 @@ def test_two_ranks_equal_one_process(method, synthetic_root, tmp_path):
         m1, m2 = _manifest(tmp_path / "one" / part / "manifest.json"), _manifest(tmp_path / "two" / part / "manifest.json")
         assert m2 == m1 and m2["complete"] and m2["counts"]["fused"] == 24
         assert [p.name for p in (tmp_path / "two" / part).glob("manifest*")] == ["manifest.json"]  # one, merged
+    # run again on the finished output: every rank takes the same view of it (the entries, the
+    # sources' digests included) and reuses it as is; none waits for a manifest the leader never rewrites
+    again = _run([*TORCHRUN, CLI, *common, "--out", tmp_path / "two"])
+    assert "0 new" in again.stdout and _files(tmp_path / "two") == _files(tmp_path / "one")
 
 
 def test_killed_two_rank_run_resumes_per_rank(tmp_path, slow_mean_plugin):

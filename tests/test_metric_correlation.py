@@ -51,6 +51,17 @@ def test_scores_from_the_comparison_tables(tmp_path: Path):
     assert "| IR-only retention | +1.00 (p 0.00) |" in md and "n = 4" in md
 
 
+def _benchmark_module():
+    """``benchmarks/msrs_det_benchmark.py``, imported from its path (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msrs_det_benchmark.py"
+    spec = importlib.util.spec_from_file_location("msrs_det_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
     """The MSRS benchmark's ``--earlier``: a second output folder's rows win, the first adds its other
     methods, and the correlation is over all of them."""
@@ -80,17 +91,6 @@ def test_benchmark_correlations_join_an_earlier_output_folder(tmp_path):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--earlier", str(tmp_path / "typo"), "--out", str(tmp_path / "c")])
     assert stop.value.code == 2 and not (tmp_path / "c").exists()
-
-
-def _benchmark_module():
-    """``benchmarks/msrs_det_benchmark.py``, imported from its path (benchmarks/ is not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msrs_det_benchmark.py"
-    spec = importlib.util.spec_from_file_location("msrs_det_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
 
 
 def test_benchmark_timing_keeps_every_invocation(tmp_path):

@@ -110,18 +110,13 @@ def source_digests(rec: PairRecord) -> dict[str, str]:
 
 def sources_unchanged(before: dict | None, entry: dict, rec: PairRecord) -> bool:
     """Whether a pair's fused image (``before``: its entry in the earlier manifest) still comes
-    from these sources. The stamps decide cheaply; where they differ (a dataset copied or provisioned
-    again: same bytes, new times) the content does, when the earlier entry kept its digests. On
-    ``True`` the entry takes the digests over, so the next run's stamps match again."""
+    from these sources (``entry``: their entry now). The stamps decide cheaply; where they differ (a
+    dataset copied or provisioned again: same bytes, new times) the content does, when the earlier
+    entry kept its digests; a manifest fused before digests were kept cannot tell a copy from an edit."""
     before = before or {}
     if before.get("source_stamp", entry["source_stamp"]) == entry["source_stamp"]:
-        if before.get("source_sha256"):
-            entry["source_sha256"] = before["source_sha256"]
         return True
-    if not before.get("source_sha256") or before["source_sha256"] != source_digests(rec):
-        return False  # edited, or fused before digests were kept: nothing to tell a copy by
-    entry["source_sha256"] = before["source_sha256"]
-    return True
+    return bool(before.get("source_sha256")) and before["source_sha256"] == source_digests(rec)
 
 
 def fused_dirs(out: Path) -> list[Path]:

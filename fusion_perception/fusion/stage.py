@@ -274,11 +274,18 @@ def _plan(job: _Job, old: dict | None) -> _Plan:
     stale = [r for r in records if (out / entries[r.name]["image"]).is_file()
              and not sources_unchanged(done_before.get(r.name), entries[r.name], r)]
     todo = [r for r in records if r in stale or not _whole(out / entries[r.name]["image"])]
-    for r in todo:  # what the image is fused from, by content: a copied dataset keeps its cache
-        entries[r.name]["source_sha256"] = source_digests(r)
     if job.ranks.world > 1:  # one view of what is left, the leader's
         left = set(job.ranks.from_leader(lambda: [r.name for r in todo]))
         todo = [r for r in records if r.name in left]
+    # the sources' content (a copied dataset with the same bytes then keeps its cache): a kept image
+    # keeps the digests it was fused from (every rank: the entries decide whether a finished cache is
+    # reused as is); an image fused now gets its sources', hashed by the leader, who writes the manifest
+    for r in records:
+        if (done_before.get(r.name) or {}).get("source_sha256"):
+            entries[r.name]["source_sha256"] = done_before[r.name]["source_sha256"]
+    if job.ranks.leader:
+        for r in todo:
+            entries[r.name]["source_sha256"] = source_digests(r)
     return _Plan(records, entries, stale, todo)
 
 
