@@ -103,9 +103,14 @@ def _stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def source_digests(rec: PairRecord) -> dict[str, str]:
-    """The sha256 of a pair's two source files, kept in its entry when it is fused."""
-    return {"ir": file_sha256(rec.ir_path), "vi": file_sha256(rec.vi_path)}
+def source_digests(rec: PairRecord) -> dict[str, str] | None:
+    """The sha256 of a pair's two source files, kept in its entry when it is fused; ``None`` when one
+    cannot be read (the fusing reports that file as the readers do, or skips the pair with
+    ``--skip-bad``: the digests are a cache key, never the error)."""
+    try:
+        return {"ir": file_sha256(rec.ir_path), "vi": file_sha256(rec.vi_path)}
+    except OSError:
+        return None
 
 
 def sources_unchanged(before: dict | None, entry: dict, rec: PairRecord) -> bool:

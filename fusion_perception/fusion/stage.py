@@ -285,7 +285,11 @@ def _plan(job: _Job, old: dict | None) -> _Plan:
             entries[r.name]["source_sha256"] = done_before[r.name]["source_sha256"]
     if job.ranks.leader:
         for r in todo:
-            entries[r.name]["source_sha256"] = source_digests(r)
+            digests = source_digests(r)
+            if digests is not None:
+                entries[r.name]["source_sha256"] = digests
+            else:
+                entries[r.name].pop("source_sha256", None)
     return _Plan(records, entries, stale, todo)
 
 
