@@ -163,10 +163,24 @@ def test_learned_methods_make_the_sensing_nets_pseudo_ground_truth(weights, synt
               "train_dataloader.dataset.patch_size=32", "train_dataloader.dataset.stride=40")
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "sensing" / "sensing_ir.pth").is_file()
+    # a learned method the config lists (as configs/sensing/msrs_det_cpu.py lists didfuse and tardal)
+    # takes its weights from --weights alone: the patches hold its fusion, as with --pseudo-gt
+    config = tmp_path / "learned_pgt.py"
+    config.write_text(f'_base_ = ["{REPO / "configs" / "sensing" / "small_cpu.py"}"]\n'
+                      'train_dataloader = dict(dataset=dict(pseudo_gt=("tardal", "mean")))\n')
+    r = _tool("train_sensing", "--config", config, "--data", synthetic_root / "msrs", "--weights", f"tardal={tardal}",
+              "--target", "ir", "--epochs", "1", "--max-patches", "4", "--out", tmp_path / "from_config",
+              "--no-progress", "--cfg-options", "model.widths=(4,4,8,8,8)", "train_dataloader.dataset.patch_size=32",
+              "train_dataloader.dataset.stride=40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(next((tmp_path / "from_config").glob("patches_*.npz"))) as z:
+        assert [str(m) for m in z["methods"]] == [f"tardal(weights={tardal})", "mean"]
     for args, words in ((["--pseudo-gt", "tardal"], "error: tardal needs its authors' weights"),
-                        (["--weights", f"tardal={tardal}"], "error: --weights names the pseudo ground truth's"),
+                        (["--config", config], "error: tardal needs its authors' weights"),
+                        (["--weights", f"tardal={tardal}"],  # the default config's list has no tardal
+                         "error: --weights given for methods not in the pseudo ground truth (laplacian(levels=5), "),
                         (["--pseudo-gt", "mean", "--weights", f"tardal={tardal}"],
-                         "error: --weights given for methods not in --pseudo-gt: tardal")):
+                         "error: --weights given for methods not in the pseudo ground truth (mean): tardal")):
         r = _tool("train_sensing", "--data", synthetic_root / "msrs", *args, "--out", tmp_path / "no")
         assert r.returncode == 2 and r.stderr.strip().startswith(words), r.stderr[-2000:]
         assert not (tmp_path / "no").exists()

@@ -31,8 +31,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     cli.add_layout(p, "--data (--split-lists: train on its train part only)")
     p.add_argument("--pseudo-gt", default=None,
                    help="comma-separated fusion methods giving the pseudo ground truth, e.g. "
-                        "mean,max,laplacian,folder:CDDFuse=/results or didfuse,tardal with --weights "
-                        "(default: the config's list)")
+                        "mean,max,laplacian,folder:CDDFuse=/results or didfuse,tardal (default: the config's "
+                        "list; a learned method in either takes its authors' weights from --weights)")
     cli.add_method_weights(p)
     cli_plugins.add_import(p)
     p.add_argument("--target", choices=("ir", "vi", "both"), default="both", help="which net(s) to train")
@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
     cli.begin(args, log_lines=False)
     from fusion_perception.emma.training.runner import train_sensing
 
-    pseudo_gt = pseudo_gt_entries(args.pseudo_gt, args.weights)
+    pseudo_gt = None if args.pseudo_gt is None else [m.strip() for m in args.pseudo_gt.split(",") if m.strip()]
     out = train_sensing(args.config, data_root=args.data, layout=cli.layout_spec(args), pseudo_gt=pseudo_gt,
-                        target=args.target, work_dir=args.out, resume=args.resume, launcher=args.launcher, amp=args.amp,
+                        weights=args.weights, target=args.target, work_dir=args.out, resume=args.resume,
+                        launcher=args.launcher, amp=args.amp,
                         epochs=args.epochs, max_patches=args.max_patches, cfg_options=args.cfg_options,
                         overwrite=args.overwrite, verbose=args.verbose, progress=not args.no_progress)
     for tgt, path in out.items():
@@ -56,17 +57,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"next: {command_line('train_emma', '--sensing-dir', sensing_dir)}")
     return 0
 
-
-def pseudo_gt_entries(methods: str | None, weights: dict[str, str]) -> list[str | dict] | None:
-    """``--pseudo-gt a,b`` with ``--weights b=PATH`` -> ``["a", {"method": "b", "weights": PATH}]``."""
-    from fusion_perception.errors import ConfigError
-
-    if methods is None:
-        if weights:
-            raise ConfigError("--weights names the pseudo ground truth's learned methods: pass them with --pseudo-gt")
-        return None
-    specs = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = sorted(set(weights) - set(specs))
-    if unknown:
-        raise ConfigError(f"--weights given for methods not in --pseudo-gt: {', '.join(unknown)}")
-    return [{"method": s, "weights": weights[s]} if s in weights else s for s in specs]

@@ -109,6 +109,19 @@ def pseudo_gt_method(spec: PseudoGT) -> tuple[str, dict[str, Any]]:
     return str(params.pop("method")), params
 
 
+def with_weights(pseudo_gt: Sequence[PseudoGT], weights: Mapping[str, str]) -> list[PseudoGT]:
+    """The entries with ``weights[name]`` given to the methods it names (``--weights``), whether the
+    list came from ``--pseudo-gt`` or from the config; a name that is not in the list is an error."""
+    names = [pseudo_gt_method(entry)[0] for entry in pseudo_gt]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        listed = ", ".join(map(pseudo_gt_name, pseudo_gt))
+        raise ConfigError(f"--weights given for methods not in the pseudo ground truth ({listed}): "
+                          f"{', '.join(unknown)}")
+    return [{"method": name, **pseudo_gt_method(entry)[1], "weights": weights[name]} if name in weights else entry
+            for name, entry in zip(names, pseudo_gt)]
+
+
 def pseudo_gt_methods(pseudo_gt: Sequence[PseudoGT]) -> list[Any]:
     """Every pseudo ground-truth method resolved once (fusion.method: its weights read and hashed
     once), so that an unknown name, a missing results folder or a missing or wrong checkpoint

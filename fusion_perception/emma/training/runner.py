@@ -25,7 +25,7 @@ from mmengine.dist import is_main_process
 
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
-from fusion_perception.emma.training.patches import pseudo_gt_methods  # (importing registers the patch datasets)
+from fusion_perception.emma.training.patches import pseudo_gt_methods, with_weights  # (importing registers the patch datasets)
 from fusion_perception.checkpoints import allow_mmengine_checkpoints, drop_cut_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, check_numbers, find_config, merge_options, read_config
 from fusion_perception.files import atomic_write_bytes
@@ -219,6 +219,7 @@ def train_sensing(
     data_root: str | Path | None = None,
     layout: str | None = None,
     pseudo_gt: Sequence[str | Mapping[str, Any]] | None = None,
+    weights: Mapping[str, str] | None = None,
     target: str = "both",
     run: TrainingRun | None = None,
     **run_options: Any,
@@ -227,7 +228,8 @@ def train_sensing(
 
     ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) or
     ``{"method": "didfuse", "weights": PATH, ...}`` entries that make the pseudo ground truth;
-    default: the config's list. ``layout``: how ``data_root`` is read (a layout spec; its train part
+    default: the config's list. ``weights``: ``{method: PATH}`` for the learned methods of that list
+    (``--weights``: the config's list may name ``didfuse``, never a path). ``layout``: how ``data_root`` is read (a layout spec; its train part
     is trained on, every pair where it has no split). Each target trains in
     ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared. ``run`` (or its
     fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run is driven.
@@ -248,6 +250,8 @@ def train_sensing(
             if not pseudo_gt:
                 raise ConfigError("--pseudo-gt needs at least one fusion method")
             cfg.train_dataloader.dataset.pseudo_gt = list(pseudo_gt)
+        if weights:
+            cfg.train_dataloader.dataset.pseudo_gt = with_weights(cfg.train_dataloader.dataset.pseudo_gt, weights)
         if tgt == targets[0]:
             pseudo_gt_methods(cfg.train_dataloader.dataset.pseudo_gt)  # each resolves, before any work
         model = _run(cfg, f"sensing_{tgt}", run)
