@@ -176,7 +176,9 @@ def test_learned_methods_make_the_sensing_nets_pseudo_ground_truth(weights, synt
     with np.load(next((tmp_path / "from_config").glob("patches_*.npz"))) as z:
         assert [str(m) for m in z["methods"]] == [f"tardal(weights={tardal})", "mean"]
     for args, words in ((["--pseudo-gt", "tardal"], "error: tardal needs its authors' weights"),
-                        (["--config", config], "error: tardal needs its authors' weights"),
+                        (["--config", config],  # the config lists tardal: the error says how to give its weights
+                         "error: tardal needs its authors' weights, which the toolkit does not ship: pass --weights PATH "
+                         "(--weights tardal=PATH where a command takes several methods)"),
                         (["--weights", f"tardal={tardal}"],  # the default config's list has no tardal
                          "error: --weights given for methods not in the pseudo ground truth (laplacian(levels=5), "),
                         (["--pseudo-gt", "mean", "--weights", f"tardal={tardal}"],

@@ -96,7 +96,8 @@ class AuthorsFuser(Fuser):
         """``weights`` as an absolute path; without one, the line that says what to pass."""
         if weights is None or not str(weights).strip():
             raise ConfigError(f"{cls.name} needs its authors' weights, which the toolkit does not ship: "
-                              f"pass --weights PATH, {cls.expected}")
+                              f"pass --weights PATH (--weights {cls.name}=PATH where a command takes several "
+                              f"methods), {cls.expected}")
         return Path(weights).expanduser().absolute()
 
     @classmethod
