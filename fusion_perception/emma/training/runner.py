@@ -25,7 +25,10 @@ from mmengine.dist import is_main_process
 
 from fusion_perception.emma.training.hooks import BEST_FUSER, deployed_model  # (importing registers the hooks)
 from fusion_perception.emma.training.models import EMMALossWeights  # (importing registers SensingModel, EMMAModel)
-from fusion_perception.emma.training.patches import pseudo_gt_methods, with_weights  # (importing registers the patch datasets)
+from fusion_perception.emma.training.patches import (  # (importing registers the patch datasets)
+    pseudo_gt_methods,
+    with_weights,
+)
 from fusion_perception.checkpoints import allow_mmengine_checkpoints, drop_cut_checkpoints
 from fusion_perception.config_files import CONFIG_ROOT, check_numbers, find_config, merge_options, read_config
 from fusion_perception.files import atomic_write_bytes
@@ -229,8 +232,9 @@ def train_sensing(
     ``pseudo_gt``: fusion method specs (``"mean"``, ``"gff"``, ``"folder:X=PATH"``) or
     ``{"method": "didfuse", "weights": PATH, ...}`` entries that make the pseudo ground truth;
     default: the config's list. ``weights``: ``{method: PATH}`` for the learned methods of that list
-    (``--weights``: the config's list may name ``didfuse``, never a path). ``layout``: how ``data_root`` is read (a layout spec; its train part
-    is trained on, every pair where it has no split). Each target trains in
+    (``--weights``: the config's list may name ``didfuse``, never a path). ``layout``: how
+    ``data_root`` is read (a layout spec; its train part is trained on, every pair where it has no
+    split). Each target trains in
     ``work_dir/<target>`` (its checkpoints and logs); the patch cache is shared. ``run`` (or its
     fields as keywords: ``work_dir=``, ``epochs=``, ...) says how the run is driven.
     """
